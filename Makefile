@@ -1,0 +1,36 @@
+# The two commands a new user runs: `make run` and `make test`. Only Python 3.11+ is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := shared services/profile services/loyalty services/tickets services/churn services/gateway
+PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
+
+.PHONY: install run test soak bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): $(PYPROJECTS) requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e "shared[dev]" $(addprefix -e ,$(filter services/%,$(PACKAGES))) -r requirements-dev.txt
+	touch $(STAMP)
+
+run: install
+	$(BIN)/crm dev
+
+test: install
+	$(BIN)/python -m pytest
+
+soak: install
+	$(BIN)/python -m pytest -m soak -p no:cacheprovider
+	$(BIN)/python bench/backbone.py
+
+bench: install
+	$(BIN)/python bench/backbone.py
+
+lint: install
+	$(BIN)/ruff check shared services tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+"""Tables of the churn database (only the bus tables so far)."""
+
+from sqlalchemy import MetaData
+
+metadata = MetaData()

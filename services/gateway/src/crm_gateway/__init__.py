@@ -1,0 +1,1 @@
+"""CRM gateway: The one public entry for storefront and call-centre apps."""

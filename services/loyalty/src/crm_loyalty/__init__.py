@@ -1,0 +1,1 @@
+"""CRM loyalty service: Membership tiers and the points ledger."""

@@ -1,0 +1,1 @@
+"""Profile service: the customer archive and the customer-360 source."""

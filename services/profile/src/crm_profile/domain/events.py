@@ -1,0 +1,35 @@
+"""The integration event the profile emits when a customer's archive changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from crm_shared.events.envelope import CloudEvent
+from crm_shared.tracing import child_traceparent
+
+SOURCE = "crm/profile"
+CUSTOMER_UPDATED = "crm.profile.customer.updated"
+
+
+def format_amount(amount: Decimal) -> str:
+    """Money as a decimal string with at least two places (``"120.50"``), never a float."""
+    cents = amount.quantize(Decimal("0.01"))
+    return format(cents if cents == amount else amount.normalize(), "f")
+
+
+def customer_updated(*, customer_id: str, changed: list[str], order_count: int,
+                     total_spent: dict[str, Decimal], first_order_at: datetime | None,
+                     last_order_at: datetime | None, cause_traceparent: str | None) -> CloudEvent:
+    return CloudEvent.new(
+        type=CUSTOMER_UPDATED, source=SOURCE, subject=customer_id,
+        traceparent=child_traceparent(cause_traceparent),
+        data={
+            "customer_id": customer_id,
+            "changed": changed,
+            "order_count": order_count,
+            "total_spent": {cur: format_amount(amount) for cur, amount in sorted(total_spent.items())},
+            "first_order_at": first_order_at.isoformat() if first_order_at else None,
+            "last_order_at": last_order_at.isoformat() if last_order_at else None,
+        },
+    )

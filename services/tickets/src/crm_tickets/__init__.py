@@ -1,0 +1,1 @@
+"""CRM tickets service: Complaints and after-sales tickets with SLAs, assignment and satisfaction."""

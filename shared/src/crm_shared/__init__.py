@@ -1,0 +1,1 @@
+"""Infrastructure every CRM service shares. No business rules live here."""

@@ -1,0 +1,274 @@
+"""The batched idempotent consumer.
+
+One loop per service: ``getmany`` → parse and validate every record (bad ones are dead-lettered) →
+apply the batch in **one** database transaction whose first statement records the event ids in the
+inbox (a redelivered event is skipped) → commit the database → send dead letters → commit offsets.
+
+- Handlers are registered in one table by event type and receive all events of their type in a run,
+  so they can use set-based SQL. Per-partition order is kept: a batch is cut into *stages* at every
+  change of event type within a partition, and stages run in order.
+- A transient failure (database down, deadlock, broker unreachable) is retried with backoff without
+  committing offsets. Any other failure of a batch makes the consumer apply its events one by one,
+  so only the event that really fails goes to the dead-letter topic and the others are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import stamina
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from crm_shared.bus.kafka import dead_letter_topic, ensure_topics, new_consumer
+from crm_shared.db import is_transient
+from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for
+from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
+from crm_shared.logging import get_logger
+from crm_shared.metrics import ServiceMetrics
+
+log = get_logger(__name__)
+
+D = TypeVar("D", bound=EventData)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound(Generic[D]):
+    """A validated event handed to a handler, with the record it came from."""
+
+    event: CloudEvent
+    data: D
+    record: ConsumerRecord
+
+    @property
+    def topic(self) -> str:
+        return self.record.topic
+
+    @property
+    def partition(self) -> int:
+        return self.record.partition
+
+
+Handler = Callable[[AsyncConnection, list[Inbound[Any]]], Awaitable[None]]
+HandlerTable = Mapping[str, Handler]
+"""Event type → handler. The handler writes in the given transaction and never commits."""
+
+
+class HandlerFailed(Exception):
+    """A handler failed for a reason retrying will not fix; the event is dead-lettered."""
+
+
+_CLAIM_INBOX = text("""
+    INSERT INTO inbox (source, event_id, event_type)
+    SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[]))
+    ON CONFLICT DO NOTHING
+    RETURNING source, event_id
+""")
+
+
+def _is_retryable(exc: Exception) -> bool:
+    return is_transient(exc) or isinstance(exc, KafkaError)
+
+
+class EventConsumer:
+    def __init__(self, *, engine: AsyncEngine, producer: AIOKafkaProducer, metrics: ServiceMetrics,
+                 handlers: HandlerTable, topics: Sequence[str], group_id: str, bootstrap_servers: str,
+                 fetch_max_wait_ms: int, batch_max: int, client_id: str) -> None:
+        self._engine = engine
+        self._producer = producer
+        self._metrics = metrics
+        self._handlers = handlers
+        self._topics = list(topics)
+        self._group_id = group_id
+        self._bootstrap = bootstrap_servers
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._batch_max = batch_max
+        self._client_id = client_id
+        self._consumer: AIOKafkaConsumer | None = None
+        self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
+
+    @property
+    def group_id(self) -> str:
+        return self._group_id
+
+    async def start(self) -> None:
+        await ensure_topics(self._bootstrap, [dead_letter_topic(t, self._group_id) for t in self._topics],
+                            partitions=1)
+        self._consumer = new_consumer(self._bootstrap, self._group_id, self._topics,
+                                      fetch_max_wait_ms=self._fetch_max_wait_ms, client_id=self._client_id)
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def run(self) -> None:
+        assert self._consumer is not None, "start() first"
+        consumer = self._consumer
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=self._batch_max)
+            if consumer.assignment():
+                self.ready.set()
+            if batch:
+                await self.process(batch)
+                await self._commit(batch)
+            await self._update_lag(consumer)
+
+    async def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        """Apply one fetched batch: everything valid exactly once, everything invalid dead-lettered."""
+        started = time.perf_counter()
+        valid: list[Inbound[Any]] = []
+        dead: list[tuple[ConsumerRecord, str, str]] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    event = from_kafka(record.value, record.headers)
+                    data = data_model_for(event.type).model_validate(event.data)
+                except EnvelopeError as exc:
+                    dead.append((record, "invalid_envelope", str(exc)))
+                    continue
+                except UnknownEventType as exc:
+                    dead.append((record, "unknown_type", str(exc)))
+                    continue
+                except ValidationError as exc:
+                    dead.append((record, "invalid_data", validation_summary(exc)))
+                    continue
+                if event.type not in self._handlers:
+                    self._metrics.events_ignored.labels(event.type).inc()
+                    continue
+                valid.append(Inbound(event, data, record))
+        if valid:
+            failed = await self._apply_with_retry(valid)
+            dead.extend(failed)
+        if dead:
+            await self._dead_letter(dead)
+        self._metrics.consumer_batch_duration.observe(time.perf_counter() - started)
+        self._metrics.consumer_batch_size.observe(sum(len(r) for r in batch.values()))
+
+    async def _apply_with_retry(self, events: list[Inbound[Any]]) -> list[tuple[ConsumerRecord, str, str]]:
+        try:
+            await self._retry_transient(self._apply, events)
+            return []
+        except Exception as exc:  # not transient: find the poison events one by one
+            log.warning("batch failed; applying its events one by one", error=repr(exc), size=len(events))
+        failed = []
+        for inbound in events:
+            try:
+                await self._retry_transient(self._apply, [inbound])
+            except Exception as exc:
+                log.error("event failed; dead-lettering it", event_id=inbound.event.id,
+                          event_type=inbound.event.type, error=repr(exc))
+                failed.append((inbound.record, "handler_failed", repr(exc)[:1000]))
+        return failed
+
+    async def _retry_transient(self, fn, events) -> None:
+        async for attempt in stamina.retry_context(on=_is_retryable, attempts=None, timeout=None,
+                                                    wait_initial=0.1, wait_max=5.0):
+            with attempt:
+                if attempt.num > 1:
+                    self._metrics.consumer_retries.inc()
+                    log.warning("retrying batch after a transient failure", attempt=attempt.num)
+                await fn(events)
+
+    async def _apply(self, events: list[Inbound[Any]]) -> None:
+        """One transaction: inbox claim, then the handlers stage by stage, then commit."""
+        unique: dict[tuple[str, str], Inbound[Any]] = {}
+        for inbound in events:
+            unique.setdefault((inbound.event.source, inbound.event.id), inbound)
+        async with self._engine.connect() as tx:
+            claimed = await tx.execute(_CLAIM_INBOX, {
+                "sources": [k[0] for k in unique], "ids": [k[1] for k in unique],
+                "types": [i.event.type for i in unique.values()]})
+            fresh_keys = {(row.source, row.event_id) for row in claimed}
+            fresh = [i for k, i in unique.items() if k in fresh_keys]
+            for stage in _stages(fresh):
+                for event_type, group in stage.items():
+                    await self._handlers[event_type](tx, group)
+            await tx.commit()
+        applied: dict[str, int] = defaultdict(int)
+        for inbound in fresh:
+            applied[inbound.event.type] += 1
+        for event_type, n in applied.items():
+            self._metrics.events_applied.labels(event_type).inc(n)
+        fresh_ids = {id(i) for i in fresh}
+        for inbound in events:
+            if id(inbound) not in fresh_ids:
+                self._metrics.events_duplicate.labels(inbound.event.type).inc()
+
+    async def _dead_letter(self, dead: list[tuple[ConsumerRecord, str, str]]) -> None:
+        """Publish dead letters before the offsets are committed, so none is lost."""
+        async def send_all() -> None:
+            sends = []
+            for record, reason, error in dead:
+                headers = list(record.headers or ()) + [
+                    ("dlq.original.topic", record.topic.encode()),
+                    ("dlq.original.partition", str(record.partition).encode()),
+                    ("dlq.original.offset", str(record.offset).encode()),
+                    ("dlq.consumer.group", self._group_id.encode()),
+                    ("dlq.reason", reason.encode()),
+                    ("dlq.error", error.encode("utf-8", "replace")[:4000]),
+                ]
+                sends.append(await self._producer.send(
+                    dead_letter_topic(record.topic, self._group_id),
+                    key=record.key, value=record.value, headers=headers))
+            await asyncio.gather(*sends)
+
+        await self._retry_transient(lambda _: send_all(), None)
+        for record, reason, error in dead:
+            self._metrics.events_dead_lettered.labels(record.topic, reason).inc()
+            log.warning("record dead-lettered", topic=record.topic, partition=record.partition,
+                        offset=record.offset, reason=reason, error=error[:300])
+
+    async def _commit(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
+        assert self._consumer is not None
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # Partitions moved to another member mid-batch. The new owner will redeliver from the
+            # last committed offset and its inbox check makes that harmless.
+            log.warning("offset commit refused after rebalance; redelivery will be deduplicated",
+                        error=repr(exc))
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        # end_offsets() is not usable on Tansu (it answers 1); the high watermark that every fetch
+        # response carries is, and it costs no extra request.
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:
+                continue  # revoked meanwhile
+            self._metrics.consumer_lag.labels(self._group_id, tp.topic, str(tp.partition)).set(
+                max(0, highwater - position))
+
+
+def _stages(events: list[Inbound[Any]]) -> list[dict[str, list[Inbound[Any]]]]:
+    """Cut events into stages so each partition's order survives grouping by type.
+
+    Within a partition, a new stage starts whenever the event type changes; stage k of every
+    partition runs before stage k+1. Different partitions are independent (different customers).
+    """
+    stages: list[dict[str, list[Inbound[Any]]]] = []
+    position: dict[tuple[str, int], tuple[int, str]] = {}
+    for inbound in events:
+        key = (inbound.topic, inbound.partition)
+        stage, last_type = position.get(key, (-1, ""))
+        if inbound.event.type != last_type:
+            stage += 1
+            position[key] = (stage, inbound.event.type)
+        while len(stages) <= stage:
+            stages.append(defaultdict(list))
+        stages[stage][inbound.event.type].append(inbound)
+    return stages

@@ -1,0 +1,231 @@
+"""The ``crm`` command: run the whole system locally and poke at it.
+
+    crm dev                 embedded PostgreSQL + Tansu (unless configured), migrations, topics,
+                            the five services on 8000-8004, logs prefixed; Ctrl-C stops all
+    crm serve NAME          one service process (what the Dockerfiles run)
+    crm migrate [NAME ...]  apply migrations (DATABASE_URL names the server)
+    crm topics              create the topics (KAFKA_BOOTSTRAP_SERVERS)
+    crm publish FILE.jsonl  publish CloudEvents (structured JSON, one a line) to Kafka
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+DEV_DIR_NAME = ".crm"
+DEV_POSTGRES_PORT = 54329
+DEV_BROKER_PORT = 19092
+TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crm", description="E-commerce CRM: dev runner and tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="start everything locally")
+    dev.add_argument("--data-dir", type=Path, default=None, help="where the dev data lives (default ./.crm)")
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("name")
+    migrate = sub.add_parser("migrate", help="apply migrations to each service's database")
+    migrate.add_argument("names", nargs="*")
+    sub.add_parser("topics", help="create all topics")
+    publish = sub.add_parser("publish", help="publish CloudEvents from a JSON-lines file")
+    publish.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command == "dev":
+        return run_dev(args.data_dir or Path.cwd() / DEV_DIR_NAME)
+    if args.command == "serve":
+        return serve_one(args.name)
+    if args.command == "migrate":
+        server = os.environ.get("DATABASE_URL")
+        if not server:
+            parser.error("DATABASE_URL must name the PostgreSQL server")
+        prepare_databases(server, args.names or None)
+        return 0
+    if args.command == "topics":
+        asyncio.run(create_topics(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")))
+        return 0
+    if args.command == "publish":
+        return asyncio.run(publish_file(args.file, os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
+                                                                  f"127.0.0.1:{DEV_BROKER_PORT}")))
+    return 2
+
+
+def serve_one(name: str) -> int:
+    import uvicorn
+
+    from crm_shared.devstack import discover_services
+
+    services = discover_services()
+    if name not in services:
+        print(f"unknown service {name!r}; installed: {', '.join(services)}", file=sys.stderr)
+        return 2
+    spec = services[name]
+    settings = spec.settings()
+    module, factory = spec.app_factory.split(":")
+    app = getattr(__import__(module, fromlist=[factory]), factory)(settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
+                timeout_graceful_shutdown=10, loop="uvloop", http="httptools")
+    return 0
+
+
+def prepare_databases(server_url: str, names: list[str] | None = None) -> dict[str, str]:
+    """Create each service's database if needed and migrate it; returns name → database URL."""
+    from crm_shared.devstack import database_name, discover_services, ensure_database, with_database
+    from crm_shared.migrations import upgrade
+
+    urls = {}
+    for spec in discover_services().values():
+        if names and spec.name not in names:
+            continue
+        db = database_name(spec.name)
+        asyncio.run(ensure_database(server_url, db))
+        url = with_database(server_url, db).replace("postgresql://", "postgresql+asyncpg://", 1)
+        upgrade(spec.migrations, url)
+        urls[spec.name] = url
+    return urls
+
+
+def all_topics() -> list[str]:
+    from crm_shared.bus.kafka import dead_letter_topic
+    from crm_shared.devstack import discover_services
+    from crm_shared.events.catalogue import ALL_TOPICS
+
+    topics = list(ALL_TOPICS)
+    for spec in discover_services().values():
+        topics += [dead_letter_topic(t, f"crm-{spec.name}") for t in spec.subscribes]
+    return topics
+
+
+async def create_topics(bootstrap_servers: str) -> None:
+    from crm_shared.bus.kafka import ensure_topics
+
+    await ensure_topics(bootstrap_servers, all_topics(), partitions=TOPIC_PARTITIONS)
+
+
+async def publish_file(path: Path, bootstrap_servers: str) -> int:
+    """Validate every line against the catalogue first; publish only if all are valid."""
+    import orjson
+
+    from crm_shared.bus.kafka import new_producer
+    from crm_shared.events.catalogue import UnknownEventType, data_model_for, topic_for
+    from crm_shared.events.envelope import EnvelopeError, parse_structured, to_kafka
+
+    events, errors = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = parse_structured(orjson.loads(line))
+            data_model_for(event.type).model_validate(event.data)
+            events.append(event)
+        except (orjson.JSONDecodeError, EnvelopeError, UnknownEventType, ValueError) as exc:
+            errors.append(f"{path}:{number}: {exc}")
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        return 1
+    producer = new_producer(bootstrap_servers, "crm-publish")
+    await producer.start()
+    try:
+        for event in events:
+            key, value, headers = to_kafka(event)
+            await producer.send_and_wait(topic_for(event.type), value=value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+    print(f"published {len(events)} event(s) to {bootstrap_servers}")
+    return 0
+
+
+def run_dev(data_dir: Path) -> int:
+    """Start the stack in the foreground; Ctrl-C (or SIGTERM) stops everything cleanly."""
+    from crm_shared.devstack import (EmbeddedBroker, EmbeddedPostgres, discover_services, port_is_free,
+                                     wait_for_port)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    services = discover_services()
+    postgres = broker = None
+    children: list[tuple[str, subprocess.Popen]] = []
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server_url = os.environ.get("DATABASE_URL")
+        if not server_url:
+            if not port_is_free(DEV_POSTGRES_PORT):
+                print(f"port {DEV_POSTGRES_PORT} is taken; is another `crm dev` running?", file=sys.stderr)
+                return 1
+            postgres = EmbeddedPostgres(data_dir / "postgres", DEV_POSTGRES_PORT).start()
+            server_url = postgres.admin_url
+            _say(f"embedded PostgreSQL   {server_url}  (data in {data_dir / 'postgres'})")
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = EmbeddedBroker(DEV_BROKER_PORT, log_path=data_dir / "tansu.log").start()
+            bootstrap = broker.bootstrap_servers
+            _say(f"embedded Tansu broker {bootstrap}  (memory storage: events are gone when it stops)")
+        database_urls = prepare_databases(server_url)
+        asyncio.run(create_topics(bootstrap))
+        _say("databases migrated, topics created")
+
+        for spec in services.values():
+            env = {**os.environ, "DATABASE_URL": database_urls[spec.name],
+                   "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(spec.default_port),
+                   "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev")}
+            process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", spec.name], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            threading.Thread(target=_stream, args=(spec.name, process), daemon=True).start()
+            children.append((spec.name, process))
+        for (name, process), spec in zip(children, services.values(), strict=True):
+            wait_for_port(spec.default_port, timeout_s=60, process=process)
+        _say("ready:")
+        for spec in services.values():
+            _say(f"  {spec.name:<8} http://127.0.0.1:{spec.default_port}   (docs /docs, metrics /metrics)")
+        _say("Ctrl-C stops everything.")
+        while not stopping.is_set():
+            for name, process in children:
+                if process.poll() is not None:
+                    _say(f"{name} exited with {process.returncode}; stopping")
+                    stopping.set()
+            stopping.wait(0.5)
+        return 0
+    finally:
+        _say("stopping…")
+        for _name, process in children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for _name, process in children:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if broker:
+            broker.stop()
+        if postgres:
+            postgres.stop()
+        _say("stopped.")
+
+
+def _say(message: str) -> None:
+    print(f"[crm] {message}", flush=True)
+
+
+def _stream(name: str, process: subprocess.Popen) -> None:
+    prefix = f"[{name}] ".ljust(11).encode()
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        sys.stdout.buffer.write(prefix + line)
+        sys.stdout.buffer.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Database helpers: the engine is built in the lifespan, never at import.
+
+Unit of work: one transaction per command or event batch, committed explicitly; leaving the
+``async with engine.connect()`` block without ``commit()`` rolls back. Repositories never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from crm_shared.settings import ServiceSettings
+
+
+def create_engine(settings: ServiceSettings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+        # asyncpg's own prepared-statement cache makes the hot statements cheap.
+        connect_args={"server_settings": {"application_name": f"crm-{settings.service_name}"}},
+    )
+
+
+async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    async with request.app.state.runtime.engine.connect() as conn:
+        yield conn
+
+
+DbConnection = Annotated[AsyncConnection, Depends(_connection)]
+"""A connection for one request; its transaction rolls back unless the route commits."""
+
+
+_TRANSIENT_SQLSTATES = {
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "53300",  # too_many_connections
+    "57P01", "57P02", "57P03",  # admin/crash shutdown, cannot connect now
+    "08000", "08003", "08006", "08001", "08004",  # connection exceptions
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same work later can succeed (database down, deadlock, network).
+
+    A transient failure is retried with backoff and the Kafka offset is not committed; anything
+    else is a defect in the data or the code, and the event is dead-lettered.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig or exc
+        cause = getattr(exc, "__cause__", None)
+        if cause is not None and is_transient(cause):
+            return True
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError,
+                        asyncpg.exceptions.InterfaceError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return sqlstate in _TRANSIENT_SQLSTATES

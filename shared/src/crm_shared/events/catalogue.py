@@ -1,0 +1,191 @@
+"""The event catalogue: every event type the CRM knows, its topic and the model of its data.
+
+The ``commerce.*`` types are the public contract other systems publish to (design brief §2,
+documented in ``docs/asyncapi.yaml``); the ``crm.*`` types are what the services emit.
+Money is a decimal string plus an ISO 4217 code, never a float; points are integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+DATASCHEMA_BASE = "https://crm.example/schemas/"
+
+
+def _no_float(value: Any) -> Any:
+    # A float has already lost cents (0.1 + 0.2); the contract says decimal strings.
+    if isinstance(value, float):
+        raise ValueError("money must be a decimal string such as \"12.50\", not a JSON number")
+    if isinstance(value, bool):
+        raise ValueError("money must be a decimal string")
+    return value
+
+
+def _finite(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("money must be a finite decimal")
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    AfterValidator(_finite),
+    Field(ge=0, max_digits=14, decimal_places=4),
+]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (RFC 3339)")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class EventData(BaseModel):
+    # Unknown fields are ignored so publishers can add fields without breaking us.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Consents(EventData):
+    email: bool = False
+    sms: bool = False
+
+
+class CustomerData(EventData):
+    """``commerce.customer.registered`` / ``commerce.customer.updated``."""
+
+    customer_id: CustomerId
+    email: Annotated[str, StringConstraints(max_length=320, strip_whitespace=True)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40, strip_whitespace=True)] | None = None
+    name: ShortText | None = None
+    birthday: date | None = None
+    gender: Annotated[str, StringConstraints(max_length=20)] | None = None
+    city: ShortText | None = None
+    registered_at: AwareDatetime | None = None
+    consents: Consents | None = None
+
+
+class OrderItem(EventData):
+    sku: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    category: ShortText | None = None
+    quantity: Annotated[int, Field(gt=0, le=1_000_000)]
+    unit_price: Amount
+
+
+class OrderData(EventData):
+    """``commerce.order.placed|paid|completed|cancelled``."""
+
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    customer_id: CustomerId
+    currency: CurrencyCode
+    total_amount: Amount
+    items: list[OrderItem] = Field(default_factory=list, max_length=1000)
+    channel: ShortText | None = None
+    occurred_at: AwareDatetime
+
+
+class OrderRefundedData(OrderData):
+    """``commerce.order.refunded``: the refunded amount and, where known, the refunded items."""
+
+    refund_amount: Amount
+    refunded_items: list[OrderItem] = Field(default_factory=list, max_length=1000)
+
+
+InteractionKind = Literal[
+    "page_view", "product_view", "search", "cart_add", "cart_remove", "wishlist_add", "checkout_start",
+    "email_open", "email_click", "sms_click", "push_open", "review", "chat", "call", "login",
+]
+
+
+class InteractionData(EventData):
+    """``commerce.interaction.recorded``."""
+
+    customer_id: CustomerId
+    kind: InteractionKind
+    channel: ShortText | None = None
+    occurred_at: AwareDatetime
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileCustomerUpdatedData(EventData):
+    """``crm.profile.customer.updated``: the purchase statistics after a change. No PII on the bus."""
+
+    customer_id: CustomerId
+    changed: list[str]
+    order_count: int
+    total_spent: dict[str, str]
+    first_order_at: datetime | None = None
+    last_order_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    type: str
+    topic: str
+    data_model: type[EventData]
+
+    @property
+    def dataschema(self) -> str:
+        return dataschema_for(self.type)
+
+
+def dataschema_for(type_: str) -> str:
+    return f"{DATASCHEMA_BASE}{type_}/v1.json"
+
+
+TOPIC_CUSTOMERS = "commerce.customers"
+TOPIC_ORDERS = "commerce.orders"
+TOPIC_INTERACTIONS = "commerce.interactions"
+TOPIC_PROFILE = "crm.profile"
+TOPIC_LOYALTY = "crm.loyalty"
+TOPIC_TICKETS = "crm.tickets"
+TOPIC_CHURN = "crm.churn"
+TOPIC_NOTIFICATIONS = "crm.notifications"
+
+COMMERCE_TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
+CRM_TOPICS = (TOPIC_PROFILE, TOPIC_LOYALTY, TOPIC_TICKETS, TOPIC_CHURN, TOPIC_NOTIFICATIONS)
+ALL_TOPICS = COMMERCE_TOPICS + CRM_TOPICS
+
+CATALOGUE: dict[str, EventType] = {
+    e.type: e
+    for e in (
+        EventType("commerce.customer.registered", TOPIC_CUSTOMERS, CustomerData),
+        EventType("commerce.customer.updated", TOPIC_CUSTOMERS, CustomerData),
+        EventType("commerce.order.placed", TOPIC_ORDERS, OrderData),
+        EventType("commerce.order.paid", TOPIC_ORDERS, OrderData),
+        EventType("commerce.order.completed", TOPIC_ORDERS, OrderData),
+        EventType("commerce.order.cancelled", TOPIC_ORDERS, OrderData),
+        EventType("commerce.order.refunded", TOPIC_ORDERS, OrderRefundedData),
+        EventType("commerce.interaction.recorded", TOPIC_INTERACTIONS, InteractionData),
+        EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
+    )
+}
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def data_model_for(type_: str) -> type[EventData]:
+    try:
+        return CATALOGUE[type_].data_model
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {type_!r}") from None
+
+
+def topic_for(type_: str) -> str:
+    try:
+        return CATALOGUE[type_].topic
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {type_!r}") from None

@@ -1,0 +1,83 @@
+"""RFC 9457 ``application/problem+json`` errors: every failure a client sees has this shape."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from crm_shared.logging import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://crm.example/problems/"
+
+log = get_logger(__name__)
+
+
+class Problem(Exception):
+    """Raise from a route or a domain rule to answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str | None = None, *,
+                 type_: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type_ or PROBLEM_BASE + title.lower().replace(" ", "-")
+        self.extensions = extensions
+
+
+class NotFound(Problem):
+    def __init__(self, what: str, key: str) -> None:
+        super().__init__(404, "Not found", f"{what} {key!r} does not exist")
+
+
+def problem_response(status: int, title: str, detail: str | None = None, *,
+                     type_: str | None = None, instance: str | None = None,
+                     headers: dict[str, str] | None = None, **extensions: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_ or "about:blank",
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, type_=exc.type,
+                                instance=request.url.path, **exc.extensions)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = HTTPStatus(exc.status_code).phrase
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        return problem_response(exc.status_code, title, detail, instance=request.url.path,
+                                headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem_response(422, "Invalid request", "The request does not match the schema; see errors.",
+                                type_=PROBLEM_BASE + "invalid-request", instance=request.url.path,
+                                errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The cause goes to the log with the request id, never to the client.
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "Internal Server Error", "An unexpected error occurred; it has been logged.",
+                                instance=request.url.path)

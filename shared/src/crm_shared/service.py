@@ -1,0 +1,145 @@
+"""What makes every service look the same inside: its spec, its runtime and its app.
+
+A service's ``app.py`` declares a :class:`ServiceSpec` (discovered by the dev runner through the
+``crm.services`` entry point) and a ``create_app`` whose lifespan opens a :class:`ServiceRuntime`:
+the one place the engine, the Kafka producer, the outbox relay and the consumer are built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import stamina
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse
+
+from crm_shared import health
+from crm_shared.bus.consumer import EventConsumer, HandlerTable
+from crm_shared.bus.kafka import new_producer
+from crm_shared.bus.outbox import OutboxRelay
+from crm_shared.db import create_engine
+from crm_shared.http import ObservabilityMiddleware
+from crm_shared.logging import configure_logging, get_logger
+from crm_shared.metrics import ServiceMetrics
+from crm_shared.problems import install_problem_handlers
+from crm_shared.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    default_port: int
+    settings_class: type[ServiceSettings]
+    app_factory: str  # "module:function", a uvicorn factory
+    migrations: str  # Alembic script_location, "package:folder"
+    subscribes: tuple[str, ...] = field(default_factory=tuple)
+
+    def settings(self, **overrides) -> ServiceSettings:
+        overrides.setdefault("service_name", self.name)
+        return self.settings_class(**overrides)
+
+
+class ServiceRuntime:
+    """Resources of one service process, opened in the lifespan and closed in reverse order."""
+
+    def __init__(self, settings: ServiceSettings, *, handlers: HandlerTable | None = None,
+                 topics: Sequence[str] = ()) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics(settings.service_name)
+        self.engine = create_engine(settings)
+        self.producer = new_producer(settings.kafka_bootstrap_servers, f"crm-{settings.service_name}")
+        self.relay = OutboxRelay(engine=self.engine, dsn=settings.database_dsn, producer=self.producer,
+                                 metrics=self.metrics, batch_max=settings.outbox_batch_max,
+                                 poll_interval_s=settings.outbox_poll_interval_s)
+        self.consumer = (
+            EventConsumer(engine=self.engine, producer=self.producer, metrics=self.metrics,
+                          handlers=handlers, topics=topics, group_id=settings.group_id,
+                          bootstrap_servers=settings.kafka_bootstrap_servers,
+                          fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+                          batch_max=settings.consumer_batch_max, client_id=f"crm-{settings.service_name}")
+            if handlers and topics else None
+        )
+        self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> ServiceRuntime:
+        # The broker may still be starting (compose, k8s): wait for it instead of crash-looping.
+        async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
+                                                    wait_initial=0.2, wait_max=3.0):
+            with attempt:
+                await self.producer.start()
+        self._tasks.append(asyncio.create_task(self._supervise("outbox-relay", self.relay.run)))
+        if self.consumer is not None:
+            async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
+                                                        wait_initial=0.2, wait_max=3.0):
+                with attempt:
+                    await self.consumer.start()
+            self._tasks.append(asyncio.create_task(self._supervise("consumer", self.consumer.run)))
+        log.info("service started", group=self.settings.group_id)
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.consumer is not None:
+            await self.consumer.stop()
+        await self.producer.stop()
+        await self.engine.dispose()
+        log.info("service stopped")
+
+    async def _supervise(self, name: str, run: Callable) -> None:
+        """Keep a background loop alive: a crash is logged and the loop restarts after a pause."""
+        while True:
+            try:
+                await run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task crashed; restarting", task=name)
+                await asyncio.sleep(1.0)
+
+
+def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence[APIRouter] = (),
+              handlers: HandlerTable | None = None, description: str = "") -> FastAPI:
+    """The FastAPI app every service returns from ``create_app``."""
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan,
+                  default_response_class=ORJSONResponse)
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(_LazyObservability)
+    return app
+
+
+class _LazyObservability:
+    """Observability middleware bound to the runtime's metrics once the lifespan has built them."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._inner: ObservabilityMiddleware | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._inner is None:
+            self._inner = ObservabilityMiddleware(self.app, scope["app"].state.runtime.metrics)
+        await self._inner(scope, receive, send)

@@ -1,0 +1,83 @@
+"""Settings fragments shared by every service, read from the environment with pydantic-settings.
+
+A service's own ``settings.py`` subclasses :class:`ServiceSettings` and adds what only it needs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that mean "nobody set this secret". Refused outside dev and test so a forgotten
+# secret cannot reach production.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret", "placeholder"})
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PROD = "prod"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service process needs: where its database and the broker are, and how to serve."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    service_name: str = Field(description="Short service name, e.g. 'profile'.")
+    environment: Environment = Environment.DEV
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    # The service's own database (each service has one; no service reads another's tables).
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
+    database_pool_size: int = 10
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Consumer group; defaults to "crm-<service>". Tests set a unique one per run.
+    consumer_group: str | None = None
+    # Tansu answers each fetch only after fetch_max_wait_ms, so keep it low (design brief §2).
+    kafka_fetch_max_wait_ms: Annotated[int, Field(ge=1, le=5000)] = 25
+    consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 1000
+    outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
+    outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+
+    # Shared secret for signing dev tokens and forwarded identities (used by the gateway issue).
+    auth_secret: SecretStr = SecretStr("change-me")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Accept plain ``postgresql://`` URLs and select the asyncpg driver."""
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix):]
+        return url
+
+    @model_validator(mode="after")
+    def _secrets_are_real_outside_dev(self) -> ServiceSettings:
+        if self.environment is Environment.PROD:
+            for name, value in self._secret_fields():
+                if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(
+                        f"{name.upper()} holds a placeholder value; set a real secret outside dev and test"
+                    )
+        return self
+
+    def _secret_fields(self) -> list[tuple[str, SecretStr]]:
+        return [(n, v) for n, v in self.__dict__.items() if isinstance(v, SecretStr)]
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"crm-{self.service_name}"
+
+    @property
+    def database_dsn(self) -> str:
+        """The database URL in libpq form, for asyncpg connections outside SQLAlchemy (LISTEN)."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

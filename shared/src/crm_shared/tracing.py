@@ -1,0 +1,30 @@
+"""W3C Trace Context (``traceparent``) carried through HTTP and Kafka headers.
+
+We do not run a tracer; we keep the trace id flowing so logs of one customer action can be joined
+across services, and an OpenTelemetry SDK can be added later without changing the headers.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from contextvars import ContextVar
+
+_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A traceparent for work caused by ``parent``: same trace id, new span id."""
+    if parent and (m := _TRACEPARENT.match(parent)) and m.group(1) != "0" * 32:
+        return f"00-{m.group(1)}-{secrets.token_hex(8)}-{m.group(3)}"
+    return new_traceparent()
+
+
+def valid_traceparent(value: str | None) -> str | None:
+    return value if value and _TRACEPARENT.match(value) else None
