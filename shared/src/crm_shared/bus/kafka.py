@@ -29,7 +29,8 @@ def new_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 
 
 def new_consumer(bootstrap_servers: str, group_id: str, topics: Iterable[str], *,
-                 fetch_max_wait_ms: int, client_id: str) -> AIOKafkaConsumer:
+                 fetch_max_wait_ms: int, client_id: str, session_timeout_ms: int = 10_000,
+                 heartbeat_interval_ms: int = 3_000) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap_servers,
@@ -39,7 +40,8 @@ def new_consumer(bootstrap_servers: str, group_id: str, topics: Iterable[str], *
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,
         max_partition_fetch_bytes=4 * 1024 * 1024,
-        isolation_level="read_uncommitted",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
     )
 
 

@@ -1,0 +1,100 @@
+"""Fixtures shared by every tier. See tests/harness/infra.py for what they start and why."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_shared.devstack import (EmbeddedBroker, EmbeddedPostgres, discover_services, drop_database,
+                                 ensure_database, free_port, run_blocking)
+from crm_shared.migrations import upgrade
+from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, service_env
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> Iterator[str]:
+    """A PostgreSQL server: ``DATABASE_URL`` if set, else an embedded one for this session."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), fast=True).start()
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(pg_server_url) -> Iterator[dict[str, str]]:
+    """One migrated template database per service; each test copies it (fast, isolated)."""
+    session = uuid.uuid4().hex[:8]
+    templates = {}
+    for spec in discover_services().values():
+        name = f"tpl_{spec.name}_{session}"
+        run_blocking(ensure_database(pg_server_url, name))
+        upgrade(spec.migrations, database_url_for(pg_server_url, name))
+        templates[spec.name] = name
+    yield templates
+    for name in templates.values():
+        run_blocking(drop_database(pg_server_url, name))
+
+
+@pytest.fixture
+def make_database(pg_server_url, migrated_templates) -> Iterator[Callable[[str], Database]]:
+    """``make_database("profile")`` → a fresh, migrated database of that service for this test."""
+    created: list[str] = []
+
+    def make(service: str) -> Database:
+        name = f"t_{service}_{uuid.uuid4().hex[:10]}"
+        run_blocking(ensure_database(pg_server_url, name, template=migrated_templates[service]))
+        created.append(name)
+        return Database(database_url_for(pg_server_url, name))
+
+    yield make
+    for name in created:
+        run_blocking(drop_database(pg_server_url, name))
+
+
+@pytest.fixture
+def broker(tmp_path) -> Iterator[Broker]:
+    """A Kafka-protocol broker with every topic: ``KAFKA_BOOTSTRAP_SERVERS`` or a fresh Tansu."""
+    namespace = uuid.uuid4().hex[:10]
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    embedded = None
+    if configured:
+        result = Broker(configured, namespace)
+    else:
+        embedded = EmbeddedBroker(free_port(), log_path=tmp_path / "tansu.log").start()
+        result = Broker(embedded.bootstrap_servers, namespace)
+    run_blocking(result.create_topics())
+    try:
+        yield result
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@pytest.fixture
+def start_service(tmp_path, broker) -> Iterator[Callable[..., ServiceProcess]]:
+    """``start_service("profile", database, **env)`` → a running service process, stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, database: Database, **extra_env: str) -> ServiceProcess:
+        port = free_port()
+        process = ServiceProcess(name, service_env(name, database=database, broker=broker, port=port, **extra_env),
+                                 port, tmp_path / f"{name}-{len(started)}.log")
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+        log = Path(process.log_path)
+        if log.exists():  # shown by pytest only when the test failed
+            print(f"----- {process.name} log (tail) -----")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))

@@ -1,0 +1,216 @@
+"""The test harness: real PostgreSQL and a real Kafka-protocol broker, real service processes.
+
+By default an embedded PostgreSQL (once per session) and a fresh Tansu broker (per test) are
+started; ``DATABASE_URL`` / ``KAFKA_BOOTSTRAP_SERVERS`` name existing servers instead. Each test
+gets fresh databases copied from a migrated template, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from crm_shared.bus.kafka import ensure_topics, new_producer
+from crm_shared.devstack import free_port, wait_for_port, with_database
+from crm_shared.events.catalogue import ALL_TOPICS
+from crm_shared.events.envelope import CloudEvent, to_kafka
+
+T = TypeVar("T")
+
+
+async def wait_until(probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20.0, interval_s: float = 0.05,
+                     what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s`` (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last value: {last!r}")
+
+
+@dataclass
+class Broker:
+    bootstrap_servers: str
+    namespace: str  # unique per test: consumer groups carry it, so an external Kafka is shared safely
+
+    async def create_topics(self, topics=ALL_TOPICS, partitions: int = 4) -> None:
+        await ensure_topics(self.bootstrap_servers, topics, partitions=partitions)
+
+    async def producer(self) -> AIOKafkaProducer:
+        producer = new_producer(self.bootstrap_servers, "crm-tests")
+        await producer.start()
+        return producer
+
+    async def publish(self, topic: str, events: list[CloudEvent]) -> None:
+        producer = await self.producer()
+        try:
+            await publish_events(producer, topic, events)
+        finally:
+            await producer.stop()
+
+    async def read_all(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
+        """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
+                                    group_id=f"reader-{uuid.uuid4().hex}", auto_offset_reset="earliest",
+                                    enable_auto_commit=False, fetch_max_wait_ms=25)
+        await consumer.start()
+        records: list[Any] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(records) < expect and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200)
+                for recs in batch.values():
+                    records.extend(recs)
+        finally:
+            await consumer.stop()
+        return records
+
+
+async def publish_events(producer: AIOKafkaProducer, topic: str, events: list[CloudEvent]) -> None:
+    futures = []
+    for event in events:
+        key, value, headers = to_kafka(event)
+        futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+    await asyncio.gather(*futures)
+
+
+async def publish_raw(broker: Broker, topic: str, key: bytes, value: bytes,
+                      headers: list[tuple[str, bytes]] | None = None) -> None:
+    producer = await broker.producer()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, headers=headers or [])
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Database:
+    url: str  # postgresql+asyncpg://… of this test's own database
+
+    @property
+    def dsn(self) -> str:
+        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def fetch(self, query: str, *args) -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+
+    async def fetchval(self, query: str, *args) -> Any:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
+
+    async def execute(self, query: str, *args) -> str:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return await conn.execute(query, *args)
+        finally:
+            await conn.close()
+
+
+@dataclass
+class ServiceProcess:
+    """One service run as a real process (``crm serve NAME``), as in production."""
+
+    name: str
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServiceProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", self.name],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, timeout_s=60, process=self.process)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flush, exactly like a crashed container."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10)
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """The sum of a Prometheus sample over series matching ``labels``."""
+        async with self.client() as http:
+            text = (await http.get("/metrics")).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+    async def metric_at_least(self, minimum: float, name: str, **labels: str) -> bool:
+        return await self.metric(name, **labels) >= minimum
+
+
+def service_env(name: str, *, database: Database, broker: Broker, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update({
+        "SERVICE_NAME": name,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": database.url,
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "HTTP_PORT": str(port),
+        "CONSUMER_GROUP": f"crm-{name}-{broker.namespace}",
+        "OUTBOX_POLL_INTERVAL_S": "0.5",
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "LOG_LEVEL": "INFO",
+    })
+    env.update(extra)
+    return env
+
+
+def structured_line(event: CloudEvent) -> str:
+    return orjson.dumps(event.to_structured()).decode()
+
+
+def database_url_for(server_url: str, name: str) -> str:
+    return with_database(server_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+__all__ = ["Broker", "Database", "ServiceProcess", "database_url_for", "free_port", "publish_events",
+           "publish_raw", "service_env", "structured_line", "wait_until"]
