@@ -1,0 +1,90 @@
+"""`crm dev` as a new user runs it: nothing configured, embedded PostgreSQL and Tansu, five services."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from crm_shared.devstack import free_port, port_is_free
+from tests.harness.infra import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
+
+
+def _free_offset() -> int:
+    for _ in range(100):
+        offset = random.randrange(20_000, 40_000, 10)
+        if all(port_is_free(port + offset) for port in SERVICES.values()):
+            return offset
+    raise RuntimeError("no free port range")
+
+
+def _start_dev(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "dev", "--data-dir", str(data_dir)],
+                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)  # noqa: SIM115
+
+
+async def _all_ready(offset: int, dev: subprocess.Popen) -> bool:
+    assert dev.poll() is None, f"crm dev exited with {dev.returncode}"
+    async with httpx.AsyncClient(timeout=2) as http:
+        for port in SERVICES.values():
+            try:
+                if (await http.get(f"http://127.0.0.1:{port + offset}/readyz")).status_code != 200:
+                    return False
+            except httpx.TransportError:
+                return False
+    return True
+
+
+async def _profile(offset: int, customer_id: str):
+    async with httpx.AsyncClient(timeout=2) as http:
+        response = await http.get(f"http://127.0.0.1:{SERVICES['profile'] + offset}/v1/profiles/{customer_id}")
+    return response.json() if response.status_code == 200 else None
+
+
+async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path):
+    offset = _free_offset()
+    broker_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update({"CRM_PORT_OFFSET": str(offset), "CRM_DEV_POSTGRES_PORT": str(free_port()),
+                "CRM_DEV_BROKER_PORT": str(broker_port), "KAFKA_SESSION_TIMEOUT_MS": "2000",
+                "KAFKA_HEARTBEAT_INTERVAL_MS": "500"})
+    data_dir, log = tmp_path / "crm", tmp_path / "dev.log"
+    dev = _start_dev(data_dir, env, log)
+    try:
+        await wait_until(lambda: _all_ready(offset, dev), timeout_s=120, interval_s=0.5, what="all five services ready")
+        output = log.read_text()
+        for name, port in SERVICES.items():
+            assert f"http://127.0.0.1:{port + offset}" in output, f"{name} URL printed"
+        assert "[profile]" in output  # logs are streamed with a service prefix
+
+        publish = subprocess.run(
+            [sys.executable, "-m", "crm_shared.cli", "publish", str(ROOT / "examples" / "first-order.jsonl")],
+            env={**env, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}"}, capture_output=True, text=True)
+        assert publish.returncode == 0, publish.stderr
+        profile = await wait_until(lambda: _profile(offset, "c-1001"), timeout_s=30, what="the example order")
+        assert profile["order_count"] == 1 and profile["total_spent"] == {"CNY": "1299.00"}
+        assert profile["email"] == "li.wei@example.com"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        exit_code = dev.wait(60)
+    assert exit_code == 0
+    assert all(port_is_free(port + offset) for port in SERVICES.values()), "every service stopped"
+    assert "stopped." in log.read_text()
+
+    # The database lives under the data folder: a restart still knows the customer.
+    dev = _start_dev(data_dir, env, log)
+    try:
+        await wait_until(lambda: _all_ready(offset, dev), timeout_s=120, interval_s=0.5, what="ready after restart")
+        profile = await _profile(offset, "c-1001")
+        assert profile is not None and profile["order_count"] == 1
+    finally:
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(60) == 0
