@@ -34,18 +34,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.bus.kafka import ensure_topics, new_producer  # noqa: E402
-from crm_shared.devstack import (EmbeddedBroker, EmbeddedPostgres, drop_database, ensure_database,  # noqa: E402
-                                 free_port, wait_for_port, with_database)
+from crm_shared.devstack import (  # noqa: E402
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    drop_database,
+    ensure_database,
+    free_port,
+    wait_for_port,
+    with_database,
+)
 from crm_shared.events.catalogue import ALL_TOPICS, TOPIC_ORDERS  # noqa: E402
 from crm_shared.events.envelope import to_kafka  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
+
 from tests.harness.events import order_paid  # noqa: E402
 
 
 def serve_noop() -> None:
     """The profile app with every handler replaced by one that does nothing."""
     import uvicorn
-
     from crm_profile.app import SERVICE
     from crm_profile.handlers import HANDLERS
     from crm_shared.service import build_app
@@ -80,7 +87,7 @@ class Phase:
                "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
         command = ([sys.executable, __file__, "--serve-noop"] if self.noop
                    else [sys.executable, "-m", "crm_shared.cli", "serve", "profile"])
-        self.process = subprocess.Popen(command, env=env, stdout=open(self.workdir / "service.log", "ab"),  # noqa: SIM115
+        self.process = subprocess.Popen(command, env=env, stdout=open(self.workdir / "service.log", "ab"),
                                         stderr=subprocess.STDOUT)
         wait_for_port(port, timeout_s=60, process=self.process)
         self.db = await asyncpg.connect(self.dsn)

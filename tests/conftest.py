@@ -8,10 +8,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from crm_shared.devstack import (EmbeddedBroker, EmbeddedPostgres, discover_services, drop_database,
-                                 ensure_database, free_port, run_blocking)
+from crm_shared.devstack import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    discover_services,
+    drop_database,
+    ensure_database,
+    free_port,
+    run_blocking,
+)
 from crm_shared.migrations import upgrade
+
 from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, service_env
 
 

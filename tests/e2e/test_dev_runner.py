@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import httpx
-
 from crm_shared.devstack import free_port, port_is_free
+
 from tests.harness.infra import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def _free_offset() -> int:
 
 def _start_dev(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "dev", "--data-dir", str(data_dir)],
-                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)  # noqa: SIM115
+                            env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 async def _all_ready(offset: int, dev: subprocess.Popen) -> bool:

@@ -23,7 +23,6 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from crm_shared.bus.kafka import ensure_topics, new_producer
 from crm_shared.devstack import free_port, wait_for_port, with_database
 from crm_shared.events.catalogue import ALL_TOPICS
@@ -145,7 +144,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServiceProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", self.name],
                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout_s=60, process=self.process)

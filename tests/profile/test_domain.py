@@ -1,7 +1,6 @@
 from decimal import Decimal
 
 import pytest
-
 from crm_profile.domain.events import customer_updated, format_amount
 from crm_profile.domain.identity import normalise_email, normalise_phone
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import orjson
-
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PROFILE
 from crm_shared.events.envelope import from_kafka
+
 from tests.harness.events import customer_registered, new_customer_id, order_paid
 from tests.harness.infra import publish_raw, wait_until
 
@@ -157,7 +157,7 @@ async def test_a_transient_database_failure_is_retried_until_applied_once(broker
 
 async def test_profile_changes_are_published_through_the_outbox(broker, make_database, start_service):
     database = make_database("profile")
-    service = start_service("profile", database)
+    start_service("profile", database)
     customer = new_customer_id()
     paid = order_paid(customer, amount="12.30")
     await broker.publish(TOPIC_ORDERS, [paid])

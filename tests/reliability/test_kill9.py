@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 from crm_shared.events.catalogue import TOPIC_ORDERS
+
 from tests.harness.events import order_paid
 from tests.harness.infra import publish_events, wait_until
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, parse_structured, to_kafka
 from crm_shared.tracing import child_traceparent, new_traceparent, valid_traceparent
 

@@ -13,6 +13,7 @@ from crm_shared.events.catalogue import TOPIC_PROFILE
 from crm_shared.events.envelope import CloudEvent, from_kafka
 from crm_shared.metrics import ServiceMetrics
 from crm_shared.settings import ServiceSettings
+
 from tests.harness.infra import wait_until
 
 

@@ -1,7 +1,6 @@
 import pytest
-from pydantic import ValidationError
-
 from crm_shared.settings import ServiceSettings
+from pydantic import ValidationError
 
 
 def test_a_placeholder_secret_is_refused_in_production():

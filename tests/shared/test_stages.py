@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from aiokafka.structs import ConsumerRecord
-
 from crm_shared.bus.consumer import Inbound, _stages
 from crm_shared.events.envelope import CloudEvent
 

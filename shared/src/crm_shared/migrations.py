@@ -61,7 +61,7 @@ def create_bus_tables() -> None:
             topic       text        NOT NULL,
             key         bytea       NOT NULL,
             value       bytea       NOT NULL,
-            headers     jsonb       NOT NULL,
+            headers     bytea       NOT NULL,  -- JSON [[name, value], …], decoded by the relay
             created_at  timestamptz NOT NULL DEFAULT now()
         )""")
     # One NOTIFY per inserting statement wakes the relay; the payload is not needed.

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from crm_shared.service import ServiceSpec, build_app
 from fastapi import FastAPI
 
-from crm_shared.service import ServiceSpec, build_app
 from crm_churn import api
 from crm_churn.handlers import HANDLERS, TOPICS
 from crm_churn.settings import ChurnSettings

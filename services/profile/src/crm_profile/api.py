@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from crm_shared.db import DbConnection
+from crm_shared.problems import PROBLEM_JSON, NotFound
 from fastapi import APIRouter, Path
 from sqlalchemy import select
 
-from crm_shared.db import DbConnection
-from crm_shared.problems import PROBLEM_JSON, NotFound
 from crm_profile.domain.events import format_amount
 from crm_profile.models import customer_spend, customers
 from crm_profile.schemas import ConsentsRead, ProfileRead

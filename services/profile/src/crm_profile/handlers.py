@@ -11,11 +11,11 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from crm_shared.bus import HandlerTable, Inbound, add_to_outbox
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, CustomerData, OrderData
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_shared.bus import HandlerTable, Inbound, add_to_outbox
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, CustomerData, OrderData
 from crm_profile.domain.events import customer_updated
 from crm_profile.domain.identity import normalise_email, normalise_phone
 

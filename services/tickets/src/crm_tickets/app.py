@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from crm_shared.service import ServiceSpec, build_app
 from fastapi import FastAPI
 
-from crm_shared.service import ServiceSpec, build_app
 from crm_tickets import api
 from crm_tickets.handlers import HANDLERS, TOPICS
 from crm_tickets.settings import TicketsSettings

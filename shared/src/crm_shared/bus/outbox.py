@@ -21,7 +21,6 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crm_shared.db import is_transient
 from crm_shared.events.catalogue import topic_for
 from crm_shared.events.envelope import CloudEvent, to_kafka
 from crm_shared.logging import get_logger
@@ -32,7 +31,7 @@ log = get_logger(__name__)
 _INSERT = text("""
     INSERT INTO outbox (event_id, event_type, topic, key, value, headers)
     SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:types AS text[]), CAST(:topics AS text[]),
-                         CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS jsonb[]))
+                         CAST(:keys AS bytea[]), CAST(:values AS bytea[]), CAST(:headers AS bytea[]))
 """)
 _CLAIM = text("""
     SELECT id, topic, key, value, headers FROM outbox
@@ -54,7 +53,7 @@ async def add_to_outbox(tx: AsyncConnection, events: Sequence[CloudEvent]) -> No
         topics.append(topic_for(event.type))
         keys.append(key)
         values.append(value)
-        headers.append(orjson.dumps([[k, v.decode()] for k, v in kafka_headers]).decode())
+        headers.append(orjson.dumps([[k, v.decode()] for k, v in kafka_headers]))
     await tx.execute(_INSERT, {"ids": ids, "types": types, "topics": topics, "keys": keys,
                                "values": values, "headers": headers})
 
@@ -107,7 +106,7 @@ class OutboxRelay:
             sends = [
                 await self._producer.send(
                     row.topic, value=bytes(row.value), key=bytes(row.key),
-                    headers=[(k, v.encode()) for k, v in row.headers])
+                    headers=[(k, v.encode()) for k, v in orjson.loads(row.headers)])
                 for row in rows
             ]
             await asyncio.gather(*sends)  # every record acknowledged by all in-sync replicas

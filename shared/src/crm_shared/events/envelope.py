@@ -63,12 +63,17 @@ class CloudEvent(BaseModel):
     def new(cls, *, type: str, source: str, subject: str, data: dict[str, Any],
             dataschema: str | None = None, time: datetime | None = None,
             traceparent: str | None = None) -> CloudEvent:
-        """An event to emit: always with id, time, subject and dataschema (design brief §2)."""
+        """An event to emit: always with id, time, subject and dataschema (design brief §2).
+
+        Built without validation (``model_construct``): every attribute is produced here, and the
+        services emit about one event per applied event, so validation showed up in profiles.
+        """
         from crm_shared.events.catalogue import dataschema_for
 
-        return cls(id=str(uuid.uuid4()), source=source, type=type, subject=subject, data=data,
-                   time=time or datetime.now(UTC), dataschema=dataschema or dataschema_for(type),
-                   traceparent=traceparent)
+        return cls.model_construct(
+            id=str(uuid.uuid4()), source=source, type=type, specversion=SPECVERSION, subject=subject,
+            data=data, time=time or datetime.now(UTC), dataschema=dataschema or dataschema_for(type),
+            datacontenttype=JSON_CONTENT_TYPE, traceparent=traceparent)
 
     def to_structured(self) -> dict[str, Any]:
         """The structured-mode JSON object (used by ``crm publish`` files and the HTTP ingest)."""

@@ -4,7 +4,6 @@ Revision ID: 0001
 Revises:
 """
 from alembic import op
-
 from crm_shared.migrations import create_bus_tables, drop_bus_tables
 
 revision = "0001"
