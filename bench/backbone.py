@@ -146,7 +146,8 @@ async def steady_latency(phase: Phase, rate: int, seconds: float, customers: int
         watcher = await asyncpg.connect(phase.dsn)
         try:
             while not done.is_set() or any(event_id not in seen_at for event_id in sent_at):
-                rows = await watcher.fetch("SELECT event_id FROM inbox WHERE applied_at > now() - interval '10 seconds'")
+                rows = await watcher.fetch(
+                    "SELECT event_id FROM inbox WHERE applied_at > now() - interval '10 seconds'")
                 now = time.perf_counter()
                 for row in rows:
                     seen_at.setdefault(row["event_id"], now)

@@ -214,14 +214,13 @@ class EventConsumer:
         async def send_all() -> None:
             sends = []
             for record, reason, error in dead:
-                headers = list(record.headers or ()) + [
-                    ("dlq.original.topic", record.topic.encode()),
-                    ("dlq.original.partition", str(record.partition).encode()),
-                    ("dlq.original.offset", str(record.offset).encode()),
-                    ("dlq.consumer.group", self._group_id.encode()),
-                    ("dlq.reason", reason.encode()),
-                    ("dlq.error", error.encode("utf-8", "replace")[:4000]),
-                ]
+                headers = [*list(record.headers or ()),
+                           ("dlq.original.topic", record.topic.encode()),
+                           ("dlq.original.partition", str(record.partition).encode()),
+                           ("dlq.original.offset", str(record.offset).encode()),
+                           ("dlq.consumer.group", self._group_id.encode()),
+                           ("dlq.reason", reason.encode()),
+                           ("dlq.error", error.encode("utf-8", "replace")[:4000])]
                 sends.append(await self._producer.send(
                     dead_letter_topic(record.topic, self._group_id),
                     key=record.key, value=record.value, headers=headers))

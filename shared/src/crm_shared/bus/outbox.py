@@ -129,7 +129,7 @@ class OutboxRelay:
                 try:
                     await conn.add_listener("outbox", lambda *_: self._wake.set())
                     self._wake.set()  # rows may have arrived while we were not listening
-                    while not conn.is_closed():
+                    while not conn.is_closed():  # noqa: ASYNC110 - asyncpg offers no close event to await
                         await asyncio.sleep(self._poll_interval_s)
                 finally:
                     with contextlib.suppress(Exception):
