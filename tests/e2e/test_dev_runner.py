@@ -43,9 +43,17 @@ async def _all_ready(offset: int, dev: subprocess.Popen) -> bool:
     return True
 
 
-async def _profile(offset: int, customer_id: str):
-    async with httpx.AsyncClient(timeout=2) as http:
-        response = await http.get(f"http://127.0.0.1:{SERVICES['profile'] + offset}/v1/profiles/{customer_id}")
+def _dev_token(env: dict[str, str]) -> str:
+    """A token as a new user gets one: `crm token --role agent --sub agent-1`."""
+    result = subprocess.run([sys.executable, "-m", "crm_shared.cli", "token", "--role", "agent", "--sub", "agent-1"],
+                            env=env, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+async def _profile(offset: int, customer_id: str, token: str):
+    """The profile through the gateway, as the call-centre app reads it."""
+    async with httpx.AsyncClient(timeout=2, headers={"Authorization": f"Bearer {token}"}) as http:
+        response = await http.get(f"http://127.0.0.1:{SERVICES['gateway'] + offset}/v1/profiles/{customer_id}")
     return response.json() if response.status_code == 200 else None
 
 
@@ -69,7 +77,11 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
             [sys.executable, "-m", "crm_shared.cli", "publish", str(ROOT / "examples" / "first-order.jsonl")],
             env={**env, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}"}, capture_output=True, text=True)
         assert publish.returncode == 0, publish.stderr
-        profile = await wait_until(lambda: _profile(offset, "c-1001"), timeout_s=30, what="the example order")
+        token = _dev_token(env)
+        async with httpx.AsyncClient(timeout=2) as http:  # the service port itself wants the gateway's identity
+            direct = await http.get(f"http://127.0.0.1:{SERVICES['profile'] + offset}/v1/profiles/c-1001")
+        assert direct.status_code == 401
+        profile = await wait_until(lambda: _profile(offset, "c-1001", token), timeout_s=30, what="the example order")
         assert profile["order_count"] == 1 and profile["total_spent"] == {"CNY": "1299.00"}
         assert profile["email"] == "li.wei@example.com"
     finally:
@@ -83,7 +95,7 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
     dev = _start_dev(data_dir, env, log)
     try:
         await wait_until(lambda: _all_ready(offset, dev), timeout_s=120, interval_s=0.5, what="ready after restart")
-        profile = await _profile(offset, "c-1001")
+        profile = await _profile(offset, "c-1001", token)
         assert profile is not None and profile["order_count"] == 1
     finally:
         dev.send_signal(signal.SIGINT)

@@ -38,3 +38,14 @@ def customer_registered(customer_id: str, *, email: str | None = None, name: str
 
 def new_customer_id() -> str:
     return f"c-{uuid.uuid4().hex[:12]}"
+
+
+def interaction(customer_id: str, *, kind: str = "product_view", at: datetime | None = None,
+                event_id: str | None = None) -> CloudEvent:
+    at = at or T0
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()), source="shop/tracker", type="commerce.interaction.recorded",
+        subject=customer_id, time=at,
+        dataschema="https://crm.example/schemas/commerce.interaction.recorded/v1.json",
+        data={"customer_id": customer_id, "kind": kind, "channel": "web", "occurred_at": at.isoformat(),
+              "attributes": {"sku": "SKU-1"}})

@@ -23,12 +23,22 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role
 from crm_shared.bus.kafka import ensure_topics, new_producer
 from crm_shared.devstack import free_port, wait_for_port, with_database
 from crm_shared.events.catalogue import ALL_TOPICS
 from crm_shared.events.envelope import CloudEvent, to_kafka
 
 T = TypeVar("T")
+
+# AUTH_SECRET of every service a test starts: the tests sign forwarded identities with it, as the
+# gateway does, to talk to a service directly.
+TEST_AUTH_SECRET = "test-auth-secret-for-forwarded-identities-0123456789"
+TEST_AGENT = Identity(subject="agent-test", role=Role.AGENT)
+
+
+def identity_headers(identity: Identity = TEST_AGENT) -> dict[str, str]:
+    return {IDENTITY_HEADER: IdentityCodec(TEST_AUTH_SECRET).encode(identity)}
 
 
 async def wait_until(probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20.0, interval_s: float = 0.05,
@@ -156,8 +166,16 @@ class ServiceProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its sockets but answers nothing (a hung service)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(15)
@@ -165,8 +183,10 @@ class ServiceProcess:
                 self.process.kill()
                 self.process.wait()
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10)
+    def client(self, identity: Identity | None = TEST_AGENT) -> httpx.AsyncClient:
+        """An HTTP client for this service; it forwards ``identity`` as the gateway would."""
+        headers = identity_headers(identity) if identity is not None else {}
+        return httpx.AsyncClient(base_url=self.url, timeout=10, headers=headers)
 
     async def metric(self, name: str, **labels: str) -> float:
         """The sum of a Prometheus sample over series matching ``labels``."""
@@ -198,6 +218,7 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "LOG_LEVEL": "INFO",
+        "AUTH_SECRET": TEST_AUTH_SECRET,
     })
     env.update(extra)
     return env
@@ -211,5 +232,6 @@ def database_url_for(server_url: str, name: str) -> str:
     return with_database(server_url, name).replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-__all__ = ["Broker", "Database", "ServiceProcess", "database_url_for", "free_port", "publish_events",
-           "publish_raw", "service_env", "structured_line", "wait_until"]
+__all__ = ["TEST_AGENT", "TEST_AUTH_SECRET", "Broker", "Database", "ServiceProcess", "database_url_for",
+           "free_port", "identity_headers", "publish_events", "publish_raw", "service_env", "structured_line",
+           "wait_until"]

@@ -1,5 +1,5 @@
 import pytest
-from crm_shared.settings import ServiceSettings
+from crm_shared.settings import DEV_SECRET, ServiceSettings
 from pydantic import ValidationError
 
 
@@ -8,9 +8,17 @@ def test_a_placeholder_secret_is_refused_in_production():
         ServiceSettings(service_name="profile", environment="prod", auth_secret="change-me")
 
 
+def test_the_dev_default_and_short_secrets_are_refused_in_production():
+    with pytest.raises(ValidationError, match="AUTH_SECRET holds a placeholder"):
+        ServiceSettings(service_name="profile", environment="prod")
+    with pytest.raises(ValidationError, match="AUTH_SECRET is shorter than 32 bytes"):
+        ServiceSettings(service_name="profile", environment="prod", auth_secret="s3cr3t-from-vault")
+
+
 def test_a_real_secret_is_accepted_in_production_and_placeholders_are_fine_in_dev():
-    assert ServiceSettings(service_name="p", environment="prod", auth_secret="s3cr3t-from-vault").environment == "prod"
-    assert ServiceSettings(service_name="p", environment="dev").auth_secret.get_secret_value() == "change-me"
+    real = "9f1c4e7a2b8d6e0f3a5c7e9b1d3f5a7c9e1b3d5f"
+    assert ServiceSettings(service_name="p", environment="prod", auth_secret=real).environment == "prod"
+    assert ServiceSettings(service_name="p", environment="dev").auth_secret.get_secret_value() == DEV_SECRET
 
 
 def test_settings_come_from_the_environment_and_plain_postgres_urls_get_the_async_driver(monkeypatch):

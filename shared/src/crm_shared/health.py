@@ -24,10 +24,19 @@ async def livez() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: database and broker reachable",
             responses={503: {"content": {PROBLEM_JSON: {}}}})
 async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and the broker answer. A service with more to check (the gateway's
+    upstreams) offers ``readiness()`` on its resources: extra checks, and whether it is ready."""
     runtime = request.app.state.runtime
     checks = {"database": await _check(_database(runtime)), "broker": await _check(_broker(runtime))}
-    if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ok", "checks": checks})
+    ready = all(v == "ok" for v in checks.values())
+    resources = getattr(request.app.state, "resources", None)
+    if hasattr(resources, "readiness"):
+        extra_checks, extra_ready = await resources.readiness()
+        checks.update(extra_checks)
+        ready = ready and extra_ready
+    if ready:
+        status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+        return JSONResponse({"status": status, "checks": checks})
     return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503,
                          "detail": "a dependency is not reachable", "checks": checks},
                         status_code=503, media_type=PROBLEM_JSON)

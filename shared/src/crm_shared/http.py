@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextvars import ContextVar
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +17,8 @@ from crm_shared.metrics import ServiceMetrics
 from crm_shared.tracing import child_traceparent, current_traceparent, valid_traceparent
 
 REQUEST_ID_HEADER = "x-request-id"
+# The request id of the request being served, passed on to the services the gateway calls.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 class ObservabilityMiddleware:
@@ -33,6 +36,7 @@ class ObservabilityMiddleware:
             request_id = str(uuid.uuid4())
         traceparent = child_traceparent(valid_traceparent(headers.get("traceparent")))
         token = current_traceparent.set(traceparent)
+        request_id_token = current_request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id, traceparent=traceparent)
         method = scope["method"]
         status = 500
@@ -63,3 +67,4 @@ class ObservabilityMiddleware:
                     duration_ms=round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id", "traceparent")
             current_traceparent.reset(token)
+            current_request_id.reset(request_id_token)

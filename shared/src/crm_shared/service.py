@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import stamina
 from fastapi import APIRouter, FastAPI
 
 from crm_shared import health
+from crm_shared.auth import IdentityCodec, RequireIdentity
 from crm_shared.bus.consumer import EventConsumer, HandlerTable
 from crm_shared.bus.kafka import new_producer
 from crm_shared.bus.outbox import OutboxRelay
@@ -110,21 +112,40 @@ class ServiceRuntime:
 
 
 def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence[APIRouter] = (),
-              handlers: HandlerTable | None = None, description: str = "") -> FastAPI:
-    """The FastAPI app every service returns from ``create_app``."""
+              handlers: HandlerTable | None = None, description: str = "",
+              resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[Any]] | None = None,
+              middleware: Sequence[tuple[type, dict[str, Any]]] = (), public: bool = False,
+              openapi_url: str | None = "/openapi.json") -> FastAPI:
+    """The FastAPI app every service returns from ``create_app``.
+
+    ``resources`` opens what only this service needs (the gateway's upstream pool) after the
+    runtime and stores it as ``app.state.resources``. ``middleware`` is added inside the
+    observability layer, innermost first. Services behind the gateway require its forwarded
+    identity on ``/v1/…``; the gateway (``public=True``) authenticates callers itself.
+    """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes) as runtime:
             app.state.runtime = runtime
-            yield
+            if resources is None:
+                yield
+                return
+            async with resources(runtime) as opened:
+                app.state.resources = opened
+                yield
 
-    app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan,
+                  openapi_url=openapi_url)
     install_problem_handlers(app)
     app.include_router(health.router)
     for router in routers:
         app.include_router(router)
+    if not public:
+        app.add_middleware(RequireIdentity, codec=IdentityCodec(settings.auth_secret.get_secret_value()))
+    for cls, options in middleware:
+        app.add_middleware(cls, **options)
     app.add_middleware(_LazyObservability)
     return app
 

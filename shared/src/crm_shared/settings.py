@@ -14,6 +14,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Values that mean "nobody set this secret". Refused outside dev and test so a forgotten
 # secret cannot reach production.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret", "placeholder"})
+# The default of every secret: long enough for HS256 (RFC 7518 §3.2), refused in prod.
+DEV_SECRET = "change-me: a dev-only secret, refused in prod"
+# HMAC keys shorter than the hash output weaken HS256 (RFC 7518 §3.2); refused in prod.
+MIN_SECRET_BYTES = 32
 
 
 class Environment(StrEnum):
@@ -54,8 +58,8 @@ class ServiceSettings(BaseSettings):
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
-    # Shared secret for signing dev tokens and forwarded identities (used by the gateway issue).
-    auth_secret: SecretStr = SecretStr("change-me")
+    # Signs the identity the gateway forwards to the services (the same value everywhere).
+    auth_secret: SecretStr = SecretStr(DEV_SECRET)
 
     @field_validator("database_url")
     @classmethod
@@ -70,10 +74,13 @@ class ServiceSettings(BaseSettings):
     def _secrets_are_real_outside_dev(self) -> ServiceSettings:
         if self.environment is Environment.PROD:
             for name, value in self._secret_fields():
-                if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                secret = value.get_secret_value().strip()
+                if secret.lower() in PLACEHOLDER_SECRETS or secret.startswith("change-me"):
                     raise ValueError(
                         f"{name.upper()} holds a placeholder value; set a real secret outside dev and test"
                     )
+                if len(secret.encode()) < MIN_SECRET_BYTES:
+                    raise ValueError(f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes")
         return self
 
     def _secret_fields(self) -> list[tuple[str, SecretStr]]:

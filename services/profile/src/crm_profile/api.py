@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
+from crm_shared import idempotency
+from crm_shared.auth import ALL_ROLES, CurrentIdentity, Role
 from crm_shared.db import DbConnection
+from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_JSON, NotFound
-from fastapi import APIRouter, Path
-from sqlalchemy import select
+from fastapi import APIRouter, Path, Query, Request
+from sqlalchemy import insert, select
 
 from crm_profile.domain.events import format_amount
-from crm_profile.models import customer_spend, customers
-from crm_profile.schemas import ConsentsRead, ProfileRead
+from crm_profile.models import customer_notes, customer_spend, customers
+from crm_profile.schemas import ConsentsRead, NoteCreate, NoteRead, ProfileRead
+
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
+CustomerIdPath = Path(min_length=1, max_length=100)
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 
 
 @router.get("/{customer_id}", response_model=ProfileRead,
             responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"}})
-async def get_profile(db: DbConnection,
-                      customer_id: str = Path(min_length=1, max_length=100)) -> ProfileRead:
+async def get_profile(db: DbConnection, identity: CurrentIdentity,
+                      customer_id: str = CustomerIdPath) -> ProfileRead:
     """The customer's archive: identity, consents and purchase statistics."""
+    identity.authorize(ALL_ROLES, scope="profiles:read", customer_id=customer_id)
     row = (await db.execute(select(customers).where(customers.c.customer_id == customer_id))).first()
     if row is None:
         raise NotFound("customer", customer_id)
@@ -32,3 +42,39 @@ async def get_profile(db: DbConnection,
         total_spent={cur.strip(): format_amount(amount) for cur, amount in spend},
         first_order_at=row.first_order_at, last_order_at=row.last_order_at, updated_at=row.updated_at,
     )
+
+
+@router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,
+             responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"},
+                        409: {"content": {PROBLEM_JSON: {}}, "description": "Same key still in flight"},
+                        422: {"content": {PROBLEM_JSON: {}}, "description": "Invalid note or key reused"}})
+async def add_note(body: NoteCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                   key: IdempotencyKey, customer_id: str = CustomerIdPath) -> NoteRead:
+    """Add an internal note to a customer (agents and supervisors; customers never see notes).
+
+    Requires ``Idempotency-Key``: a retry with the same key returns the first answer and adds
+    nothing.
+    """
+    identity.authorize(STAFF)
+    replay = await idempotency.begin(db, request, identity, key)
+    if replay is not None:
+        return replay
+    known = await db.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id))
+    if known.first() is None:
+        raise NotFound("customer", customer_id)
+    note = NoteRead(note_id=uuid.uuid4(), customer_id=customer_id, author=identity.subject, body=body.body,
+                    created_at=datetime.now(UTC))
+    await db.execute(insert(customer_notes).values(**note.model_dump()))
+    await idempotency.finish(db, request, identity, key, 201, note)
+    await db.commit()
+    return note
+
+
+@router.get("/{customer_id}/notes", response_model=list[NoteRead])
+async def list_notes(db: DbConnection, identity: CurrentIdentity, customer_id: str = CustomerIdPath,
+                     limit: int = Query(50, ge=1, le=200)) -> list[NoteRead]:
+    """A customer's notes, newest first (agents and supervisors)."""
+    identity.authorize(STAFF)
+    rows = await db.execute(select(customer_notes).where(customer_notes.c.customer_id == customer_id)
+                            .order_by(customer_notes.c.created_at.desc()).limit(limit))
+    return [NoteRead(**row._mapping) for row in rows]

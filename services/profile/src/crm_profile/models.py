@@ -1,6 +1,6 @@
 """Tables of the profile database (created by the migrations; used here for typed reads)."""
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, Table, Text
+from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, Table, Text, Uuid
 
 metadata = MetaData()
 
@@ -32,4 +32,13 @@ orders = Table(
     Column("currency", Text, nullable=False),
     Column("total_amount", Numeric(18, 4), nullable=False),
     Column("paid_at", DateTime(timezone=True), nullable=False),
+)
+
+customer_notes = Table(
+    "customer_notes", metadata,
+    Column("note_id", Uuid, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from uuid import UUID
 
 from pydantic import BaseModel, Field
 
@@ -29,3 +30,15 @@ class ProfileRead(BaseModel):
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     updated_at: datetime
+
+
+class NoteCreate(BaseModel):
+    body: str = Field(min_length=1, max_length=4000, description="What the agent wants colleagues to know.")
+
+
+class NoteRead(BaseModel):
+    note_id: UUID
+    customer_id: str
+    author: str = Field(description="The agent or supervisor who wrote it.")
+    body: str
+    created_at: datetime

@@ -193,3 +193,39 @@ def topic_for(type_: str) -> str:
         return CATALOGUE[type_].topic
     except KeyError:
         raise UnknownEventType(f"unknown event type {type_!r}") from None
+
+
+class InvalidEvent(ValueError):
+    """An event from outside (a file, an HTTP batch) that the catalogue refuses; the message says why."""
+
+
+def validate_incoming(obj: Any, *, public_only: bool = True) -> tuple[Any, EventData]:
+    """Check one structured-mode event from outside against the envelope and the catalogue.
+
+    Returns ``(CloudEvent, data model)``. The subject defaults to the data's customer id (the
+    record key) and may not contradict it. With ``public_only`` only ``commerce.*`` types are
+    accepted: outsiders may not publish events in the services' name.
+    """
+    from pydantic import ValidationError
+
+    from crm_shared.events.envelope import EnvelopeError, parse_structured, validation_summary
+
+    if not isinstance(obj, dict):
+        raise InvalidEvent("an event must be a JSON object")
+    try:
+        event = parse_structured(obj)
+    except EnvelopeError as exc:
+        raise InvalidEvent(str(exc)) from None
+    entry = CATALOGUE.get(event.type)
+    if entry is None or (public_only and entry.topic not in COMMERCE_TOPICS):
+        raise InvalidEvent(f"event type {event.type!r} is not accepted")
+    try:
+        data = entry.data_model.model_validate(event.data)
+    except ValidationError as exc:
+        raise InvalidEvent(validation_summary(exc)) from None
+    customer_id = getattr(data, "customer_id", None)
+    if event.subject is None and customer_id is not None:
+        event = event.model_copy(update={"subject": customer_id})
+    elif customer_id is not None and event.subject != customer_id:
+        raise InvalidEvent("subject must be the customer id of the data")
+    return event, data

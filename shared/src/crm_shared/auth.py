@@ -1,0 +1,183 @@
+"""Who is calling: roles, the identity the gateway forwards, and the checks every service repeats.
+
+The gateway authenticates callers (JWT bearer tokens, API keys) and forwards the result to the
+services as a short-lived HS256 JWT in the ``x-crm-identity`` header, signed with ``AUTH_SECRET``.
+Every service verifies it again (defence in depth): a service port reached directly, without a
+valid forwarded identity, answers 401, and each route repeats its own role and customer checks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from crm_shared.problems import PROBLEM_BASE, Problem, problem_response
+
+IDENTITY_HEADER = "x-crm-identity"
+INTERNAL_ISSUER = "crm-gateway"
+INTERNAL_AUDIENCE = "crm-services"
+# Forwarded identities live for a minute: enough for one request and its retries, too short to
+# be worth stealing from a log or a packet capture.
+INTERNAL_TTL_S = 60
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"      # a shopper: only their own customer id
+    AGENT = "agent"            # call-centre agent: any customer, works tickets, small adjustments
+    SUPERVISOR = "supervisor"  # rules, reports, audit log, model refit, API keys
+    SERVICE = "service"        # server-to-server integration, limited by scopes
+
+
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    subject: str                       # user id, agent id, or "apikey:<key id>"
+    role: Role
+    customer_id: str | None = None     # for customers: the one customer they may touch
+    scopes: frozenset[str] = field(default_factory=frozenset)  # what a service caller may do
+    client: str | None = None          # the calling application (API key's client, token's azp)
+
+    def may_access_customer(self, customer_id: str) -> bool:
+        return self.role is not Role.CUSTOMER or self.customer_id == customer_id
+
+    def authorize(self, roles: frozenset[Role] | set[Role], *, scope: str | None = None,
+                  customer_id: str | None = None) -> None:
+        """Raise 403 unless this identity has one of ``roles`` (and ``scope`` if a service) and
+        may touch ``customer_id``."""
+        if self.role not in roles:
+            raise Forbidden(f"the {self.role} role may not do this")
+        if self.role is Role.SERVICE and scope is not None and scope not in self.scopes:
+            raise Forbidden(f"this client lacks the {scope!r} scope")
+        if customer_id is not None and not self.may_access_customer(customer_id):
+            raise Forbidden("a customer may only touch their own data")
+
+    def claims(self) -> dict[str, Any]:
+        claims: dict[str, Any] = {"sub": self.subject, "role": str(self.role)}
+        if self.customer_id is not None:
+            claims["customer_id"] = self.customer_id
+        if self.scopes:
+            claims["scope"] = " ".join(sorted(self.scopes))
+        if self.client is not None:
+            claims["azp"] = self.client
+        return claims
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Identity:
+        """Build an identity from verified claims; raises ``Unauthenticated`` when they make no sense."""
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated("the token has no subject")
+        try:
+            role = Role(claims.get("role"))
+        except ValueError:
+            raise Unauthenticated("the token has no known role") from None
+        customer_id = claims.get("customer_id")
+        if role is Role.CUSTOMER:
+            customer_id = customer_id or subject  # a customer's subject is their customer id
+        elif customer_id is not None:
+            raise Unauthenticated("only customer tokens carry a customer id")
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str) or not isinstance(customer_id, str | None):
+            raise Unauthenticated("malformed claims")
+        client = claims.get("azp")
+        return cls(subject=subject, role=role, customer_id=customer_id,
+                   scopes=frozenset(scope.split()), client=client if isinstance(client, str) else None)
+
+
+class Unauthenticated(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, "Unauthorized", detail, type_=PROBLEM_BASE + "unauthenticated")
+
+
+class Forbidden(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, "Forbidden", detail, type_=PROBLEM_BASE + "forbidden")
+
+
+class IdentityCodec:
+    """Signs (gateway) and verifies (services) the forwarded identity."""
+
+    def __init__(self, secret: str, *, ttl_s: int = INTERNAL_TTL_S) -> None:
+        self._secret = secret
+        self._ttl_s = ttl_s
+        # The gateway forwards the same few identities over and over; re-signing each time
+        # would cost ~20 µs per request. A token is reused until half its life is gone.
+        self._signed: dict[Identity, tuple[str, float]] = {}
+
+    def encode(self, identity: Identity) -> str:
+        now = time.time()
+        cached = self._signed.get(identity)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = jwt.encode({**identity.claims(), "iss": INTERNAL_ISSUER, "aud": INTERNAL_AUDIENCE,
+                            "iat": int(now), "exp": int(now) + self._ttl_s}, self._secret, algorithm="HS256")
+        if len(self._signed) > 10_000:
+            self._signed.clear()
+        self._signed[identity] = (token, now + self._ttl_s / 2)
+        return token
+
+    def decode(self, token: str) -> Identity:
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=INTERNAL_AUDIENCE,
+                                issuer=INTERNAL_ISSUER, leeway=5,
+                                options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the forwarded identity is not valid: {exc}") from None
+        return Identity.from_claims(claims)
+
+
+class RequireIdentity:
+    """ASGI middleware of every service except the gateway: ``/v1/…`` needs a forwarded identity.
+
+    Health, metrics and the OpenAPI document stay open: probes and Prometheus need them, and
+    they hold no customer data.
+    """
+
+    def __init__(self, app: ASGIApp, codec: IdentityCodec) -> None:
+        self.app = app
+        self.codec = codec
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        token = next((v for k, v in scope["headers"] if k == IDENTITY_HEADER.encode()), None)
+        try:
+            if token is None:
+                raise Unauthenticated("this service is reached through the gateway; no forwarded identity")
+            identity = self.codec.decode(token.decode("latin-1"))
+        except Unauthenticated as exc:
+            response = problem_response(401, exc.title, exc.detail, type_=exc.type, instance=scope["path"])
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["identity"] = identity
+        await self.app(scope, receive, send)
+
+
+def current_identity(request: Request) -> Identity:
+    identity = getattr(request.state, "identity", None)
+    if identity is None:  # a route outside /v1/ asked for one: a programming error, not the caller's
+        raise Unauthenticated("no identity on this request")
+    return identity
+
+
+CurrentIdentity = Annotated[Identity, Depends(current_identity)]
+
+
+def mint_user_token(*, secret: str, issuer: str, audience: str, role: Role | str, subject: str,
+                    customer_id: str | None = None, scopes: tuple[str, ...] = (), client: str | None = None,
+                    ttl_s: int = 3600, algorithm: str = "HS256") -> str:
+    """A bearer token as an identity provider would issue it (dev and tests: ``crm token``)."""
+    now = int(time.time())
+    identity = Identity(subject=subject, role=Role(role), customer_id=customer_id,
+                        scopes=frozenset(scopes), client=client)
+    claims = {**identity.claims(), "iss": issuer, "aud": audience, "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, secret, algorithm=algorithm)
