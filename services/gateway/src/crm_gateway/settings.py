@@ -1,6 +1,96 @@
-from crm_shared.settings import ServiceSettings
+"""Gateway settings: token verification, upstreams, timeouts, limits. All from the environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from crm_shared.settings import DEV_SECRET, ServiceSettings
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+# Algorithms that verify with a public key. HS* is only for the dev secret; "none" never.
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
+SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = 8000
+
+    # --- Bearer tokens. Dev: HS256 with JWT_SECRET (`crm token` signs with it). Production: the
+    # identity provider's JWKS_URL with RS256/ES256; then HS* tokens are refused outright.
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] | None = None  # default: HS256 without a JWKS URL, RS256+ES256 with one
+    jwt_issuer: str = "crm-dev"
+    jwt_audience: str = "crm"
+    jwt_leeway_s: Annotated[int, Field(ge=0, le=300)] = 30
+    jwks_cache_s: Annotated[float, Field(gt=0)] = 300.0
+    # Revoking a key takes effect at once on the gateway that revoked it, and within this many
+    # seconds on the others.
+    api_key_cache_s: Annotated[float, Field(ge=0)] = 5.0
+
+    # --- Upstreams (base URLs of the four services).
+    profile_url: str = "http://127.0.0.1:8001"
+    loyalty_url: str = "http://127.0.0.1:8002"
+    tickets_url: str = "http://127.0.0.1:8003"
+    churn_url: str = "http://127.0.0.1:8004"
+    upstream_connect_timeout_s: Annotated[float, Field(gt=0)] = 1.0
+    # Default whole-request timeout of a proxied route; the route table sets its own where it differs.
+    upstream_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    upstream_pool_size: Annotated[int, Field(ge=1, le=10_000)] = 100
+    # Extra attempts for idempotent requests (GET, HEAD, PUT, DELETE) after a timeout, a refused
+    # connection or a 502/503/504. Never for POST or PATCH once the request may have been sent.
+    upstream_retries: Annotated[int, Field(ge=0, le=5)] = 2
+    breaker_failure_threshold: Annotated[int, Field(ge=1)] = 5
+    breaker_recovery_s: Annotated[float, Field(gt=0)] = 10.0
+    # The customer 360 answers within this budget; a part not back by then is marked unavailable.
+    customer360_budget_s: Annotated[float, Field(gt=0)] = 0.8
+
+    # --- Requests.
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    events_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
+
+    # --- Rate limits (`limits` notation, e.g. "600/minute"). Per calling client, and per customer
+    # whose data is touched. Storage: memory:// per process, or redis://host:6379 shared.
+    rate_limit_client: str = "1200/minute"
+    rate_limit_customer: str = "300/minute"
+    rate_limit_storage_url: str = "memory://"
+
+    # --- Browsers: origins allowed to call the API (e.g. https://shop.example). Empty: none.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_algorithms(cls, algorithms: list[str] | None) -> list[str] | None:
+        if algorithms is None:
+            return None
+        unknown = set(algorithms) - ASYMMETRIC_ALGORITHMS - SYMMETRIC_ALGORITHMS
+        if unknown:  # "none" lands here too
+            raise ValueError(f"unsupported JWT algorithms: {sorted(unknown)}")
+        return algorithms
+
+    @model_validator(mode="after")
+    def _algorithms_match_keys(self) -> GatewaySettings:
+        # Mixing HS* with public keys is what algorithm-confusion attacks exploit: a token signed
+        # with HMAC over the public key would verify. One key kind per deployment.
+        if self.jwt_jwks_url and set(self.verification_algorithms) & SYMMETRIC_ALGORITHMS:
+            raise ValueError("with JWT_JWKS_URL only asymmetric algorithms (RS256, ES256, …) are allowed")
+        if not self.jwt_jwks_url and set(self.verification_algorithms) & ASYMMETRIC_ALGORITHMS:
+            raise ValueError("asymmetric JWT algorithms need JWT_JWKS_URL")
+        return self
+
+    @property
+    def verification_algorithms(self) -> list[str]:
+        if self.jwt_algorithms:
+            return self.jwt_algorithms
+        return ["RS256", "ES256"] if self.jwt_jwks_url else ["HS256"]
+
+    @property
+    def upstream_urls(self) -> dict[str, str]:
+        return {"profile": self.profile_url, "loyalty": self.loyalty_url,
+                "tickets": self.tickets_url, "churn": self.churn_url}
+
+    def _secret_fields(self) -> list[tuple[str, SecretStr]]:
+        # With a JWKS URL the HS256 secret is never used, so a placeholder there is harmless.
+        fields = super()._secret_fields()
+        return [(n, v) for n, v in fields if not (n == "jwt_secret" and self.jwt_jwks_url)]

@@ -1,0 +1,189 @@
+"""Authentication: who is calling. Bearer JWTs (HS256 in dev, JWKS in production) and API keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+import jwt
+from crm_shared.auth import Identity, Role, Unauthenticated
+from crm_shared.logging import get_logger
+from crm_shared.problems import Problem
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm_gateway.domain import api_keys
+from crm_gateway.models import api_keys as api_keys_table
+from crm_gateway.settings import GatewaySettings
+
+log = get_logger(__name__)
+
+API_KEY_HEADER = b"x-api-key"
+_TOKEN_CACHE_MAX = 50_000
+
+
+class TokenVerifier:
+    """Verifies bearer JWTs: signature, ``exp``, ``iss``, ``aud``, and an allowed algorithm.
+
+    The algorithm list is fixed by configuration, never taken from the token: ``alg=none`` and
+    HS256 tokens against an RS256 deployment (algorithm confusion) fail before any key is used.
+    """
+
+    def __init__(self, settings: GatewaySettings, session: aiohttp.ClientSession) -> None:
+        self._algorithms = settings.verification_algorithms
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._leeway = settings.jwt_leeway_s
+        self._secret = settings.jwt_secret.get_secret_value()
+        self._jwks = JwksKeys(settings.jwt_jwks_url, session, settings.jwks_cache_s) if settings.jwt_jwks_url else None
+        # Verified tokens by their text: a busy client sends the same token for an hour, and
+        # checking a signature costs more than the rest of the request path. Expiry is still
+        # checked on every use.
+        self._verified: dict[str, tuple[Identity, float]] = {}
+
+    async def verify(self, token: str) -> Identity:
+        cached = self._verified.get(token)
+        if cached is not None:
+            if cached[1] > time.time() - self._leeway:
+                return cached[0]
+            del self._verified[token]
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("the bearer token is not a JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in self._algorithms:
+            raise Unauthenticated(f"tokens signed with {algorithm!r} are not accepted")
+        key = self._secret if self._jwks is None else await self._jwks.key(header.get("kid"), algorithm)
+        try:
+            claims = jwt.decode(token, key, algorithms=self._algorithms, audience=self._audience,
+                                issuer=self._issuer, leeway=self._leeway,
+                                options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"the bearer token is not valid: {exc}") from None
+        identity = Identity.from_claims(claims)
+        if len(self._verified) >= _TOKEN_CACHE_MAX:
+            self._verified.clear()
+        self._verified[token] = (identity, float(claims["exp"]))
+        return identity
+
+
+class JwksKeys:
+    """Signing keys from the identity provider's JWKS URL, cached, refreshed on an unknown ``kid``."""
+
+    # An unknown kid triggers at most one refresh per this many seconds, so a flood of forged
+    # tokens cannot turn into a flood of requests to the identity provider.
+    REFRESH_MIN_INTERVAL_S = 30.0
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, cache_s: float) -> None:
+        self._url = url
+        self._session = session
+        self._cache_s = cache_s
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None, algorithm: str) -> jwt.PyJWK:
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._cache_s
+        unknown = kid not in self._keys and now - self._fetched_at > self.REFRESH_MIN_INTERVAL_S
+        if stale or unknown:
+            await self._refresh()
+        key = self._keys.get(kid or "")
+        if key is None and kid is None and len(self._keys) == 1:
+            key = next(iter(self._keys.values()))  # a provider with a single key may omit kid
+        if key is None:
+            raise Unauthenticated("the token's signing key is unknown")
+        if key.algorithm_name != algorithm:
+            raise Unauthenticated("the token's algorithm does not match its key")
+        return key
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            try:
+                async with self._session.get(self._url, timeout=aiohttp.ClientTimeout(total=3)) as response:
+                    response.raise_for_status()
+                    document = await response.json(content_type=None)
+                keys = jwt.PyJWKSet.from_dict(document).keys
+            except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as exc:
+                log.warning("JWKS fetch failed", url=self._url, error=str(exc))
+                if not self._keys:
+                    raise Problem(503, "Service Unavailable", "token keys cannot be fetched right now") from None
+                return  # keep serving with the keys we have
+            self._keys = {k.key_id or "": k for k in keys}
+            self._fetched_at = time.monotonic()
+
+
+class ApiKeyStore:
+    """API keys from the gateway database, cached briefly; revocation here evicts at once."""
+
+    def __init__(self, engine: AsyncEngine, cache_s: float) -> None:
+        self._engine = engine
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[tuple[str, bytes, tuple[str, ...]] | None, float]] = {}
+
+    async def verify(self, key: str) -> Identity:
+        parsed = api_keys.parse(key)
+        if parsed is None:
+            raise Unauthenticated("the API key is malformed")
+        key_id, secret = parsed
+        record = await self._lookup(key_id)
+        if record is None or not api_keys.secret_matches(secret, record[1]):
+            raise Unauthenticated("the API key is unknown or revoked")
+        client, _, scopes = record
+        return Identity(subject=f"apikey:{key_id}", role=Role.SERVICE, scopes=frozenset(scopes), client=client)
+
+    def evict(self, key_id: str) -> None:
+        self._cache.pop(key_id, None)
+
+    async def _lookup(self, key_id: str) -> tuple[str, bytes, tuple[str, ...]] | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        t = api_keys_table.c
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.client, t.secret_hash, t.scopes)
+                                      .where(t.key_id == key_id, t.revoked_at.is_(None)))).first()
+        record = (row.client, bytes(row.secret_hash), tuple(row.scopes)) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key_id] = (record, time.monotonic() + self._cache_s)
+        return record
+
+    async def exists(self, key_id: str) -> bool:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(select(api_keys_table.c.key_id)
+                                       .where(api_keys_table.c.key_id == key_id))).first() is not None
+
+    async def revoke(self, key_id: str, by: str) -> bool:
+        t = api_keys_table.c
+        async with self._engine.begin() as conn:
+            result = await conn.execute(update(api_keys_table)
+                                        .where(t.key_id == key_id, t.revoked_at.is_(None))
+                                        .values(revoked_at=datetime.now(UTC), revoked_by=by))
+        self.evict(key_id)
+        return result.rowcount == 1
+
+
+class Authenticator:
+    def __init__(self, tokens: TokenVerifier, keys: ApiKeyStore) -> None:
+        self.tokens = tokens
+        self.keys = keys
+
+    async def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Identity:
+        authorization = api_key = None
+        for name, value in headers:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == API_KEY_HEADER:
+                api_key = value.decode("latin-1")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthenticated("use 'Authorization: Bearer <token>'")
+            return await self.tokens.verify(token.strip())
+        if api_key is not None:
+            return await self.keys.verify(api_key.strip())
+        raise Unauthenticated("a bearer token or an API key is required")

@@ -1,0 +1,82 @@
+"""The customer 360: one document from the four services, fetched concurrently within a budget.
+
+A part that fails or is not back when the budget runs out is marked ``unavailable`` and the
+rest is returned: an agent on the phone is better served by three parts now than by an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import orjson
+from crm_shared.auth import Identity
+from crm_shared.problems import NotFound, Problem
+
+from crm_gateway.proxy import forwarding_headers
+from crm_gateway.schemas import Customer360Read, PartRead
+
+if TYPE_CHECKING:
+    from crm_gateway.app import GatewayResources
+
+
+@dataclass(frozen=True)
+class PartSource:
+    part: str       # key in the document
+    upstream: str   # service that owns it
+    target: str     # path and query on that service; {customer_id} is filled in, URL-encoded
+
+
+PARTS = (
+    PartSource("profile", "profile", "/v1/profiles/{customer_id}"),
+    PartSource("loyalty", "loyalty", "/v1/loyalty/accounts/{customer_id}"),
+    PartSource("open_tickets", "tickets", "/v1/tickets?customer_id={customer_id}&status=open"),
+    PartSource("churn", "churn", "/v1/churn/customers/{customer_id}"),
+)
+
+
+def part_from_answer(status: int, body: bytes) -> PartRead:
+    """What a service's answer means for its part of the 360."""
+    if status == 200:
+        try:
+            return PartRead(status="ok", data=orjson.loads(body))
+        except orjson.JSONDecodeError:
+            return PartRead(status="unavailable", reason="the service answered with invalid JSON")
+    if status == 404:
+        return PartRead(status="not_found")
+    return PartRead(status="unavailable", reason=f"the service answered {status}")
+
+
+async def assemble(customer_id: str, identity: Identity, resources: GatewayResources) -> Customer360Read:
+    budget = resources.settings.customer360_budget_s
+    headers = forwarding_headers(identity, resources)
+
+    async def fetch(source: PartSource) -> PartRead:
+        upstream = resources.upstreams[source.upstream]
+        try:
+            answer = await upstream.request("GET", source.target.format(customer_id=quote(customer_id, safe="")),
+                                            headers=headers, timeout_s=budget, idempotent=True,
+                                            route="customer360")
+        except Problem as problem:
+            return PartRead(status="unavailable", reason=problem.detail)
+        return part_from_answer(answer.status, answer.body)
+
+    tasks = {source.part: asyncio.create_task(fetch(source)) for source in PARTS}
+    # Each call already stops at the budget; this guards against anything that would not.
+    done, pending = await asyncio.wait(tasks.values(), timeout=budget + 0.05)
+    for task in pending:
+        task.cancel()
+    parts: dict[str, Any] = {}
+    for name, task in tasks.items():
+        if task not in done:
+            parts[name] = PartRead(status="unavailable", reason="no answer in time")
+        elif task.exception() is not None:
+            parts[name] = PartRead(status="unavailable", reason="the call failed")
+        else:
+            parts[name] = task.result()
+    if all(part.status == "not_found" for part in parts.values()):
+        raise NotFound("customer", customer_id)
+    return Customer360Read(customer_id=customer_id,
+                           complete=all(p.status != "unavailable" for p in parts.values()), **parts)

@@ -1,0 +1,86 @@
+"""The public API's route table: every route, where it goes, and who may call it.
+
+One table is the whole access policy of the gateway: a request that matches no row is a 404,
+and each row names the roles allowed, the scope a service caller needs, and whether the path
+names a customer (then a customer may only use their own id). The services repeat these checks
+on the identity the gateway forwards. Pure data and matching; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from crm_shared.auth import ALL_ROLES, Role
+
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
+SUPERVISOR = frozenset({Role.SUPERVISOR})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str                      # template, as in the OpenAPI document: /v1/profiles/{customer_id}
+    roles: frozenset[Role]
+    upstream: str | None = None    # service that answers; None: the gateway itself
+    scope: str | None = None       # needed by service callers (API keys, service tokens)
+    customer_param: str | None = None  # path parameter holding the customer id, if any
+    timeout_s: float | None = None     # whole-request budget; None: the gateway default
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A path parameter matches one segment; ids never contain "/".
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def idempotent(self) -> bool:
+        return self.method in IDEMPOTENT_METHODS
+
+
+ROUTES: tuple[Route, ...] = (
+    # Served by the gateway.
+    Route("GET", "/v1/customers/{customer_id}", ALL_ROLES, scope="customers:read", customer_param="customer_id"),
+    Route("POST", "/v1/events", frozenset({Role.CUSTOMER, Role.SERVICE}), scope="events:write"),
+    Route("GET", "/v1/api-keys", SUPERVISOR),
+    Route("POST", "/v1/api-keys", SUPERVISOR),
+    Route("DELETE", "/v1/api-keys/{key_id}", SUPERVISOR),
+    # Proxied to the services.
+    Route("GET", "/v1/profiles/{customer_id}", ALL_ROLES, upstream="profile", scope="profiles:read",
+          customer_param="customer_id", timeout_s=2.0),
+    Route("GET", "/v1/profiles/{customer_id}/notes", STAFF, upstream="profile", customer_param="customer_id",
+          timeout_s=2.0),
+    Route("POST", "/v1/profiles/{customer_id}/notes", STAFF, upstream="profile", customer_param="customer_id",
+          timeout_s=2.0),
+)
+
+# Every scope a service caller can hold: those the route table asks for.
+SCOPES = frozenset(r.scope for r in ROUTES if r.scope)
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route | None
+    params: dict[str, str]
+    allowed_methods: tuple[str, ...] = ()  # set when the path exists but not with this method
+
+
+class RouteTable:
+    def __init__(self, routes: tuple[Route, ...] = ROUTES) -> None:
+        self.routes = routes
+        # Exact paths (no parameters) are a dict lookup; the rest are tried in order.
+        self._static = {(r.method, r.path): r for r in routes if "{" not in r.path}
+        self._dynamic = [r for r in routes if "{" in r.path]
+
+    def match(self, method: str, path: str) -> Match:
+        route = self._static.get((method, path))
+        if route is not None:
+            return Match(route, {})
+        for route in self._dynamic:
+            if route.method == method:
+                found = route.pattern.match(path)
+                if found:
+                    return Match(route, found.groupdict())
+        allowed = tuple(sorted({r.method for r in self.routes if r.pattern.match(path)}))
+        return Match(None, {}, allowed)

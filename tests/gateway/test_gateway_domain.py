@@ -1,0 +1,115 @@
+"""The gateway's pure rules: route table, API key format, event screening, 360 parts, settings."""
+
+from __future__ import annotations
+
+import pytest
+from crm_gateway.customer360 import part_from_answer
+from crm_gateway.domain import api_keys
+from crm_gateway.domain.ingest import screen_batch
+from crm_gateway.domain.routes import ROUTES, SCOPES, RouteTable
+from crm_gateway.settings import GatewaySettings
+from crm_shared.auth import Identity, Role
+from pydantic import ValidationError
+
+from tests.harness.events import interaction, order_paid
+
+CUSTOMER = Identity(subject="c-1", role=Role.CUSTOMER, customer_id="c-1")
+TRACKER = Identity(subject="apikey:0123456789abcdef", role=Role.SERVICE, scopes=frozenset({"events:write"}))
+
+
+def test_a_path_matches_its_route_with_parameters_and_unknown_paths_do_not():
+    table = RouteTable()
+    match = table.match("GET", "/v1/profiles/c-42")
+    assert match.route.upstream == "profile" and match.params == {"customer_id": "c-42"}
+    assert table.match("GET", "/v1/profiles/c-42/notes").route.path == "/v1/profiles/{customer_id}/notes"
+    assert table.match("GET", "/v1/profiles/a/b/c").route is None
+    assert table.match("GET", "/v1/nothing").route is None
+
+
+def test_a_known_path_with_another_method_reports_the_allowed_methods():
+    match = RouteTable().match("PUT", "/v1/events")
+    assert match.route is None and match.allowed_methods == ("POST",)
+
+
+def test_only_reads_and_deletes_count_as_idempotent():
+    by_key = {(r.method, r.path): r for r in ROUTES}
+    assert by_key[("GET", "/v1/profiles/{customer_id}")].idempotent
+    assert not by_key[("POST", "/v1/profiles/{customer_id}/notes")].idempotent
+    assert by_key[("DELETE", "/v1/api-keys/{key_id}")].idempotent
+
+
+def test_scopes_are_the_ones_the_route_table_asks_for():
+    assert SCOPES == {"customers:read", "profiles:read", "events:write"}
+
+
+def test_an_api_key_round_trips_and_only_its_own_secret_matches():
+    new = api_keys.generate()
+    key_id, secret = api_keys.parse(new.key)
+    assert key_id == new.key_id and new.key.startswith("crm_")
+    assert api_keys.secret_matches(secret, new.secret_hash)
+    assert not api_keys.secret_matches(secret[:-1] + ("A" if secret[-1] != "A" else "B"), new.secret_hash)
+    assert new.secret_hash != secret.encode()  # only the hash is kept
+    assert api_keys.parse("crm_nothex_xyz") is None and api_keys.parse("Bearer abc") is None
+
+
+def test_a_batch_is_split_into_accepted_events_and_reasons():
+    good = interaction("c-1").to_structured()
+    bad_kind = {**interaction("c-1").to_structured(), "data": {**good["data"], "kind": "teleport"}}
+    unknown_type = {**interaction("c-1").to_structured(), "type": "commerce.nothing.happened"}
+    internal = {**interaction("c-1").to_structured(), "type": "crm.profile.customer.updated"}
+    float_money = order_paid("c-1").to_structured()
+    float_money["data"]["total_amount"] = 12.5
+    accepted, rejected = screen_batch([good, bad_kind, unknown_type, internal, float_money, "junk", good], TRACKER)
+    assert [e.id for e in accepted] == [good["id"]]
+    reasons = {r.index: r.reason for r in rejected}
+    assert set(reasons) == {1, 2, 3, 4, 5, 6}
+    assert "kind" in reasons[1]
+    assert "not accepted" in reasons[2] and "not accepted" in reasons[3]
+    assert "total_amount" in reasons[4]
+    assert "JSON object" in reasons[5]
+    assert "earlier in this batch" in reasons[6]
+
+
+def test_a_customer_may_send_only_interactions_about_themselves():
+    own = interaction("c-1").to_structured()
+    other = interaction("c-2").to_structured()
+    order = order_paid("c-1").to_structured()
+    accepted, rejected = screen_batch([own, other, order], CUSTOMER)
+    assert [e.id for e in accepted] == [own["id"]]
+    assert {r.index for r in rejected} == {1, 2}
+    # The same batch from a tracker with the scope is fine.
+    assert len(screen_batch([own, other, order], TRACKER)[0]) == 3
+
+
+def test_the_subject_defaults_to_the_customer_and_may_not_contradict_it():
+    missing = interaction("c-1").to_structured()
+    del missing["subject"]
+    wrong = {**interaction("c-1").to_structured(), "subject": "c-2"}
+    accepted, rejected = screen_batch([missing, wrong], TRACKER)
+    assert accepted[0].subject == "c-1"
+    assert rejected[0].index == 1 and "subject" in rejected[0].reason
+
+
+def test_a_360_part_reflects_the_services_answer():
+    assert part_from_answer(200, b'{"a": 1}').data == {"a": 1}
+    assert part_from_answer(404, b"{}").status == "not_found"
+    assert part_from_answer(500, b"").status == "unavailable"
+    assert part_from_answer(200, b"not json").status == "unavailable"
+
+
+def test_settings_refuse_mixing_hmac_with_public_keys_and_the_none_algorithm():
+    with pytest.raises(ValidationError, match="only asymmetric"):
+        GatewaySettings(jwt_jwks_url="https://idp.example/jwks.json", jwt_algorithms=["RS256", "HS256"])
+    with pytest.raises(ValidationError, match="unsupported"):
+        GatewaySettings(jwt_algorithms=["none"])
+    with pytest.raises(ValidationError, match="need JWT_JWKS_URL"):
+        GatewaySettings(jwt_algorithms=["RS256"])
+    assert GatewaySettings(jwt_jwks_url="https://idp.example/jwks.json").verification_algorithms == ["RS256", "ES256"]
+    assert GatewaySettings().verification_algorithms == ["HS256"]
+
+
+def test_production_needs_a_real_jwt_secret_unless_tokens_come_from_a_jwks_url():
+    real = "0f9e8d7c6b5a49382716a5b4c3d2e1f00f9e8d7c"
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        GatewaySettings(environment="prod", auth_secret=real)
+    assert GatewaySettings(environment="prod", auth_secret=real, jwt_jwks_url="https://idp.example/jwks")
