@@ -25,9 +25,11 @@ test: install
 soak: install
 	$(BIN)/python -m pytest -m soak -p no:cacheprovider
 	$(BIN)/python bench/backbone.py
+	$(BIN)/python bench/gateway.py
 
 bench: install
 	$(BIN)/python bench/backbone.py
+	$(BIN)/python bench/gateway.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench

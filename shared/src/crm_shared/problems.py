@@ -77,6 +77,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        from crm_shared.db import is_transient
+
+        if is_transient(exc):  # the database restarting or out of connections: worth a retry
+            log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+            return problem_response(503, "Service Unavailable", "The database is not reachable right now; retry.",
+                                    instance=request.url.path, headers={"retry-after": "1"})
         # The cause goes to the log with the request id, never to the client.
         log.exception("unhandled error", path=request.url.path)
         return problem_response(500, "Internal Server Error", "An unexpected error occurred; it has been logged.",

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-import stamina
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
 from crm_shared.problems import Problem
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -25,6 +24,8 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-authenticate", b"p
 # Set by the gateway's own middleware on the way out; the upstream's copies would duplicate them.
 OWN_RESPONSE_HEADERS = frozenset({b"x-request-id", b"traceparent", b"date", b"server"})
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+# Pause before each extra attempt (at most five, see settings), short: the caller is waiting.
+RETRY_BACKOFF_S = (0.01, 0.03, 0.06, 0.1, 0.1)
 _BREAKER_STATE_VALUE = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
 
 
@@ -89,21 +90,25 @@ class Upstream:
         that timed out may have been applied, and sending it again could apply it twice.
         """
         deadline = time.monotonic() + timeout_s
-
-        def may_retry(exc: Exception) -> bool:
-            retry = isinstance(exc, UpstreamFailed) and (idempotent or not exc.sent) \
-                and deadline - time.monotonic() > 0.01
-            if retry:
-                self._metrics.upstream_retries.labels(self.name).inc()
-            return retry
-
         started = time.perf_counter()
         outcome = "error"
         try:
-            async for attempt in stamina.retry_context(on=may_retry, attempts=self._retries + 1,
-                                                        wait_initial=0.01, wait_max=0.1, wait_jitter=0.01):
-                with attempt:
+            # A plain loop, not stamina: building tenacity's retry state cost ~30% of the
+            # gateway's CPU per proxied request (py-spy), for a loop this small.
+            attempt = 0
+            while True:
+                try:
                     response = await self._attempt(method, target, headers, body, deadline)
+                    break
+                except UpstreamFailed as failure:
+                    retry = (attempt < self._retries and failure.reason != "circuit open"
+                             and (idempotent or not failure.sent)
+                             and deadline - time.monotonic() > RETRY_BACKOFF_S[attempt])
+                    if not retry:
+                        raise
+                    self._metrics.upstream_retries.labels(self.name).inc()
+                    await asyncio.sleep(RETRY_BACKOFF_S[attempt])
+                    attempt += 1
             outcome = str(response.status)
             return response
         except UpstreamFailed as failure:

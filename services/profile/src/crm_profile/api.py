@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
+import orjson
 from crm_shared import idempotency
 from crm_shared.auth import ALL_ROLES, CurrentIdentity, Role
-from crm_shared.db import DbConnection
+from crm_shared.db import DbConnection, DbReadConnection
 from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_JSON, NotFound
 from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import insert, select
+from sqlalchemy import Text, cast, func, insert, select
 
 from crm_profile.domain.events import format_amount
 from crm_profile.models import customer_notes, customer_spend, customers
@@ -25,21 +27,24 @@ router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 
 @router.get("/{customer_id}", response_model=ProfileRead,
             responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"}})
-async def get_profile(db: DbConnection, identity: CurrentIdentity,
+async def get_profile(db: DbReadConnection, identity: CurrentIdentity,
                       customer_id: str = CustomerIdPath) -> ProfileRead:
     """The customer's archive: identity, consents and purchase statistics."""
     identity.authorize(ALL_ROLES, scope="profiles:read", customer_id=customer_id)
-    row = (await db.execute(select(customers).where(customers.c.customer_id == customer_id))).first()
+    # One statement: the spend per currency comes along as JSON, amounts as text (never floats).
+    spend = (select(func.json_object_agg(customer_spend.c.currency, cast(customer_spend.c.amount, Text)))
+             .where(customer_spend.c.customer_id == customers.c.customer_id).scalar_subquery())
+    row = (await db.execute(select(customers, spend.label("spend"))
+                            .where(customers.c.customer_id == customer_id))).first()
     if row is None:
         raise NotFound("customer", customer_id)
-    spend = await db.execute(select(customer_spend.c.currency, customer_spend.c.amount)
-                             .where(customer_spend.c.customer_id == customer_id))
+    total_spent = orjson.loads(row.spend) if isinstance(row.spend, str) else (row.spend or {})
     return ProfileRead(
         customer_id=row.customer_id, email=row.email, phone=row.phone, name=row.name,
         birthday=row.birthday, gender=row.gender, city=row.city, registered_at=row.registered_at,
         consents=ConsentsRead(email=row.consent_email, sms=row.consent_sms),
         order_count=row.order_count,
-        total_spent={cur.strip(): format_amount(amount) for cur, amount in spend},
+        total_spent={cur.strip(): format_amount(Decimal(amount)) for cur, amount in total_spent.items()},
         first_order_at=row.first_order_at, last_order_at=row.last_order_at, updated_at=row.updated_at,
     )
 
