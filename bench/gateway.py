@@ -8,7 +8,9 @@ Everything runs on loopback in one run, against the same profile service process
     the service, through nginx (Debian package, keep-alive upstream, access log off) and through
     the gateway (JWT check, route table, rate limits, forwarded identity, metrics, request log)
     → p50/p99 and the overhead over direct;
-(b) throughput of the same three with wrk (Debian package), several connections, closed loop;
+    A bare Python proxy (uvicorn and aiohttp, forwarding only) is measured beside them: the floor
+    of any gateway on this stack, so the gateway's own features can be told from the platform's;
+(b) throughput of the same targets with wrk (Debian package), several connections, closed loop;
 (c) the customer 360 (four services asked at once) at a fixed rate, open loop, latency measured
     from the moment each request was due → p50/p99 at that rate.
 
@@ -102,6 +104,34 @@ def client_rate(url: str, headers_json: str, rate: float, seconds: float) -> Non
 
     import uvloop
     uvloop.run(run())
+
+
+def serve_floor(port: int, upstream_port: int) -> None:
+    """The floor of any proxy on this stack: uvicorn (uvloop, httptools) and an aiohttp pool,
+    forwarding method, path and headers, with no auth, limits, metrics or logs."""
+    import aiohttp
+    import uvicorn
+
+    session: dict[str, aiohttp.ClientSession] = {}
+    base = f"http://127.0.0.1:{upstream_port}"
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                session["s"] = aiohttp.ClientSession(auto_decompress=False)
+                await send({"type": "lifespan.startup.complete"})
+            await session["s"].close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k != b"host"]
+        async with session["s"].request(scope["method"], base + scope["path"], headers=headers) as answer:
+            body = await answer.read()
+            await send({"type": "http.response.start", "status": answer.status,
+                        "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, log_level="warning", loop="uvloop",
+                http="httptools", access_log=False)
 
 
 def run_client(*args: str) -> dict:
@@ -217,6 +247,10 @@ async def main(args: argparse.Namespace) -> dict:
         nginx, nginx_port = start_nginx(workdir, ports["profile"])
         if nginx is not None:
             processes.append(nginx)
+        floor_port = free_port()
+        processes.append(subprocess.Popen([sys.executable, __file__, "--serve-floor", str(floor_port),
+                                           str(ports["profile"])]))
+        wait_for_port(floor_port, timeout_s=30, process=processes[-1])
 
         await broker.publish(TOPIC_CUSTOMERS, [customer_registered(CUSTOMER)])
         await broker.publish(TOPIC_ORDERS, [order_paid(CUSTOMER, amount="99.00")])
@@ -233,7 +267,8 @@ async def main(args: argparse.Namespace) -> dict:
                     raise RuntimeError("the seeded customer never reached the profile")
                 await asyncio.sleep(0.1)
 
-        targets = {"direct": (ports["profile"], identity), "gateway": (ports["gateway"], bearer)}
+        targets = {"direct": (ports["profile"], identity), "gateway": (ports["gateway"], bearer),
+                   "bare_python_proxy": (floor_port, identity)}
         if nginx_port is not None:
             targets["nginx"] = (nginx_port, identity)
         # (a) latency, interleaved rounds, after a warm-up of each target.
@@ -309,6 +344,9 @@ async def main(args: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--client-latency":
         client_latency(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-floor":
+        serve_floor(int(sys.argv[2]), int(sys.argv[3]))
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "--client-rate":
         client_rate(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
