@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -331,10 +332,8 @@ async def main(args: argparse.Namespace) -> dict:
             except subprocess.TimeoutExpired:
                 process.kill()
         for name in SERVICES:
-            try:
+            with contextlib.suppress(Exception):  # best-effort cleanup of a bench database
                 await drop_database(server_url, databases[name])
-            except Exception:
-                pass
         broker_process.stop()
         if postgres is not None:
             postgres.stop()
