@@ -54,14 +54,16 @@ def serve_noop() -> None:
     """The profile app with every handler replaced by one that does nothing."""
     import uvicorn
     from crm_profile.app import SERVICE
-    from crm_profile.handlers import HANDLERS
+    from crm_profile.domain.pii import PiiVault
+    from crm_profile.handlers import build_handlers
     from crm_shared.service import build_app
 
     async def noop(_tx, _events) -> None:
         return None
 
     settings = SERVICE.settings()
-    app = build_app(SERVICE, settings, handlers=dict.fromkeys(HANDLERS, noop))
+    handled = build_handlers(PiiVault(settings.master_pii_key()), settings.phone_default_region)
+    app = build_app(SERVICE, settings, handlers=dict.fromkeys(handled, noop))
     uvicorn.run(app, host="127.0.0.1", port=settings.http_port, log_config=None, loop="uvloop")
 
 
@@ -84,7 +86,8 @@ class Phase:
         port = free_port()
         env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+               "PII_KEY": "YmVuY2gtcGlpLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Ng=="}
         command = ([sys.executable, __file__, "--serve-noop"] if self.noop
                    else [sys.executable, "-m", "crm_shared.cli", "serve", "profile"])
         self.process = subprocess.Popen(command, env=env, stdout=open(self.workdir / "service.log", "ab"),

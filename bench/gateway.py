@@ -58,6 +58,7 @@ from tests.harness.infra import Broker  # noqa: E402
 
 AUTH_SECRET = "bench-auth-secret-for-forwarded-identities-0123456789"
 JWT_SECRET = "bench-jwt-secret-of-the-identity-provider-0123456789"
+BENCH_PII_KEY = "YmVuY2gtcGlpLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Ng=="  # base64 of 37 bytes
 CUSTOMER = "c-bench-0001"
 SERVICES = ("profile", "loyalty", "tickets", "churn", "gateway")
 
@@ -235,7 +236,7 @@ async def main(args: argparse.Namespace) -> dict:
             env = {**os.environ, "DATABASE_URL": with_database(server_url, databases[name]),
                    "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "HTTP_PORT": str(ports[name]),
                    "ENVIRONMENT": "test", "AUTH_SECRET": AUTH_SECRET, "JWT_SECRET": JWT_SECRET,
-                   "CONSUMER_GROUP": f"bench-{name}", "KAFKA_SESSION_TIMEOUT_MS": "2000",
+                   "CONSUMER_GROUP": f"bench-{name}", "PII_KEY": BENCH_PII_KEY, "KAFKA_SESSION_TIMEOUT_MS": "2000",
                    "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "LOG_LEVEL": args.log_level,
                    # The bench is one client hammering one customer: limits are checked, never hit.
                    "RATE_LIMIT_CLIENT": "100000000/minute", "RATE_LIMIT_CUSTOMER": "100000000/minute",

@@ -33,6 +33,9 @@ EXPECTED = {
     ("POST", "/v1/api-keys"): {"supervisor"},
     ("DELETE", "/v1/api-keys/{key_id}"): {"supervisor"},
     ("GET", "/v1/profiles/{customer_id}"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/profiles"): {"agent", "supervisor"},
+    ("PATCH", "/v1/profiles/{customer_id}"): {"agent", "supervisor"},
+    ("GET", "/v1/audit/pii-access"): {"supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
 }
@@ -56,9 +59,11 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
+        "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
-    return {"method": method, "url": url, "json": body, "headers": headers}
+    params = {"customer_id": customer} if path == "/v1/profiles" else None
+    return {"method": method, "url": url, "json": body, "headers": headers, "params": params}
 
 
 def test_the_matrix_covers_every_route_of_the_table():

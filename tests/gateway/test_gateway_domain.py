@@ -23,6 +23,7 @@ def test_a_path_matches_its_route_with_parameters_and_unknown_paths_do_not():
     assert match.route.upstream == "profile" and match.params == {"customer_id": "c-42"}
     assert table.match("GET", "/v1/profiles/c-42/notes").route.path == "/v1/profiles/{customer_id}/notes"
     assert table.match("GET", "/v1/profiles/a/b/c").route is None
+    assert table.match("GET", "/v1/profiles").route.path == "/v1/profiles"  # search, not a customer id
     assert table.match("GET", "/v1/nothing").route is None
 
 
@@ -39,7 +40,7 @@ def test_only_reads_and_deletes_count_as_idempotent():
 
 
 def test_scopes_are_the_ones_the_route_table_asks_for():
-    assert SCOPES == {"customers:read", "profiles:read", "events:write"}
+    assert SCOPES == {"customers:read", "profiles:read", "events:write", "pii:read"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():

@@ -32,7 +32,7 @@ def customer_registered(customer_id: str, *, email: str | None = None, name: str
         id=str(uuid.uuid4()), source="shop/accounts", type="commerce.customer.registered", subject=customer_id,
         time=at, dataschema="https://crm.example/schemas/commerce.customer.registered/v1.json",
         data={"customer_id": customer_id, "email": email or f"{customer_id}@Example.com",
-              "phone": "+86 138 0000 0000", "name": name, "birthday": "1991-03-04", "gender": "female",
+              "phone": "+86 138 0013 8000", "name": name, "birthday": "1991-03-04", "gender": "female",
               "city": "Shanghai", "registered_at": at.isoformat(), "consents": {"email": True, "sms": False}})
 
 

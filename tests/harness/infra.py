@@ -35,6 +35,8 @@ T = TypeVar("T")
 # gateway does, to talk to a service directly.
 TEST_AUTH_SECRET = "test-auth-secret-for-forwarded-identities-0123456789"
 TEST_AGENT = Identity(subject="agent-test", role=Role.AGENT)
+# PII_KEY of the profile service in tests (base64 of 32 bytes).
+TEST_PII_KEY = "dGVzdC1waWkta2V5LWZvci10aGUtcHJvZmlsZS1zZXJ2aWNl"
 
 
 def identity_headers(identity: Identity = TEST_AGENT) -> dict[str, str]:
@@ -123,6 +125,10 @@ class Database:
             return await conn.fetch(query, *args)
         finally:
             await conn.close()
+
+    async def fetch_texts(self, query: str, *args) -> list[str]:
+        """The first column of every row, as text."""
+        return [str(row[0]) for row in await self.fetch(query, *args)]
 
     async def fetchval(self, query: str, *args) -> Any:
         conn = await asyncpg.connect(self.dsn)
@@ -219,6 +225,7 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         "LOG_LEVEL": "INFO",
         "AUTH_SECRET": TEST_AUTH_SECRET,
+        "PII_KEY": TEST_PII_KEY,
     })
     env.update(extra)
     return env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PROFILE
 from crm_shared.events.envelope import from_kafka
 
@@ -28,12 +29,17 @@ async def test_an_order_published_to_kafka_shows_in_the_profile(broker, make_dat
     await broker.publish(TOPIC_ORDERS, [order_paid(customer, amount="1299.00"),
                                         order_paid(customer, amount="0.50", currency="EUR")])
 
-    profile = await wait_until(lambda: _order_count_is(service, customer, 2), what="two orders applied")
+    masked = await wait_until(lambda: _order_count_is(service, customer, 2), what="two orders applied")
+    assert masked["pii"] == "masked" and masked["email"] == "m*******@example.com"  # an agent, by default
 
+    async with service.client(Identity(subject=customer, role=Role.CUSTOMER, customer_id=customer)) as http:
+        profile = (await http.get(f"/v1/profiles/{customer}")).json()  # the customer sees their own data
+    assert profile["pii"] == "clear"
     assert profile["email"] == "mei.chen@example.com"
-    assert profile["phone"] == "+8613800000000"
+    assert profile["phone"] == "+8613800138000"
     assert profile["total_spent"] == {"CNY": "1299.00", "EUR": "0.50"}
-    assert profile["consents"] == {"email": True, "sms": False}
+    assert profile["consents"]["email"]["granted"] is True and profile["consents"]["sms"]["granted"] is False
+    assert profile["consents"]["email"]["source"] == "shop/accounts"
     assert profile["first_order_at"] == "2026-11-01T12:00:00Z"
 
 

@@ -209,7 +209,8 @@ def run_dev(data_dir: Path) -> int:
         service_urls = {f"{spec.name.upper()}_URL": f"http://127.0.0.1:{spec.default_port + PORT_OFFSET}"
                         for spec in services.values()}
         for spec in services.values():
-            env = {**os.environ, **service_urls, "DATABASE_URL": database_urls[spec.name],
+            env = {**os.environ, **service_urls, "PII_KEY_FILE": str(data_dir / "profile-pii.key"),
+                   "DATABASE_URL": database_urls[spec.name],
                    "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(spec.default_port + PORT_OFFSET),
                    "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev")}
             process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", spec.name], env=env,

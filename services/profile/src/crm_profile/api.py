@@ -8,45 +8,193 @@ from decimal import Decimal
 
 import orjson
 from crm_shared import idempotency
-from crm_shared.auth import ALL_ROLES, CurrentIdentity, Role
+from crm_shared.auth import ALL_ROLES, CurrentIdentity, Forbidden, Identity, Role
 from crm_shared.db import DbConnection, DbReadConnection
+from crm_shared.http import current_request_id
 from crm_shared.idempotency import IdempotencyKey
-from crm_shared.problems import PROBLEM_JSON, NotFound
-from fastapi import APIRouter, Path, Query, Request
-from sqlalchemy import Text, cast, func, insert, select
+from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
+from crm_shared.tracing import current_traceparent
+from fastapi import APIRouter, Header, Path, Query, Request
+from sqlalchemy import insert, select
 
 from crm_profile.domain.events import format_amount
-from crm_profile.models import customer_notes, customer_spend, customers
-from crm_profile.schemas import ConsentsRead, NoteCreate, NoteRead, ProfileRead
+from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
+from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
+from crm_profile.models import customer_notes, customers, pii_access_log
+from crm_profile.repository import (
+    IdentityChange,
+    emit_customer_updated,
+    load_profile,
+    record_pii_access,
+    search_customer_ids,
+    write_identities,
+)
+from crm_profile.schemas import (
+    ConsentRead,
+    ConsentsRead,
+    CustomerMatch,
+    NoteCreate,
+    NoteRead,
+    PiiAccessPage,
+    PiiAccessRead,
+    ProfileRead,
+    ProfileUpdate,
+    SearchResult,
+)
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
+audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
+SUPERVISOR = frozenset({Role.SUPERVISOR})
+PII_FIELDS = ["email", "phone", "name", "address"]
+CustomerIdPath = Path(min_length=1, max_length=100)
+_PROBLEM = {"content": {PROBLEM_JSON: {}}}
+
+
+def _vault(request: Request) -> PiiVault:
+    return request.app.state.resources.vault
+
+
+def _region(request: Request) -> str:
+    return request.app.state.resources.settings.phone_default_region
+
+
+def may_see_pii(identity: Identity) -> bool:
+    """Supervisors; agents and integrations whose token carries the ``pii:read`` scope."""
+    return identity.role is Role.SUPERVISOR or (
+        identity.role in (Role.AGENT, Role.SERVICE) and "pii:read" in identity.scopes)
+
+
+def _consent(profile: dict, channel: str) -> ConsentRead:
+    return ConsentRead(granted=profile[f"consent_{channel}"], changed_at=profile[f"consent_{channel}_at"],
+                       source=profile[f"consent_{channel}_source"])
+
+
+def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
+    pii = {name: profile[name] for name in PII_FIELDS}
+    if not clear:
+        pii = {"email": mask_email(pii["email"]), "phone": mask_phone(pii["phone"]),
+               "name": mask_name(pii["name"]), "address": mask_address(pii["address"])}
+    spend = orjson.loads(profile["spend"]) if isinstance(profile["spend"], str) else (profile["spend"] or {})
+    return ProfileRead(
+        customer_id=profile["customer_id"], pii="clear" if clear else "masked", **pii,
+        birthday=profile["birthday"], gender=profile["gender"], city=profile["city"],
+        registered_at=profile["registered_at"],
+        consents=ConsentsRead(email=_consent(profile, "email"), sms=_consent(profile, "sms")),
+        tags=list(profile["tags"] or []), order_count=profile["order_count"],
+        total_spent={cur.strip(): format_amount(Decimal(amount)) for cur, amount in spend.items()},
+        first_order_at=profile["first_order_at"], last_order_at=profile["last_order_at"],
+        updated_at=profile["updated_at"])
+
+
+@router.get("", response_model=SearchResult,
+            responses={422: {**_PROBLEM, "description": "Not exactly one criterion"}})
+async def search_profiles(request: Request, db: DbReadConnection, identity: CurrentIdentity,
+                          email: str | None = Query(None, max_length=320),
+                          phone: str | None = Query(None, max_length=40),
+                          name: str | None = Query(None, min_length=1, max_length=100,
+                                                   description="A prefix of the name or of one of its words."),
+                          customer_id: str | None = Query(None, max_length=100),
+                          cursor: str | None = Query(None, max_length=100),
+                          limit: int = Query(20, ge=1, le=100)) -> SearchResult:
+    """Find customers (agents and supervisors) by exactly one of: e-mail, phone (any common way
+    of writing it), name prefix, customer id. Exact lookups go through keyed blind indexes, so the
+    database never holds these values in clear. Results are masked; open a profile to see more."""
+    identity.authorize(STAFF)
+    given = {k: v for k, v in {"email": email, "phone": phone, "name": name, "customer_id": customer_id}.items()
+             if v is not None}
+    if len(given) != 1:
+        raise Problem(422, "Invalid request", "search by exactly one of email, phone, name or customer_id")
+    (by, value), = given.items()
+    vault = _vault(request)
+    key: object = value
+    if by == "email":
+        key = vault.index("email", normalise_email(value))
+    elif by == "phone":
+        key = vault.index("phone", normalise_phone(value, _region(request)))
+    elif by == "name":
+        key = vault.index("name", name_search_key(value)[:12])
+    ids = [] if key is None else await search_customer_ids(db, by, key, after=cursor or "", limit=limit + 1)
+    items = []
+    for found in ids[:limit]:
+        profile = await load_profile(db, vault, found)
+        if profile is not None:
+            items.append(CustomerMatch(customer_id=found, name=mask_name(profile["name"]),
+                                       email=mask_email(profile["email"]), phone=mask_phone(profile["phone"]),
+                                       city=profile["city"]))
+    return SearchResult(items=items, next_cursor=ids[limit - 1] if len(ids) > limit else None)
 
 
 @router.get("/{customer_id}", response_model=ProfileRead,
-            responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"}})
-async def get_profile(db: DbReadConnection, identity: CurrentIdentity,
-                      customer_id: str = CustomerIdPath) -> ProfileRead:
-    """The customer's archive: identity, consents and purchase statistics."""
+            responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                       403: {**_PROBLEM, "description": "May not see this customer or reveal PII"}})
+async def get_profile(request: Request, db: DbReadConnection, identity: CurrentIdentity,
+                      customer_id: str = CustomerIdPath,
+                      reveal: bool = Query(False, description="Show PII in clear (needs the PII permission "
+                                                              "and a reason; the read is audited)."),
+                      reason: str | None = Header(None, alias="X-Access-Reason", min_length=3, max_length=200,
+                                                  description="Why PII is revealed (kept in the audit log).")
+                      ) -> ProfileRead:
+    """The customer's archive: identity, consents and purchase statistics.
+
+    A customer sees their own data in clear. Staff and integrations see e-mail, phone, name and
+    address masked; with ``reveal=true``, the ``pii:read`` permission (supervisors always) and an
+    ``X-Access-Reason``, they see them in clear and the read is written to the PII audit log.
+    """
     identity.authorize(ALL_ROLES, scope="profiles:read", customer_id=customer_id)
-    # One statement: the spend per currency comes along as JSON, amounts as text (never floats).
-    spend = (select(func.json_object_agg(customer_spend.c.currency, cast(customer_spend.c.amount, Text)))
-             .where(customer_spend.c.customer_id == customers.c.customer_id).scalar_subquery())
-    row = (await db.execute(select(customers, spend.label("spend"))
-                            .where(customers.c.customer_id == customer_id))).first()
-    if row is None:
+    own = identity.role is Role.CUSTOMER
+    if reveal and not own:
+        if not may_see_pii(identity):
+            raise Forbidden("revealing PII needs the pii:read permission")
+        if reason is None:
+            raise Problem(422, "Invalid request", "revealing PII needs an X-Access-Reason header")
+    profile = await load_profile(db, _vault(request), customer_id)
+    if profile is None:
         raise NotFound("customer", customer_id)
-    total_spent = orjson.loads(row.spend) if isinstance(row.spend, str) else (row.spend or {})
-    return ProfileRead(
-        customer_id=row.customer_id, email=row.email, phone=row.phone, name=row.name,
-        birthday=row.birthday, gender=row.gender, city=row.city, registered_at=row.registered_at,
-        consents=ConsentsRead(email=row.consent_email, sms=row.consent_sms),
-        order_count=row.order_count,
-        total_spent={cur.strip(): format_amount(Decimal(amount)) for cur, amount in total_spent.items()},
-        first_order_at=row.first_order_at, last_order_at=row.last_order_at, updated_at=row.updated_at,
-    )
+    if reveal and not own:
+        await record_pii_access(db, actor=identity.subject, role=str(identity.role), customer_id=customer_id,
+                                fields=[f for f in PII_FIELDS if profile[f] is not None], reason=reason,
+                                request_id=current_request_id.get())
+    return _read_model(profile, clear=own or reveal)
+
+
+@router.patch("/{customer_id}", response_model=ProfileRead,
+              responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                         422: {**_PROBLEM, "description": "Invalid field; nothing was changed"}})
+async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                         customer_id: str = CustomerIdPath) -> ProfileRead:
+    """Correct a customer's data (agents and supervisors). Fields left out keep their value; a
+    consent change is recorded with the time and the agent as its source. Answers the profile
+    as the caller may see it (masked for staff)."""
+    identity.authorize(STAFF)
+    errors = []
+    email = normalise_email(body.email) if body.email is not None else None
+    if body.email is not None and (email is None or not is_valid_email(email)):
+        errors.append({"location": ["body", "email"], "message": "not a valid e-mail address", "type": "value_error"})
+    phone = normalise_phone(body.phone, _region(request)) if body.phone is not None else None
+    if body.phone is not None and phone is None:
+        errors.append({"location": ["body", "phone"], "message": "not a valid phone number", "type": "value_error"})
+    if errors:
+        raise Problem(422, "Invalid request", "The request does not match the schema; see errors.",
+                      type_=PROBLEM_BASE + "invalid-request", errors=errors)
+    if (await db.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id))).first() \
+            is None:
+        raise NotFound("customer", customer_id)
+    consents = body.consents.model_dump(exclude_none=True) if body.consents else {}
+    change = IdentityChange(customer_id=customer_id, changed_at=datetime.now(UTC), source=f"agent:{identity.subject}",
+                            email=email, phone=phone, name=body.name, address=body.address, birthday=body.birthday,
+                            gender=body.gender, city=body.city, consents=consents, tags=body.tags)
+    vault = _vault(request)
+    statistics = await write_identities(db, vault, [change])
+    await emit_customer_updated(db, statistics, changed=["identity"],
+                                traceparents={customer_id: current_traceparent.get()})
+    await db.commit()
+    profile = await load_profile(db, vault, customer_id)
+    return _read_model(profile, clear=False)
 
 
 @router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,
@@ -83,3 +231,23 @@ async def list_notes(db: DbConnection, identity: CurrentIdentity, customer_id: s
     rows = await db.execute(select(customer_notes).where(customer_notes.c.customer_id == customer_id)
                             .order_by(customer_notes.c.created_at.desc()).limit(limit))
     return [NoteRead(**row._mapping) for row in rows]
+
+
+@audit_router.get("/pii-access", response_model=PiiAccessPage)
+async def list_pii_access(db: DbReadConnection, identity: CurrentIdentity,
+                          customer_id: str | None = Query(None, max_length=100),
+                          actor: str | None = Query(None, max_length=200),
+                          cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
+                          limit: int = Query(50, ge=1, le=200)) -> PiiAccessPage:
+    """Who saw which customer's PII in clear, when and why, newest first (supervisors)."""
+    identity.authorize(SUPERVISOR)
+    query = select(pii_access_log).order_by(pii_access_log.c.id.desc()).limit(limit + 1)
+    if customer_id is not None:
+        query = query.where(pii_access_log.c.customer_id == customer_id)
+    if actor is not None:
+        query = query.where(pii_access_log.c.actor == actor)
+    if cursor is not None:
+        query = query.where(pii_access_log.c.id < cursor)
+    rows = (await db.execute(query)).all()
+    return PiiAccessPage(items=[PiiAccessRead(**row._mapping) for row in rows[:limit]],
+                         next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)

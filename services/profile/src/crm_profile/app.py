@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from crm_shared.service import ServiceSpec, build_app
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
 from crm_profile import api
-from crm_profile.handlers import HANDLERS, TOPICS
+from crm_profile.domain.pii import PiiVault
+from crm_profile.handlers import TOPICS, build_handlers
 from crm_profile.settings import ProfileSettings
 
 SERVICE = ServiceSpec(
@@ -14,6 +19,20 @@ SERVICE = ServiceSpec(
     app_factory="crm_profile.app:create_app", migrations="crm_profile:migrations", subscribes=TOPICS)
 
 
+@dataclass(frozen=True)
+class ProfileResources:
+    vault: PiiVault
+    settings: ProfileSettings
+
+
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
-    return build_app(SERVICE, settings or ProfileSettings(), routers=[api.router], handlers=HANDLERS,
+    settings = settings or ProfileSettings()
+    vault = PiiVault(settings.master_pii_key())
+
+    @asynccontextmanager
+    async def resources(_runtime: ServiceRuntime) -> AsyncIterator[ProfileResources]:
+        yield ProfileResources(vault=vault, settings=settings)
+
+    return build_app(SERVICE, settings, routers=[api.router, api.audit_router],
+                     handlers=build_handlers(vault, settings.phone_default_region), resources=resources,
                      description="The customer archive: identity, purchase statistics and the customer-360 source.")

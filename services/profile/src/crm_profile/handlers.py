@@ -7,41 +7,19 @@ too slow). Handlers never commit.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
-from crm_shared.bus import HandlerTable, Inbound, add_to_outbox
+from crm_shared.bus import HandlerTable, Inbound
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, CustomerData, OrderData
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_profile.domain.events import customer_updated
 from crm_profile.domain.identity import normalise_email, normalise_phone
+from crm_profile.domain.pii import PiiVault
+from crm_profile.repository import IdentityChange, emit_customer_updated, write_identities
 
 TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS)
-
-# Identity: a null in an update means "not sent", never "erase" (erasure is a privacy command).
-_UPSERT_IDENTITY = text("""
-    INSERT INTO customers AS c (customer_id, email, phone, name, birthday, gender, city,
-                                registered_at, consent_email, consent_sms)
-    SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:emails AS text[]), CAST(:phones AS text[]),
-                         CAST(:names AS text[]), CAST(:birthdays AS date[]), CAST(:genders AS text[]),
-                         CAST(:cities AS text[]), CAST(:registered_ats AS timestamptz[]),
-                         CAST(:consent_emails AS boolean[]), CAST(:consent_smss AS boolean[]))
-    ON CONFLICT (customer_id) DO UPDATE SET
-        email         = COALESCE(excluded.email, c.email),
-        phone         = COALESCE(excluded.phone, c.phone),
-        name          = COALESCE(excluded.name, c.name),
-        birthday      = COALESCE(excluded.birthday, c.birthday),
-        gender        = COALESCE(excluded.gender, c.gender),
-        city          = COALESCE(excluded.city, c.city),
-        registered_at = COALESCE(c.registered_at, excluded.registered_at),
-        consent_email = COALESCE(excluded.consent_email, c.consent_email),
-        consent_sms   = COALESCE(excluded.consent_sms, c.consent_sms),
-        updated_at    = now()
-    RETURNING customer_id, order_count, first_order_at, last_order_at
-""")
 
 # Paid orders: the orders table makes each order count once whatever the event id; the customer's
 # statistics grow by what was really new. One statement for the whole run.
@@ -72,30 +50,6 @@ _APPLY_PAID_ORDERS = text("""
     RETURNING customer_id, order_count, first_order_at, last_order_at
 """)
 
-_SPEND_OF = text("""
-    SELECT customer_id, currency, amount FROM customer_spend WHERE customer_id = ANY(CAST(:ids AS text[]))
-""")
-
-
-async def on_customer_registered_or_updated(tx: AsyncConnection, events: list[Inbound[CustomerData]]) -> None:
-    latest: dict[str, CustomerData] = {}
-    for inbound in events:  # in partition order, so the last one wins
-        latest[inbound.data.customer_id] = inbound.data
-    rows = list(latest.values())
-    consents = [d.consents for d in rows]
-    result = await tx.execute(_UPSERT_IDENTITY, {
-        "customer_ids": [d.customer_id for d in rows],
-        "emails": [normalise_email(d.email) for d in rows],
-        "phones": [normalise_phone(d.phone) for d in rows],
-        "names": [d.name for d in rows],
-        "birthdays": [d.birthday for d in rows],
-        "genders": [d.gender for d in rows],
-        "cities": [d.city for d in rows],
-        "registered_ats": [d.registered_at for d in rows],
-        "consent_emails": [c.email if c else None for c in consents],
-        "consent_smss": [c.sms if c else None for c in consents],
-    })
-    await _emit_updated(tx, result.all(), events, changed=["identity"])
 
 
 async def on_order_paid(tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
@@ -106,29 +60,35 @@ async def on_order_paid(tx: AsyncConnection, events: list[Inbound[OrderData]]) -
         "amounts": [e.data.total_amount for e in events],
         "paid_ats": [e.data.occurred_at for e in events],
     })
-    await _emit_updated(tx, result.all(), events, changed=["orders"])
+    await emit_customer_updated(tx, result.all(), changed=["orders"], traceparents=_traceparents(events))
 
 
-async def _emit_updated(tx: AsyncConnection, changed_rows: list[Any], causes: list[Inbound[Any]],
-                        changed: list[str]) -> None:
-    """One ``crm.profile.customer.updated`` per changed customer, in the same transaction."""
-    if not changed_rows:
-        return
-    ids = [row.customer_id for row in changed_rows]
-    spend: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for row in await tx.execute(_SPEND_OF, {"ids": ids}):
-        spend[row.customer_id][row.currency] = row.amount
-    cause_of = {inbound.data.customer_id: inbound.event.traceparent for inbound in causes}
-    await add_to_outbox(tx, [
-        customer_updated(customer_id=row.customer_id, changed=changed, order_count=row.order_count,
-                         total_spent=spend.get(row.customer_id, {}), first_order_at=row.first_order_at,
-                         last_order_at=row.last_order_at, cause_traceparent=cause_of.get(row.customer_id))
-        for row in changed_rows
-    ])
+def _traceparents(events: list[Inbound[Any]]) -> dict[str, str | None]:
+    return {inbound.data.customer_id: inbound.event.traceparent for inbound in events}
 
 
-HANDLERS: HandlerTable = {
-    "commerce.customer.registered": on_customer_registered_or_updated,
-    "commerce.customer.updated": on_customer_registered_or_updated,
-    "commerce.order.paid": on_order_paid,
-}
+def identity_change(inbound: Inbound[CustomerData], phone_region: str) -> IdentityChange:
+    data, event = inbound.data, inbound.event
+    consents = {}
+    if data.consents is not None:
+        consents = {channel: granted for channel, granted in
+                    (("email", data.consents.email), ("sms", data.consents.sms)) if granted is not None}
+    return IdentityChange(
+        customer_id=data.customer_id, changed_at=event.time or data.registered_at or datetime.now(UTC),
+        source=event.source, email=normalise_email(data.email), phone=normalise_phone(data.phone, phone_region),
+        name=data.name, birthday=data.birthday, gender=data.gender, city=data.city,
+        registered_at=data.registered_at, consents=consents)
+
+
+def build_handlers(vault: PiiVault, phone_region: str) -> HandlerTable:
+    """The handler table, bound to the PII vault (built from settings in ``create_app``)."""
+
+    async def on_customer_registered_or_updated(tx: AsyncConnection, events: list[Inbound[CustomerData]]) -> None:
+        statistics = await write_identities(tx, vault, [identity_change(e, phone_region) for e in events])
+        await emit_customer_updated(tx, statistics, changed=["identity"], traceparents=_traceparents(events))
+
+    return {
+        "commerce.customer.registered": on_customer_registered_or_updated,
+        "commerce.customer.updated": on_customer_registered_or_updated,
+        "commerce.order.paid": on_order_paid,
+    }

@@ -1,16 +1,37 @@
 """Tables of the profile database (created by the migrations; used here for typed reads)."""
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, MetaData, Numeric, Table, Text, Uuid
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    Uuid,
+)
 
 metadata = MetaData()
 
 customers = Table(
     "customers", metadata,
     Column("customer_id", Text, primary_key=True),
-    Column("email", Text), Column("phone", Text), Column("name", Text),
+    # PII: AES-GCM ciphertexts (domain/pii.py) and keyed blind indexes for exact lookup.
+    Column("email_enc", LargeBinary), Column("email_bidx", LargeBinary),
+    Column("phone_enc", LargeBinary), Column("phone_bidx", LargeBinary),
+    Column("name_enc", LargeBinary), Column("address_enc", LargeBinary),
     Column("birthday", Date), Column("gender", Text), Column("city", Text),
     Column("registered_at", DateTime(timezone=True)),
-    Column("consent_email", Boolean), Column("consent_sms", Boolean),
+    Column("consent_email", Boolean), Column("consent_email_at", DateTime(timezone=True)),
+    Column("consent_email_source", Text),
+    Column("consent_sms", Boolean), Column("consent_sms_at", DateTime(timezone=True)),
+    Column("consent_sms_source", Text),
+    Column("tags", ARRAY(Text), nullable=False),
     Column("order_count", Integer, nullable=False),
     Column("first_order_at", DateTime(timezone=True)),
     Column("last_order_at", DateTime(timezone=True)),
@@ -41,4 +62,33 @@ customer_notes = Table(
     Column("author", Text, nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+customer_name_index = Table(
+    "customer_name_index", metadata,
+    Column("prefix_bidx", LargeBinary, primary_key=True),
+    Column("customer_id", Text, primary_key=True),
+)
+
+consent_changes = Table(
+    "consent_changes", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+pii_access_log = Table(
+    "pii_access_log", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("accessed_at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("customer_id", Text, nullable=False),
+    Column("fields", ARRAY(Text), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("request_id", Text),
 )

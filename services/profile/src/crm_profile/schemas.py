@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+class ConsentRead(BaseModel):
+    granted: bool | None = None
+    changed_at: datetime | None = Field(default=None, description="When it last changed (shop or agent).")
+    source: str | None = Field(default=None, description="Who changed it: the event source, or agent:<id>.")
 
 
 class ConsentsRead(BaseModel):
-    email: bool | None = None
-    sms: bool | None = None
+    email: ConsentRead
+    sms: ConsentRead
 
 
 class ProfileRead(BaseModel):
     customer_id: str
+    pii: Literal["clear", "masked"] = Field(
+        description="masked: e-mail, phone, name and address are partly hidden (the caller may not see PII, or "
+                    "did not ask to reveal it); clear: shown as stored.")
     email: str | None = None
-    phone: str | None = None
+    phone: str | None = Field(default=None, description="E.164.")
     name: str | None = None
+    address: str | None = None
     birthday: date | None = None
     gender: str | None = None
     city: str | None = None
     registered_at: datetime | None = None
     consents: ConsentsRead
+    tags: list[str] = Field(default_factory=list)
     order_count: int
     total_spent: dict[str, str] = Field(
         description="Spend per ISO 4217 currency, as decimal strings (paid orders).",
@@ -30,6 +42,61 @@ class ProfileRead(BaseModel):
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     updated_at: datetime
+
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[\w .:-]+$")]
+
+
+class ConsentsUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown consent channel is an error, not ignored
+
+    email: bool | None = None
+    sms: bool | None = None
+
+
+class ProfileUpdate(BaseModel):
+    """An agent's correction of a customer's data. Fields left out are not changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)] | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    name: ShortText | None = None
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)] | None = None
+    birthday: date | None = None
+    gender: Literal["female", "male", "other", "unknown"] | None = None
+    city: ShortText | None = None
+    consents: ConsentsUpdate | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+
+
+class CustomerMatch(BaseModel):
+    customer_id: str
+    name: str | None = Field(description="Masked.")
+    email: str | None = Field(description="Masked.")
+    phone: str | None = Field(description="Masked.")
+    city: str | None = None
+
+
+class SearchResult(BaseModel):
+    items: list[CustomerMatch]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class PiiAccessRead(BaseModel):
+    accessed_at: datetime
+    actor: str
+    role: str
+    customer_id: str
+    fields: list[str]
+    reason: str
+    request_id: str | None = None
+
+
+class PiiAccessPage(BaseModel):
+    items: list[PiiAccessRead]
+    next_cursor: str | None = None
 
 
 class NoteCreate(BaseModel):

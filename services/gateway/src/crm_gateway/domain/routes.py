@@ -49,14 +49,21 @@ ROUTES: tuple[Route, ...] = (
     # Proxied to the services.
     Route("GET", "/v1/profiles/{customer_id}", ALL_ROLES, upstream="profile", scope="profiles:read",
           customer_param="customer_id", timeout_s=2.0),
+    Route("GET", "/v1/profiles", STAFF, upstream="profile", timeout_s=2.0),  # search
+    Route("PATCH", "/v1/profiles/{customer_id}", STAFF, upstream="profile", customer_param="customer_id",
+          timeout_s=2.0),
+    Route("GET", "/v1/audit/pii-access", SUPERVISOR, upstream="profile", timeout_s=2.0),
     Route("GET", "/v1/profiles/{customer_id}/notes", STAFF, upstream="profile", customer_param="customer_id",
           timeout_s=2.0),
     Route("POST", "/v1/profiles/{customer_id}/notes", STAFF, upstream="profile", customer_param="customer_id",
           timeout_s=2.0),
 )
 
-# Every scope a service caller can hold: those the route table asks for.
-SCOPES = frozenset(r.scope for r in ROUTES if r.scope)
+# Permissions a service checks itself rather than the route table: pii:read lets agents and
+# integrations reveal e-mail, phone, name and address (audited by the profile service).
+SERVICE_CHECKED_SCOPES = frozenset({"pii:read"})
+# Every scope a caller can hold: those the route table asks for, and the ones above.
+SCOPES = frozenset(r.scope for r in ROUTES if r.scope) | SERVICE_CHECKED_SCOPES
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,241 @@
+"""Reads and writes of the customer archive, shared by the event handlers and the HTTP routes.
+
+PII is encrypted here on the way in and decrypted on the way out: nothing below this module
+sees plaintext e-mail, phone, name or address. Functions take the caller's transaction and
+never commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from crm_shared.bus import add_to_outbox
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_profile.domain.events import customer_updated
+from crm_profile.domain.identity import name_prefixes
+from crm_profile.domain.pii import PiiVault
+
+CONSENT_CHANNELS = ("email", "sms")
+
+
+@dataclass
+class IdentityChange:
+    """What one event or one agent's edit says about a customer; None means "not said"."""
+
+    customer_id: str
+    changed_at: datetime
+    source: str                      # the event source, or agent:<id>
+    email: str | None = None         # normalised
+    phone: str | None = None         # normalised (E.164)
+    name: str | None = None
+    address: str | None = None
+    birthday: date | None = None
+    gender: str | None = None
+    city: str | None = None
+    registered_at: datetime | None = None
+    consents: dict[str, bool] = field(default_factory=dict)
+    tags: list[str] | None = None
+
+
+_LOCK_CONSENTS = text("""
+    SELECT customer_id, consent_email, consent_sms FROM customers
+    WHERE customer_id = ANY(CAST(:ids AS text[])) FOR UPDATE
+""")
+
+# A null means "not sent", never "erase" (erasure is a privacy command of its own).
+_UPSERT = text("""
+    INSERT INTO customers AS c (customer_id, email_enc, email_bidx, phone_enc, phone_bidx, name_enc, address_enc,
+                                birthday, gender, city, registered_at,
+                                consent_email, consent_email_at, consent_email_source,
+                                consent_sms, consent_sms_at, consent_sms_source)
+    SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:email_encs AS bytea[]), CAST(:email_bidxs AS bytea[]),
+                CAST(:phone_encs AS bytea[]), CAST(:phone_bidxs AS bytea[]), CAST(:name_encs AS bytea[]),
+                CAST(:address_encs AS bytea[]), CAST(:birthdays AS date[]), CAST(:genders AS text[]),
+                CAST(:cities AS text[]), CAST(:registered_ats AS timestamptz[]),
+                CAST(:consent_emails AS boolean[]), CAST(:consent_email_ats AS timestamptz[]),
+                CAST(:consent_email_sources AS text[]), CAST(:consent_smss AS boolean[]),
+                CAST(:consent_sms_ats AS timestamptz[]), CAST(:consent_sms_sources AS text[]))
+    ON CONFLICT (customer_id) DO UPDATE SET
+        email_enc            = COALESCE(excluded.email_enc, c.email_enc),
+        email_bidx           = COALESCE(excluded.email_bidx, c.email_bidx),
+        phone_enc            = COALESCE(excluded.phone_enc, c.phone_enc),
+        phone_bidx           = COALESCE(excluded.phone_bidx, c.phone_bidx),
+        name_enc             = COALESCE(excluded.name_enc, c.name_enc),
+        address_enc          = COALESCE(excluded.address_enc, c.address_enc),
+        birthday             = COALESCE(excluded.birthday, c.birthday),
+        gender               = COALESCE(excluded.gender, c.gender),
+        city                 = COALESCE(excluded.city, c.city),
+        registered_at        = COALESCE(c.registered_at, excluded.registered_at),
+        consent_email        = COALESCE(excluded.consent_email, c.consent_email),
+        consent_email_at     = COALESCE(excluded.consent_email_at, c.consent_email_at),
+        consent_email_source = COALESCE(excluded.consent_email_source, c.consent_email_source),
+        consent_sms          = COALESCE(excluded.consent_sms, c.consent_sms),
+        consent_sms_at       = COALESCE(excluded.consent_sms_at, c.consent_sms_at),
+        consent_sms_source   = COALESCE(excluded.consent_sms_source, c.consent_sms_source),
+        updated_at           = now()
+    RETURNING customer_id, order_count, first_order_at, last_order_at
+""")
+
+_SET_TAGS = text("UPDATE customers SET tags = :tags, updated_at = now() WHERE customer_id = :customer_id")
+
+_RECORD_CONSENTS = text("""
+    INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source)
+    SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:channels AS text[]), CAST(:granted AS boolean[]),
+                         CAST(:changed_ats AS timestamptz[]), CAST(:sources AS text[]))
+""")
+_CLEAR_NAME_INDEX = text("DELETE FROM customer_name_index WHERE customer_id = ANY(CAST(:ids AS text[]))")
+_INDEX_NAMES = text("""
+    INSERT INTO customer_name_index (prefix_bidx, customer_id)
+    SELECT * FROM unnest(CAST(:prefixes AS bytea[]), CAST(:customer_ids AS text[])) ON CONFLICT DO NOTHING
+""")
+
+
+def _merge(changes: list[IdentityChange]) -> dict[str, IdentityChange]:
+    """One change per customer: later values win, fields not said keep the earlier ones."""
+    merged: dict[str, IdentityChange] = {}
+    for change in changes:
+        current = merged.get(change.customer_id)
+        if current is None:
+            merged[change.customer_id] = IdentityChange(**{**change.__dict__, "consents": dict(change.consents)})
+            continue
+        for name in ("email", "phone", "name", "address", "birthday", "gender", "city", "registered_at", "tags"):
+            value = getattr(change, name)
+            if value is not None:
+                setattr(current, name, value)
+        current.consents.update(change.consents)
+        current.changed_at, current.source = change.changed_at, change.source
+    return merged
+
+
+async def write_identities(tx: AsyncConnection, vault: PiiVault, changes: list[IdentityChange]) -> list[Any]:
+    """Apply identity changes in order (one statement per kind of row, whatever their number).
+
+    Every consent change is recorded with its time and source, also when one batch holds
+    several changes of the same customer. Returns the customers' statistics rows.
+    """
+    if not changes:
+        return []
+    ids = sorted({c.customer_id for c in changes})
+    current = {row.customer_id: {"email": row.consent_email, "sms": row.consent_sms}
+               for row in await tx.execute(_LOCK_CONSENTS, {"ids": ids})}
+    consent_rows: list[tuple[str, str, bool, datetime, str]] = []
+    last_consent: dict[tuple[str, str], tuple[bool, datetime, str]] = {}
+    for change in changes:
+        state = current.setdefault(change.customer_id, {"email": None, "sms": None})
+        for channel, granted in change.consents.items():
+            if state[channel] != granted:
+                consent_rows.append((change.customer_id, channel, granted, change.changed_at, change.source))
+                last_consent[(change.customer_id, channel)] = (granted, change.changed_at, change.source)
+                state[channel] = granted
+    merged = _merge(changes)
+    rows = list(merged.values())
+
+    def consent(channel: str, part: int) -> list[Any]:
+        return [last_consent.get((r.customer_id, channel), (None, None, None))[part] for r in rows]
+
+    result = await tx.execute(_UPSERT, {
+        "customer_ids": [r.customer_id for r in rows],
+        "email_encs": [vault.seal("email", r.email) for r in rows],
+        "email_bidxs": [vault.index("email", r.email) for r in rows],
+        "phone_encs": [vault.seal("phone", r.phone) for r in rows],
+        "phone_bidxs": [vault.index("phone", r.phone) for r in rows],
+        "name_encs": [vault.seal("name", r.name) for r in rows],
+        "address_encs": [vault.seal("address", r.address) for r in rows],
+        "birthdays": [r.birthday for r in rows], "genders": [r.gender for r in rows],
+        "cities": [r.city for r in rows], "registered_ats": [r.registered_at for r in rows],
+        "consent_emails": consent("email", 0), "consent_email_ats": consent("email", 1),
+        "consent_email_sources": consent("email", 2),
+        "consent_smss": consent("sms", 0), "consent_sms_ats": consent("sms", 1),
+        "consent_sms_sources": consent("sms", 2),
+    })
+    statistics = result.all()
+    if consent_rows:
+        columns = list(zip(*consent_rows, strict=True))
+        await tx.execute(_RECORD_CONSENTS, {"customer_ids": list(columns[0]), "channels": list(columns[1]),
+                                            "granted": list(columns[2]), "changed_ats": list(columns[3]),
+                                            "sources": list(columns[4])})
+    named = [r for r in rows if r.name is not None]
+    if named:
+        await tx.execute(_CLEAR_NAME_INDEX, {"ids": [r.customer_id for r in named]})
+        pairs = [(vault.index("name", prefix), r.customer_id) for r in named for prefix in name_prefixes(r.name)]
+        await tx.execute(_INDEX_NAMES, {"prefixes": [p for p, _ in pairs], "customer_ids": [c for _, c in pairs]})
+    for r in rows:
+        if r.tags is not None:
+            await tx.execute(_SET_TAGS, {"customer_id": r.customer_id, "tags": r.tags})
+    return statistics
+
+
+_PROFILE = text("""
+    SELECT c.*, (SELECT json_object_agg(s.currency, CAST(s.amount AS text)) FROM customer_spend s
+                 WHERE s.customer_id = c.customer_id) AS spend
+    FROM customers c WHERE c.customer_id = :customer_id
+""")
+
+
+async def load_profile(db: AsyncConnection, vault: PiiVault, customer_id: str) -> dict[str, Any] | None:
+    """The customer's row with PII decrypted and spend per currency (amounts as text); one statement."""
+    row = (await db.execute(_PROFILE, {"customer_id": customer_id})).mappings().first()
+    if row is None:
+        return None
+    profile = dict(row)
+    for name in ("email", "phone", "name", "address"):
+        profile[name] = vault.open(name, profile.pop(f"{name}_enc"))
+    return profile
+
+
+_SEARCH = {
+    "email": text("""SELECT customer_id FROM customers WHERE email_bidx = :key AND customer_id > :after
+                     ORDER BY customer_id LIMIT :limit"""),
+    "phone": text("""SELECT customer_id FROM customers WHERE phone_bidx = :key AND customer_id > :after
+                     ORDER BY customer_id LIMIT :limit"""),
+    "name": text("""SELECT customer_id FROM customer_name_index WHERE prefix_bidx = :key AND customer_id > :after
+                    ORDER BY customer_id LIMIT :limit"""),
+    "customer_id": text("""SELECT customer_id FROM customers WHERE customer_id = :key AND customer_id > :after
+                           LIMIT :limit"""),
+}
+
+
+async def search_customer_ids(db: AsyncConnection, by: str, key: Any, *, after: str, limit: int) -> list[str]:
+    """Customer ids matching one criterion, in id order after ``after`` (keyset pagination)."""
+    rows = await db.execute(_SEARCH[by], {"key": key, "after": after, "limit": limit})
+    return [row.customer_id for row in rows]
+
+
+_AUDIT = text("""
+    INSERT INTO pii_access_log (actor, role, customer_id, fields, reason, request_id)
+    VALUES (:actor, :role, :customer_id, :fields, :reason, :request_id)
+""")
+
+
+async def record_pii_access(db: AsyncConnection, *, actor: str, role: str, customer_id: str, fields: list[str],
+                            reason: str, request_id: str | None) -> None:
+    await db.execute(_AUDIT, {"actor": actor, "role": role, "customer_id": customer_id, "fields": fields,
+                              "reason": reason, "request_id": request_id})
+
+
+_SPEND_OF = text("""
+    SELECT customer_id, currency, amount FROM customer_spend WHERE customer_id = ANY(CAST(:ids AS text[]))
+""")
+
+
+async def emit_customer_updated(tx: AsyncConnection, changed_rows: list[Any], *, changed: list[str],
+                                traceparents: dict[str, str | None]) -> None:
+    """One ``crm.profile.customer.updated`` per changed customer, in the same transaction."""
+    if not changed_rows:
+        return
+    ids = [row.customer_id for row in changed_rows]
+    spend: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    for row in await tx.execute(_SPEND_OF, {"ids": ids}):
+        spend[row.customer_id][row.currency] = row.amount
+    await add_to_outbox(tx, [
+        customer_updated(customer_id=row.customer_id, changed=changed, order_count=row.order_count,
+                         total_spent=spend.get(row.customer_id, {}), first_order_at=row.first_order_at,
+                         last_order_at=row.last_order_at, cause_traceparent=traceparents.get(row.customer_id))
+        for row in changed_rows
+    ])
