@@ -36,6 +36,8 @@ EXPECTED = {
     ("GET", "/v1/profiles"): {"agent", "supervisor"},
     ("PATCH", "/v1/profiles/{customer_id}"): {"agent", "supervisor"},
     ("GET", "/v1/audit/pii-access"): {"supervisor"},
+    ("GET", "/v1/profiles/{customer_id}/orders"): {"customer_a", "agent", "supervisor"},
+    ("GET", "/v1/profiles/{customer_id}/timeline"): {"agent", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
 }

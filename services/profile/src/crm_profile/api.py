@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,12 +16,12 @@ from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
 from crm_shared.tracing import current_traceparent
 from fastapi import APIRouter, Header, Path, Query, Request
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, tuple_
 
 from crm_profile.domain.events import format_amount
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
-from crm_profile.models import customer_notes, customers, pii_access_log
+from crm_profile.models import customer_notes, customers, orders, pii_access_log, timeline
 from crm_profile.repository import (
     IdentityChange,
     emit_customer_updated,
@@ -30,16 +31,23 @@ from crm_profile.repository import (
     write_identities,
 )
 from crm_profile.schemas import (
+    ActivityRead,
+    CategoryRead,
     ConsentRead,
     ConsentsRead,
     CustomerMatch,
     NoteCreate,
     NoteRead,
+    OrderItemRead,
+    OrderPage,
+    OrderRead,
     PiiAccessPage,
     PiiAccessRead,
     ProfileRead,
     ProfileUpdate,
     SearchResult,
+    TimelineEntryRead,
+    TimelinePage,
 )
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
@@ -74,19 +82,33 @@ def _consent(profile: dict, channel: str) -> ConsentRead:
                        source=profile[f"consent_{channel}_source"])
 
 
+def _json(value):
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
 def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
     pii = {name: profile[name] for name in PII_FIELDS}
     if not clear:
         pii = {"email": mask_email(pii["email"]), "phone": mask_phone(pii["phone"]),
                "name": mask_name(pii["name"]), "address": mask_address(pii["address"])}
-    spend = orjson.loads(profile["spend"]) if isinstance(profile["spend"], str) else (profile["spend"] or {})
+    spend = _json(profile["spend"]) or {}
+    net = {cur.strip(): Decimal(v["paid"]) - Decimal(v["refunded"]) for cur, v in spend.items()}
+    orders = {cur.strip(): v["orders"] for cur, v in spend.items()}
     return ProfileRead(
         customer_id=profile["customer_id"], pii="clear" if clear else "masked", **pii,
         birthday=profile["birthday"], gender=profile["gender"], city=profile["city"],
         registered_at=profile["registered_at"],
         consents=ConsentsRead(email=_consent(profile, "email"), sms=_consent(profile, "sms")),
         tags=list(profile["tags"] or []), order_count=profile["order_count"],
-        total_spent={cur.strip(): format_amount(Decimal(amount)) for cur, amount in spend.items()},
+        total_spent={cur: format_amount(amount) for cur, amount in net.items()},
+        refunded={cur.strip(): format_amount(Decimal(v["refunded"])) for cur, v in spend.items()
+                  if Decimal(v["refunded"])},
+        average_order_value={cur: format_amount((amount / orders[cur]).quantize(Decimal("0.01")))
+                             for cur, amount in net.items() if orders[cur]},
+        return_rate=(round(profile["refunded_order_count"] / profile["order_count"], 4)
+                     if profile["order_count"] else 0.0),
+        categories=[CategoryRead(**c) for c in _json(profile["categories"]) or []],
+        activity=ActivityRead(**(_json(profile["activity"]) or {})),
         first_order_at=profile["first_order_at"], last_order_at=profile["last_order_at"],
         updated_at=profile["updated_at"])
 
@@ -195,6 +217,76 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     await db.commit()
     profile = await load_profile(db, vault, customer_id)
     return _read_model(profile, clear=False)
+
+
+def _encode_cursor(at: datetime, key: object) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{key}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, _, key = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(at), key
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(422, "Invalid request", "cursor is not one this API gave out") from None
+
+
+@router.get("/{customer_id}/orders", response_model=OrderPage)
+async def list_orders(db: DbReadConnection, identity: CurrentIdentity, customer_id: str = CustomerIdPath,
+                      status: str | None = Query(None, pattern=r"^(placed|paid|completed|cancelled|refunded|"
+                                                                 r"partially_refunded)$"),
+                      cursor: str | None = Query(None, max_length=200),
+                      limit: int = Query(20, ge=1, le=100)) -> OrderPage:
+    """The customer's orders with their items, newest first (the customer, agents, supervisors)."""
+    identity.authorize({Role.CUSTOMER, *STAFF}, customer_id=customer_id)
+    when = func.coalesce(orders.c.paid_at, orders.c.placed_at)
+    query = (select(orders, when.label("sort_at")).where(orders.c.customer_id == customer_id)
+             .order_by(when.desc(), orders.c.order_id.desc()).limit(limit + 1))
+    if status is not None:
+        query = query.where(orders.c.status == status)
+    if cursor is not None:
+        at, key = _decode_cursor(cursor)
+        query = query.where(tuple_(when, orders.c.order_id) < tuple_(at, key))
+    rows = (await db.execute(query)).all()
+    items = [OrderRead(
+        order_id=r.order_id, status=r.status, currency=r.currency.strip(), total_amount=format_amount(r.total_amount),
+        refunded_amount=format_amount(r.refunded_amount), channel=r.channel,
+        items=[OrderItemRead(**i) for i in _json(r.items) or []], placed_at=r.placed_at, paid_at=r.paid_at,
+        completed_at=r.completed_at, cancelled_at=r.cancelled_at) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return OrderPage(items=items, next_cursor=_encode_cursor(last.sort_at, last.order_id) if last else None)
+
+
+@router.get("/{customer_id}/timeline", response_model=TimelinePage)
+async def get_timeline(db: DbReadConnection, identity: CurrentIdentity, customer_id: str = CustomerIdPath,
+                       kind: str | None = Query(None, max_length=100, pattern=r"^[a-z_.]+$",
+                                                description="`order`, `interaction`, or a full kind such as "
+                                                            "`interaction.product_view`."),
+                       since: datetime | None = None, until: datetime | None = None,
+                       cursor: str | None = Query(None, max_length=200),
+                       limit: int = Query(50, ge=1, le=200)) -> TimelinePage:
+    """Everything that happened to a customer, newest first: interactions and orders (and, as the
+    other services emit them, tickets, points and churn warnings). The call-centre agent's view."""
+    identity.authorize(STAFF)
+    query = (select(timeline).where(timeline.c.customer_id == customer_id)
+             .order_by(timeline.c.occurred_at.desc(), timeline.c.id.desc()).limit(limit + 1))
+    if kind is not None:
+        query = query.where((timeline.c.kind == kind) | timeline.c.kind.startswith(kind.rstrip(".") + ".",
+                                                                                     autoescape=True))
+    if since is not None:
+        query = query.where(timeline.c.occurred_at >= since)
+    if until is not None:
+        query = query.where(timeline.c.occurred_at < until)
+    if cursor is not None:
+        at, key = _decode_cursor(cursor)
+        if not key.isdigit():
+            raise Problem(422, "Invalid request", "cursor is not one this API gave out")
+        query = query.where(tuple_(timeline.c.occurred_at, timeline.c.id) < tuple_(at, int(key)))
+    rows = (await db.execute(query)).all()
+    items = [TimelineEntryRead(occurred_at=r.occurred_at, kind=r.kind, channel=r.channel, details=_json(r.details),
+                               event_id=r.event_id) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return TimelinePage(items=items, next_cursor=_encode_cursor(last.occurred_at, last.id) if last else None)
 
 
 @router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,

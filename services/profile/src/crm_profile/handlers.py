@@ -8,10 +8,20 @@ too slow). Handlers never commit.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import orjson
 from crm_shared.bus import HandlerTable, Inbound
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, CustomerData, OrderData
+from crm_shared.events.catalogue import (
+    TOPIC_CUSTOMERS,
+    TOPIC_INTERACTIONS,
+    TOPIC_ORDERS,
+    CustomerData,
+    InteractionData,
+    OrderData,
+    OrderRefundedData,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,29 +29,47 @@ from crm_profile.domain.identity import normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import IdentityChange, emit_customer_updated, write_identities
 
-TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS)
+TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
 
-# Paid orders: the orders table makes each order count once whatever the event id; the customer's
-# statistics grow by what was really new. One statement for the whole run.
+# Paid orders: the orders table makes each order count once whatever the event id (a placed
+# order becomes paid once); the customer's statistics grow by what was really new, and the
+# categories bought come from the items. One statement for the whole run.
 _APPLY_PAID_ORDERS = text("""
     WITH incoming AS (
         SELECT DISTINCT ON (order_id) *
         FROM unnest(CAST(:order_ids AS text[]), CAST(:customer_ids AS text[]), CAST(:currencies AS text[]),
-                    CAST(:amounts AS numeric[]), CAST(:paid_ats AS timestamptz[]))
-             AS t(order_id, customer_id, currency, total_amount, paid_at)
+                    CAST(:amounts AS numeric[]), CAST(:paid_ats AS timestamptz[]), CAST(:channels AS text[]),
+                    CAST(:items AS text[]))
+             AS t(order_id, customer_id, currency, total_amount, paid_at, channel, items)
         ORDER BY order_id
-    ), new_orders AS (
-        INSERT INTO orders (order_id, customer_id, currency, total_amount, paid_at)
-        SELECT order_id, customer_id, currency, total_amount, paid_at FROM incoming
-        ON CONFLICT (order_id) DO NOTHING
-        RETURNING customer_id, currency, total_amount, paid_at
+    ), newly_paid AS (
+        INSERT INTO orders AS o (order_id, customer_id, currency, total_amount, paid_at, status, channel, items)
+        SELECT order_id, customer_id, currency, total_amount, paid_at, 'paid', channel, CAST(items AS jsonb)
+        FROM incoming
+        ON CONFLICT (order_id) DO UPDATE SET
+            paid_at = excluded.paid_at, status = 'paid', total_amount = excluded.total_amount,
+            currency = excluded.currency, channel = COALESCE(excluded.channel, o.channel),
+            items = CASE WHEN excluded.items = '[]' THEN o.items ELSE excluded.items END
+        WHERE o.paid_at IS NULL AND o.status = 'placed'
+        RETURNING customer_id, currency, total_amount, paid_at, items
     ), spend AS (
-        INSERT INTO customer_spend AS s (customer_id, currency, amount)
-        SELECT customer_id, currency, sum(total_amount) FROM new_orders GROUP BY customer_id, currency
-        ON CONFLICT (customer_id, currency) DO UPDATE SET amount = s.amount + excluded.amount
+        INSERT INTO customer_spend AS s (customer_id, currency, amount, order_count)
+        SELECT customer_id, currency, sum(total_amount), count(*) FROM newly_paid GROUP BY customer_id, currency
+        ON CONFLICT (customer_id, currency) DO UPDATE SET
+            amount = s.amount + excluded.amount, order_count = s.order_count + excluded.order_count
+    ), categories AS (
+        INSERT INTO customer_categories AS cc (customer_id, category, quantity, first_bought_at, last_bought_at)
+        SELECT n.customer_id, i.category, sum(i.quantity), min(n.paid_at), max(n.paid_at)
+        FROM newly_paid n CROSS JOIN LATERAL jsonb_to_recordset(n.items) AS i(category text, quantity integer)
+        WHERE i.category IS NOT NULL
+        GROUP BY n.customer_id, i.category
+        ON CONFLICT (customer_id, category) DO UPDATE SET
+            quantity = cc.quantity + excluded.quantity,
+            first_bought_at = LEAST(cc.first_bought_at, excluded.first_bought_at),
+            last_bought_at = GREATEST(cc.last_bought_at, excluded.last_bought_at)
     )
     INSERT INTO customers AS c (customer_id, order_count, first_order_at, last_order_at)
-    SELECT customer_id, count(*), min(paid_at), max(paid_at) FROM new_orders GROUP BY customer_id
+    SELECT customer_id, count(*), min(paid_at), max(paid_at) FROM newly_paid GROUP BY customer_id
     ON CONFLICT (customer_id) DO UPDATE SET
         order_count    = c.order_count + excluded.order_count,
         first_order_at = LEAST(c.first_order_at, excluded.first_order_at),
@@ -50,6 +78,100 @@ _APPLY_PAID_ORDERS = text("""
     RETURNING customer_id, order_count, first_order_at, last_order_at
 """)
 
+_RECORD_PLACED = text("""
+    INSERT INTO orders AS o (order_id, customer_id, currency, total_amount, status, placed_at, channel, items)
+    SELECT order_id, customer_id, currency, total_amount, 'placed', placed_at, channel, CAST(items AS jsonb)
+    FROM unnest(CAST(:order_ids AS text[]), CAST(:customer_ids AS text[]), CAST(:currencies AS text[]),
+                CAST(:amounts AS numeric[]), CAST(:placed_ats AS timestamptz[]), CAST(:channels AS text[]),
+                CAST(:items AS text[]))
+         AS t(order_id, customer_id, currency, total_amount, placed_at, channel, items)
+    ON CONFLICT (order_id) DO UPDATE SET placed_at = COALESCE(o.placed_at, excluded.placed_at)
+""")
+
+_RECORD_COMPLETED = text("""
+    UPDATE orders o SET completed_at = t.completed_at,
+                        status = CASE WHEN o.status = 'paid' THEN 'completed' ELSE o.status END
+    FROM unnest(CAST(:order_ids AS text[]), CAST(:completed_ats AS timestamptz[])) AS t(order_id, completed_at)
+    WHERE o.order_id = t.order_id
+""")
+
+# Refunds and cancellations: what is given back is capped at what is left of the order, so the
+# net spend never goes below zero, whatever the shop sends. A cancelled paid order is refunded
+# in full. The customer's refunded-order count grows the first time an order is refunded.
+_APPLY_REFUNDS = text("""
+    WITH req AS (
+        SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:amounts AS numeric[]),
+                             CAST(:ats AS timestamptz[]), CAST(:cancels AS boolean[]))
+               AS t(order_id, amount, at, cancelled)
+    ), cur AS (
+        SELECT o.order_id, o.customer_id, o.currency, o.total_amount, o.refunded_amount, o.paid_at
+        FROM orders o JOIN req USING (order_id) FOR UPDATE OF o
+    ), delta AS (
+        SELECT c.*, r.cancelled, r.at,
+               CASE WHEN c.paid_at IS NULL THEN 0 ELSE LEAST(r.amount, c.total_amount - c.refunded_amount) END
+                   AS refund
+        FROM cur c JOIN req r USING (order_id)
+    ), updated AS (
+        UPDATE orders o SET
+            refunded_amount = o.refunded_amount + d.refund,
+            status = CASE WHEN d.cancelled THEN 'cancelled'
+                          WHEN d.paid_at IS NULL THEN o.status
+                          WHEN o.refunded_amount + d.refund >= o.total_amount THEN 'refunded'
+                          WHEN d.refund > 0 THEN 'partially_refunded'
+                          ELSE o.status END,
+            cancelled_at = CASE WHEN d.cancelled THEN d.at ELSE o.cancelled_at END
+        FROM delta d WHERE o.order_id = d.order_id
+        RETURNING o.order_id
+    ), spend AS (
+        UPDATE customer_spend s SET refunded = s.refunded + x.refund
+        FROM (SELECT customer_id, currency, sum(refund) AS refund FROM delta WHERE refund > 0
+              GROUP BY customer_id, currency) x
+        WHERE s.customer_id = x.customer_id AND s.currency = x.currency
+    )
+    UPDATE customers c SET refunded_order_count = c.refunded_order_count + x.first_refunds, updated_at = now()
+    FROM (SELECT customer_id, count(*) FILTER (WHERE refunded_amount = 0) AS first_refunds FROM delta
+          WHERE refund > 0 GROUP BY customer_id) x
+    WHERE c.customer_id = x.customer_id
+    RETURNING c.customer_id, c.order_count, c.first_order_at, c.last_order_at
+""")
+
+_ADD_TO_TIMELINE = text("""
+    INSERT INTO timeline (customer_id, occurred_at, kind, channel, details, event_id)
+    SELECT customer_id, occurred_at, kind, channel, CAST(details AS jsonb), event_id
+    FROM unnest(CAST(:customer_ids AS text[]), CAST(:occurred_ats AS timestamptz[]), CAST(:kinds AS text[]),
+                CAST(:channels AS text[]), CAST(:details AS text[]), CAST(:event_ids AS text[]))
+         AS t(customer_id, occurred_at, kind, channel, details, event_id)
+""")
+
+
+def _items_json(data: OrderData) -> str:
+    return orjson.dumps([item.model_dump(mode="json") for item in data.items]).decode()
+
+
+async def _add_to_timeline(tx: AsyncConnection, entries: list[tuple[str, Any, str, str | None, dict, str]]) -> None:
+    if entries:
+        columns = list(zip(*entries, strict=True))
+        await tx.execute(_ADD_TO_TIMELINE, {
+            "customer_ids": list(columns[0]), "occurred_ats": list(columns[1]), "kinds": list(columns[2]),
+            "channels": list(columns[3]), "details": [orjson.dumps(d).decode() for d in columns[4]],
+            "event_ids": list(columns[5])})
+
+
+def _order_entry(inbound: Inbound[OrderData], verb: str) -> tuple[str, Any, str, str | None, dict, str]:
+    data = inbound.data
+    details = {"order_id": data.order_id, "currency": data.currency, "total_amount": str(data.total_amount)}
+    if isinstance(data, OrderRefundedData):
+        details["refund_amount"] = str(data.refund_amount)
+    return (data.customer_id, data.occurred_at, f"order.{verb}", data.channel, details, inbound.event.id)
+
+
+async def on_order_placed(tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
+    await tx.execute(_RECORD_PLACED, {
+        "order_ids": [e.data.order_id for e in events], "customer_ids": [e.data.customer_id for e in events],
+        "currencies": [e.data.currency for e in events], "amounts": [e.data.total_amount for e in events],
+        "placed_ats": [e.data.occurred_at for e in events], "channels": [e.data.channel for e in events],
+        "items": [_items_json(e.data) for e in events]})
+    await _add_to_timeline(tx, [_order_entry(e, "placed") for e in events])
 
 
 async def on_order_paid(tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
@@ -59,8 +181,42 @@ async def on_order_paid(tx: AsyncConnection, events: list[Inbound[OrderData]]) -
         "currencies": [e.data.currency for e in events],
         "amounts": [e.data.total_amount for e in events],
         "paid_ats": [e.data.occurred_at for e in events],
+        "channels": [e.data.channel for e in events],
+        "items": [_items_json(e.data) for e in events],
     })
+    await _add_to_timeline(tx, [_order_entry(e, "paid") for e in events])
     await emit_customer_updated(tx, result.all(), changed=["orders"], traceparents=_traceparents(events))
+
+
+async def on_order_completed(tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
+    await tx.execute(_RECORD_COMPLETED, {"order_ids": [e.data.order_id for e in events],
+                                         "completed_ats": [e.data.occurred_at for e in events]})
+    await _add_to_timeline(tx, [_order_entry(e, "completed") for e in events])
+
+
+async def on_order_refunded_or_cancelled(tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
+    # One request per order: the amounts of several refunds in one batch add up (then capped in SQL).
+    requests: dict[str, list[Any]] = {}
+    for inbound in events:
+        data = inbound.data
+        cancelled = inbound.event.type == "commerce.order.cancelled"
+        amount = data.total_amount if cancelled else data.refund_amount
+        request = requests.setdefault(data.order_id, [Decimal(0), data.occurred_at, False])
+        request[0] += amount
+        request[1] = max(request[1], data.occurred_at)
+        request[2] = request[2] or cancelled
+    result = await tx.execute(_APPLY_REFUNDS, {
+        "order_ids": list(requests), "amounts": [r[0] for r in requests.values()],
+        "ats": [r[1] for r in requests.values()], "cancels": [r[2] for r in requests.values()]})
+    await _add_to_timeline(tx, [
+        _order_entry(e, "cancelled" if e.event.type == "commerce.order.cancelled" else "refunded") for e in events])
+    await emit_customer_updated(tx, result.all(), changed=["orders"], traceparents=_traceparents(events))
+
+
+async def on_interaction_recorded(tx: AsyncConnection, events: list[Inbound[InteractionData]]) -> None:
+    await _add_to_timeline(tx, [
+        (e.data.customer_id, e.data.occurred_at, f"interaction.{e.data.kind}", e.data.channel,
+         e.data.attributes, e.event.id) for e in events])
 
 
 def _traceparents(events: list[Inbound[Any]]) -> dict[str, str | None]:
@@ -90,5 +246,10 @@ def build_handlers(vault: PiiVault, phone_region: str) -> HandlerTable:
     return {
         "commerce.customer.registered": on_customer_registered_or_updated,
         "commerce.customer.updated": on_customer_registered_or_updated,
+        "commerce.order.placed": on_order_placed,
         "commerce.order.paid": on_order_paid,
+        "commerce.order.completed": on_order_completed,
+        "commerce.order.cancelled": on_order_refunded_or_cancelled,
+        "commerce.order.refunded": on_order_refunded_or_cancelled,
+        "commerce.interaction.recorded": on_interaction_recorded,
     }

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -49,10 +50,17 @@ customer_spend = Table(
 orders = Table(
     "orders", metadata,
     Column("order_id", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("placed_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("refunded_amount", Numeric(18, 4), nullable=False),
+    Column("channel", Text),
+    Column("items", JSONB, nullable=False),
     Column("customer_id", Text, nullable=False),
     Column("currency", Text, nullable=False),
     Column("total_amount", Numeric(18, 4), nullable=False),
-    Column("paid_at", DateTime(timezone=True), nullable=False),
+    Column("paid_at", DateTime(timezone=True)),  # null while only placed
 )
 
 customer_notes = Table(
@@ -91,4 +99,15 @@ pii_access_log = Table(
     Column("fields", ARRAY(Text), nullable=False),
     Column("reason", Text, nullable=False),
     Column("request_id", Text),
+)
+
+timeline = Table(
+    "timeline", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("channel", Text),
+    Column("details", JSONB, nullable=False),
+    Column("event_id", Text, nullable=False),
 )

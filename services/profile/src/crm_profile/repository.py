@@ -171,9 +171,22 @@ async def write_identities(tx: AsyncConnection, vault: PiiVault, changes: list[I
     return statistics
 
 
+# Everything the profile shows, in one statement: amounts travel as text (never floats).
 _PROFILE = text("""
-    SELECT c.*, (SELECT json_object_agg(s.currency, CAST(s.amount AS text)) FROM customer_spend s
-                 WHERE s.customer_id = c.customer_id) AS spend
+    SELECT c.*,
+        (SELECT json_object_agg(s.currency, json_build_object(
+                    'paid', CAST(s.amount AS text), 'refunded', CAST(s.refunded AS text), 'orders', s.order_count))
+         FROM customer_spend s WHERE s.customer_id = c.customer_id) AS spend,
+        (SELECT json_agg(json_build_object('category', x.category, 'quantity', x.quantity,
+                                           'last_bought_at', x.last_bought_at) ORDER BY x.quantity DESC, x.category)
+         FROM (SELECT * FROM customer_categories cc WHERE cc.customer_id = c.customer_id
+               ORDER BY cc.quantity DESC, cc.category LIMIT 10) x) AS categories,
+        (SELECT json_build_object(
+                    'last_7_days', count(*) FILTER (WHERE t.occurred_at > now() - interval '7 days'),
+                    'last_30_days', count(*) FILTER (WHERE t.occurred_at > now() - interval '30 days'),
+                    'last_90_days', count(*))
+         FROM timeline t WHERE t.customer_id = c.customer_id AND t.kind LIKE 'interaction.%'
+                           AND t.occurred_at > now() - interval '90 days') AS activity
     FROM customers c WHERE c.customer_id = :customer_id
 """)
 
@@ -220,7 +233,8 @@ async def record_pii_access(db: AsyncConnection, *, actor: str, role: str, custo
 
 
 _SPEND_OF = text("""
-    SELECT customer_id, currency, amount FROM customer_spend WHERE customer_id = ANY(CAST(:ids AS text[]))
+    SELECT customer_id, currency, amount - refunded AS amount FROM customer_spend
+    WHERE customer_id = ANY(CAST(:ids AS text[]))
 """)
 
 

@@ -20,6 +20,59 @@ class ConsentsRead(BaseModel):
     sms: ConsentRead
 
 
+class CategoryRead(BaseModel):
+    category: str
+    quantity: int
+    last_bought_at: datetime
+
+
+class ActivityRead(BaseModel):
+    """Interactions (page and product views, searches, e-mail clicks, …) in the last days."""
+
+    last_7_days: int = 0
+    last_30_days: int = 0
+    last_90_days: int = 0
+
+
+class OrderItemRead(BaseModel):
+    sku: str
+    category: str | None = None
+    quantity: int
+    unit_price: str
+
+
+class OrderRead(BaseModel):
+    order_id: str
+    status: Literal["placed", "paid", "completed", "cancelled", "refunded", "partially_refunded"]
+    currency: str
+    total_amount: str
+    refunded_amount: str
+    channel: str | None = None
+    items: list[OrderItemRead]
+    placed_at: datetime | None = None
+    paid_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+
+class OrderPage(BaseModel):
+    items: list[OrderRead]
+    next_cursor: str | None = None
+
+
+class TimelineEntryRead(BaseModel):
+    occurred_at: datetime
+    kind: str = Field(description="interaction.<kind> or order.<placed|paid|completed|cancelled|refunded>.")
+    channel: str | None = None
+    details: dict
+    event_id: str
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineEntryRead]
+    next_cursor: str | None = None
+
+
 class ProfileRead(BaseModel):
     customer_id: str
     pii: Literal["clear", "masked"] = Field(
@@ -35,10 +88,16 @@ class ProfileRead(BaseModel):
     registered_at: datetime | None = None
     consents: ConsentsRead
     tags: list[str] = Field(default_factory=list)
-    order_count: int
+    order_count: int = Field(description="Paid orders.")
     total_spent: dict[str, str] = Field(
-        description="Spend per ISO 4217 currency, as decimal strings (paid orders).",
+        description="Net spend per ISO 4217 currency (paid minus refunded), as decimal strings.",
         examples=[{"CNY": "1299.00"}])
+    refunded: dict[str, str] = Field(default_factory=dict, description="Refunded per currency.")
+    average_order_value: dict[str, str] = Field(
+        default_factory=dict, description="Net spend divided by paid orders, per currency.")
+    return_rate: float = Field(0.0, description="Share of paid orders with a refund (0 to 1).")
+    categories: list[CategoryRead] = Field(default_factory=list, description="Most bought first (top 10).")
+    activity: ActivityRead
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
     updated_at: datetime
