@@ -38,8 +38,11 @@ EXPECTED = {
     ("GET", "/v1/audit/pii-access"): {"supervisor"},
     ("GET", "/v1/profiles/{customer_id}/orders"): {"customer_a", "agent", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/timeline"): {"agent", "supervisor"},
+    ("GET", "/v1/profiles/{customer_id}/export"): {"customer_a", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
+    # Last: it erases customer A.
+    ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
 CALLERS = ("customer_a", "customer_b", "agent", "supervisor", "service", "service_without_scope")
 
@@ -62,6 +65,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
+        "/v1/profiles/{customer_id}/erasure": {"reason": "matrix test"},
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
     params = {"customer_id": customer} if path == "/v1/profiles" else None

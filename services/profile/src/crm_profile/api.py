@@ -10,6 +10,7 @@ from decimal import Decimal
 import orjson
 from crm_shared import idempotency
 from crm_shared.auth import ALL_ROLES, CurrentIdentity, Forbidden, Identity, Role
+from crm_shared.bus import add_to_outbox
 from crm_shared.db import DbConnection, DbReadConnection
 from crm_shared.http import current_request_id
 from crm_shared.idempotency import IdempotencyKey
@@ -18,15 +19,18 @@ from crm_shared.tracing import current_traceparent
 from fastapi import APIRouter, Header, Path, Query, Request
 from sqlalchemy import func, insert, select, tuple_
 
-from crm_profile.domain.events import format_amount
+from crm_profile.domain.events import customer_erased, format_amount
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.models import customer_notes, customers, orders, pii_access_log, timeline
 from crm_profile.repository import (
     IdentityChange,
     emit_customer_updated,
+    erase_customer,
+    export_related,
     load_profile,
     record_pii_access,
+    record_privacy_request,
     search_customer_ids,
     write_identities,
 )
@@ -36,6 +40,8 @@ from crm_profile.schemas import (
     ConsentRead,
     ConsentsRead,
     CustomerMatch,
+    ErasureCreate,
+    ErasureRead,
     NoteCreate,
     NoteRead,
     OrderItemRead,
@@ -43,6 +49,7 @@ from crm_profile.schemas import (
     OrderRead,
     PiiAccessPage,
     PiiAccessRead,
+    ProfileExport,
     ProfileRead,
     ProfileUpdate,
     SearchResult,
@@ -110,7 +117,7 @@ def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
         categories=[CategoryRead(**c) for c in _json(profile["categories"]) or []],
         activity=ActivityRead(**(_json(profile["activity"]) or {})),
         first_order_at=profile["first_order_at"], last_order_at=profile["last_order_at"],
-        updated_at=profile["updated_at"])
+        erased_at=profile["erased_at"], updated_at=profile["updated_at"])
 
 
 @router.get("", response_model=SearchResult,
@@ -287,6 +294,70 @@ async def get_timeline(db: DbReadConnection, identity: CurrentIdentity, customer
                                event_id=r.event_id) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return TimelinePage(items=items, next_cursor=_encode_cursor(last.occurred_at, last.id) if last else None)
+
+
+@router.get("/{customer_id}/export", response_model=ProfileExport,
+            responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                       422: {**_PROBLEM, "description": "No X-Access-Reason"}})
+async def export_profile(request: Request, db: DbConnection, identity: CurrentIdentity,
+                         customer_id: str = CustomerIdPath,
+                         reason: str | None = Header(None, alias="X-Access-Reason", min_length=3, max_length=200)
+                         ) -> ProfileExport:
+    """All data about a customer as one JSON document (data portability): for the customer
+    themselves, or a supervisor with an ``X-Access-Reason``. Journaled as a privacy request."""
+    identity.authorize({Role.CUSTOMER, Role.SUPERVISOR}, customer_id=customer_id)
+    own = identity.role is Role.CUSTOMER
+    if not own and reason is None:
+        raise Problem(422, "Invalid request", "an export needs an X-Access-Reason header")
+    profile = await load_profile(db, _vault(request), customer_id)
+    if profile is None:
+        raise NotFound("customer", customer_id)
+    # Journaled first, so that the export shows its own request.
+    await record_privacy_request(db, customer_id=customer_id, kind="export", actor=identity.subject,
+                                 role=str(identity.role), reason=reason or "the customer's own request")
+    if not own:
+        await record_pii_access(db, actor=identity.subject, role=str(identity.role), customer_id=customer_id,
+                                fields=[f for f in PII_FIELDS if profile[f] is not None], reason=reason,
+                                request_id=current_request_id.get())
+    related = await export_related(db, customer_id)
+    await db.commit()
+    for rows in related.values():
+        for row in rows:
+            for key, value in row.items():
+                if isinstance(value, str) and key in ("items", "details"):
+                    row[key] = orjson.loads(value)
+    return ProfileExport(exported_at=datetime.now(UTC), profile=_read_model(profile, clear=True), **related)
+
+
+@router.post("/{customer_id}/erasure", status_code=200, response_model=ErasureRead,
+             responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                        409: {**_PROBLEM, "description": "Same key still in flight"}})
+async def erase_profile(body: ErasureCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                        key: IdempotencyKey, customer_id: str = CustomerIdPath) -> ErasureRead:
+    """Erase a customer's personal data (supervisors): e-mail, phone, name, address, birthday,
+    gender, city, tags, notes and interaction details go; marketing consents are withdrawn; the id,
+    orders and statistics stay, anonymised. PII sent for the customer later is dropped.
+    ``crm.profile.customer.erased`` tells the other services to erase theirs. Requires
+    ``Idempotency-Key``; erasing twice is harmless."""
+    identity.authorize(SUPERVISOR)
+    replay = await idempotency.begin(db, request, identity, key)
+    if replay is not None:
+        return replay
+    row = (await db.execute(select(customers.c.customer_id, customers.c.erased_at)
+                            .where(customers.c.customer_id == customer_id).with_for_update())).first()
+    if row is None:
+        raise NotFound("customer", customer_id)
+    erased_at = row.erased_at or datetime.now(UTC)
+    await erase_customer(db, customer_id, erased_at)
+    await record_privacy_request(db, customer_id=customer_id, kind="erasure", actor=identity.subject,
+                                 role=str(identity.role), reason=body.reason)
+    if row.erased_at is None:
+        await add_to_outbox(db, [customer_erased(customer_id=customer_id, erased_at=erased_at,
+                                                 traceparent=current_traceparent.get())])
+    answer = ErasureRead(customer_id=customer_id, erased_at=erased_at, erased_by=identity.subject)
+    await idempotency.finish(db, request, identity, key, 200, answer)
+    await db.commit()
+    return answer
 
 
 @router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,

@@ -33,6 +33,7 @@ customers = Table(
     Column("consent_sms", Boolean), Column("consent_sms_at", DateTime(timezone=True)),
     Column("consent_sms_source", Text),
     Column("tags", ARRAY(Text), nullable=False),
+    Column("erased_at", DateTime(timezone=True)),
     Column("order_count", Integer, nullable=False),
     Column("first_order_at", DateTime(timezone=True)),
     Column("last_order_at", DateTime(timezone=True)),

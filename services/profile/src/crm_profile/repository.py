@@ -62,15 +62,16 @@ _UPSERT = text("""
                 CAST(:consent_email_sources AS text[]), CAST(:consent_smss AS boolean[]),
                 CAST(:consent_sms_ats AS timestamptz[]), CAST(:consent_sms_sources AS text[]))
     ON CONFLICT (customer_id) DO UPDATE SET
-        email_enc            = COALESCE(excluded.email_enc, c.email_enc),
-        email_bidx           = COALESCE(excluded.email_bidx, c.email_bidx),
-        phone_enc            = COALESCE(excluded.phone_enc, c.phone_enc),
-        phone_bidx           = COALESCE(excluded.phone_bidx, c.phone_bidx),
-        name_enc             = COALESCE(excluded.name_enc, c.name_enc),
-        address_enc          = COALESCE(excluded.address_enc, c.address_enc),
-        birthday             = COALESCE(excluded.birthday, c.birthday),
-        gender               = COALESCE(excluded.gender, c.gender),
-        city                 = COALESCE(excluded.city, c.city),
+        -- An erased customer's PII is never stored again, whatever the shop sends later.
+        email_enc            = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.email_enc, c.email_enc) END,
+        email_bidx           = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.email_bidx, c.email_bidx) END,
+        phone_enc            = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.phone_enc, c.phone_enc) END,
+        phone_bidx           = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.phone_bidx, c.phone_bidx) END,
+        name_enc             = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.name_enc, c.name_enc) END,
+        address_enc          = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.address_enc, c.address_enc) END,
+        birthday             = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.birthday, c.birthday) END,
+        gender               = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.gender, c.gender) END,
+        city                 = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.city, c.city) END,
         registered_at        = COALESCE(c.registered_at, excluded.registered_at),
         consent_email        = COALESCE(excluded.consent_email, c.consent_email),
         consent_email_at     = COALESCE(excluded.consent_email_at, c.consent_email_at),
@@ -79,7 +80,7 @@ _UPSERT = text("""
         consent_sms_at       = COALESCE(excluded.consent_sms_at, c.consent_sms_at),
         consent_sms_source   = COALESCE(excluded.consent_sms_source, c.consent_sms_source),
         updated_at           = now()
-    RETURNING customer_id, order_count, first_order_at, last_order_at
+    RETURNING customer_id, order_count, first_order_at, last_order_at, erased_at
 """)
 
 _SET_TAGS = text("UPDATE customers SET tags = :tags, updated_at = now() WHERE customer_id = :customer_id")
@@ -160,7 +161,8 @@ async def write_identities(tx: AsyncConnection, vault: PiiVault, changes: list[I
         await tx.execute(_RECORD_CONSENTS, {"customer_ids": list(columns[0]), "channels": list(columns[1]),
                                             "granted": list(columns[2]), "changed_ats": list(columns[3]),
                                             "sources": list(columns[4])})
-    named = [r for r in rows if r.name is not None]
+    erased = {row.customer_id for row in statistics if row.erased_at is not None}
+    named = [r for r in rows if r.name is not None and r.customer_id not in erased]
     if named:
         await tx.execute(_CLEAR_NAME_INDEX, {"ids": [r.customer_id for r in named]})
         pairs = [(vault.index("name", prefix), r.customer_id) for r in named for prefix in name_prefixes(r.name)]
@@ -253,3 +255,63 @@ async def emit_customer_updated(tx: AsyncConnection, changed_rows: list[Any], *,
                          last_order_at=row.last_order_at, cause_traceparent=traceparents.get(row.customer_id))
         for row in changed_rows
     ])
+
+
+# Erasure: PII and free text go; the id, dates of orders, amounts and categories stay, so the
+# shop's statistics do not change. Interaction attributes may hold free text (search terms,
+# chat snippets) and are emptied; order entries keep ids and amounts only.
+_ERASE = [
+    text("""UPDATE customers SET email_enc = NULL, email_bidx = NULL, phone_enc = NULL, phone_bidx = NULL,
+                                 name_enc = NULL, address_enc = NULL, birthday = NULL, gender = NULL, city = NULL,
+                                 tags = '{}', consent_email = false, consent_sms = false,
+                                 consent_email_at = :at, consent_sms_at = :at,
+                                 consent_email_source = 'erasure', consent_sms_source = 'erasure',
+                                 erased_at = :at, updated_at = now()
+            WHERE customer_id = :customer_id"""),
+    text("DELETE FROM customer_name_index WHERE customer_id = :customer_id"),
+    text("DELETE FROM customer_notes WHERE customer_id = :customer_id"),
+    text("UPDATE timeline SET details = '{}' WHERE customer_id = :customer_id AND kind LIKE 'interaction.%'"),
+]
+
+
+async def erase_customer(tx: AsyncConnection, customer_id: str, at: datetime) -> None:
+    for statement in _ERASE:
+        await tx.execute(statement, {"customer_id": customer_id, "at": at})
+
+
+_RECORD_REQUEST = text("""
+    INSERT INTO privacy_requests (customer_id, kind, actor, role, reason)
+    VALUES (:customer_id, :kind, :actor, :role, :reason)
+""")
+
+
+async def record_privacy_request(tx: AsyncConnection, *, customer_id: str, kind: str, actor: str, role: str,
+                                 reason: str) -> None:
+    await tx.execute(_RECORD_REQUEST, {"customer_id": customer_id, "kind": kind, "actor": actor, "role": role,
+                                       "reason": reason})
+
+
+_EXPORT_QUERIES = {
+    "orders": text("""SELECT order_id, status, currency, CAST(total_amount AS text) AS total_amount,
+                             CAST(refunded_amount AS text) AS refunded_amount, channel, items, placed_at, paid_at,
+                             completed_at, cancelled_at
+                      FROM orders WHERE customer_id = :customer_id ORDER BY COALESCE(paid_at, placed_at)"""),
+    "timeline": text("""SELECT occurred_at, kind, channel, details, event_id FROM timeline
+                        WHERE customer_id = :customer_id ORDER BY occurred_at, id"""),
+    "consent_changes": text("""SELECT channel, granted, changed_at, source FROM consent_changes
+                               WHERE customer_id = :customer_id ORDER BY changed_at, id"""),
+    "notes": text("""SELECT note_id, author, body, created_at FROM customer_notes
+                     WHERE customer_id = :customer_id ORDER BY created_at"""),
+    "categories": text("""SELECT category, quantity, first_bought_at, last_bought_at FROM customer_categories
+                          WHERE customer_id = :customer_id ORDER BY category"""),
+    "pii_access_log": text("""SELECT accessed_at, actor, role, fields, reason FROM pii_access_log
+                              WHERE customer_id = :customer_id ORDER BY accessed_at"""),
+    "privacy_requests": text("""SELECT kind, actor, role, reason, requested_at FROM privacy_requests
+                                WHERE customer_id = :customer_id ORDER BY requested_at"""),
+}
+
+
+async def export_related(db: AsyncConnection, customer_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every other table's rows about the customer, for the data export."""
+    return {name: [dict(row) for row in (await db.execute(query, {"customer_id": customer_id})).mappings()]
+            for name, query in _EXPORT_QUERIES.items()}

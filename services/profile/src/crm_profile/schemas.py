@@ -100,6 +100,7 @@ class ProfileRead(BaseModel):
     activity: ActivityRead
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
+    erased_at: datetime | None = Field(default=None, description="Set once the customer's PII was erased.")
     updated_at: datetime
 
 
@@ -156,6 +157,33 @@ class PiiAccessRead(BaseModel):
 class PiiAccessPage(BaseModel):
     items: list[PiiAccessRead]
     next_cursor: str | None = None
+
+
+class ErasureCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] = Field(
+        description="Why (the customer's request reference, a legal basis); kept in the privacy journal.")
+
+
+class ErasureRead(BaseModel):
+    customer_id: str
+    erased_at: datetime
+    erased_by: str
+
+
+class ProfileExport(BaseModel):
+    """Everything the CRM's profile service holds about a customer."""
+
+    exported_at: datetime
+    profile: ProfileRead
+    orders: list[dict]
+    timeline: list[dict]
+    consent_changes: list[dict]
+    notes: list[dict]
+    categories: list[dict]
+    pii_access_log: list[dict]
+    privacy_requests: list[dict]
 
 
 class NoteCreate(BaseModel):

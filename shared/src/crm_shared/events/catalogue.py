@@ -133,6 +133,14 @@ class ProfileCustomerUpdatedData(EventData):
     last_order_at: datetime | None = None
 
 
+class ProfileCustomerErasedData(EventData):
+    """``crm.profile.customer.erased``: the customer's personal data was erased; every service
+    holding some erases it too. Carries the id only."""
+
+    customer_id: CustomerId
+    erased_at: AwareDatetime
+
+
 @dataclass(frozen=True, slots=True)
 class EventType:
     type: str
@@ -173,6 +181,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("commerce.order.refunded", TOPIC_ORDERS, OrderRefundedData),
         EventType("commerce.interaction.recorded", TOPIC_INTERACTIONS, InteractionData),
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
+        EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
     )
 }
 

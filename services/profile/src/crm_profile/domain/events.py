@@ -10,6 +10,7 @@ from crm_shared.tracing import child_traceparent
 
 SOURCE = "crm/profile"
 CUSTOMER_UPDATED = "crm.profile.customer.updated"
+CUSTOMER_ERASED = "crm.profile.customer.erased"
 
 
 def format_amount(amount: Decimal) -> str:
@@ -33,3 +34,9 @@ def customer_updated(*, customer_id: str, changed: list[str], order_count: int,
             "last_order_at": last_order_at.isoformat() if last_order_at else None,
         },
     )
+
+
+def customer_erased(*, customer_id: str, erased_at: datetime, traceparent: str | None) -> CloudEvent:
+    return CloudEvent.new(type=CUSTOMER_ERASED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "erased_at": erased_at.isoformat()})
