@@ -62,7 +62,8 @@ def serve_noop() -> None:
         return None
 
     settings = SERVICE.settings()
-    handled = build_handlers(PiiVault(settings.master_pii_key()), settings.phone_default_region)
+    handled = build_handlers(PiiVault(settings.master_pii_key()), settings.phone_default_region,
+                             settings.rfm_currency)
     app = build_app(SERVICE, settings, handlers=dict.fromkeys(handled, noop))
     uvicorn.run(app, host="127.0.0.1", port=settings.http_port, log_config=None, loop="uvloop")
 

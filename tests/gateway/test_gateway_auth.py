@@ -41,6 +41,13 @@ EXPECTED = {
     ("GET", "/v1/profiles/{customer_id}/export"): {"customer_a", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
+    ("GET", "/v1/segments"): {"agent", "supervisor"},
+    ("POST", "/v1/segments"): {"supervisor"},
+    ("POST", "/v1/segments/refresh"): {"supervisor"},
+    ("GET", "/v1/segments/{segment_id}"): {"agent", "supervisor"},
+    ("PUT", "/v1/segments/{segment_id}"): {"supervisor"},
+    ("DELETE", "/v1/segments/{segment_id}"): {"supervisor"},
+    ("GET", "/v1/segments/{segment_id}/members"): {"agent", "supervisor"},
     # Last: it erases customer A.
     ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
@@ -59,13 +66,16 @@ def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
 
 
 def request_for(method: str, path: str, customer: str) -> dict:
-    url = path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
+    url = (path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
+           .replace("{segment_id}", "matrix-seg"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
         "/v1/profiles/{customer_id}/erasure": {"reason": "matrix test"},
+        "/v1/segments": {"segment_id": f"seg-{uuid.uuid4().hex[:8]}", "name": "x", "rule": {"has_tag": "vip"}},
+        "/v1/segments/{segment_id}": {"name": "x", "rule": {"has_tag": "vip"}} if method == "PUT" else None,
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
     params = {"customer_id": customer} if path == "/v1/profiles" else None

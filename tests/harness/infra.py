@@ -226,6 +226,8 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         "LOG_LEVEL": "INFO",
         "AUTH_SECRET": TEST_AUTH_SECRET,
         "PII_KEY": TEST_PII_KEY,
+        # Tests refresh segments on demand (POST /v1/segments/refresh), never by the clock.
+        "SEGMENT_REFRESH_FIRST_DELAY_S": "3600",
     })
     env.update(extra)
     return env

@@ -16,13 +16,24 @@ from crm_shared.http import current_request_id
 from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
 from crm_shared.tracing import current_traceparent
-from fastapi import APIRouter, Header, Path, Query, Request
-from sqlalchemy import func, insert, select, tuple_
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from crm_profile.domain.events import customer_erased, format_amount
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
-from crm_profile.models import customer_notes, customers, orders, pii_access_log, timeline
+from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
+from crm_profile.models import (
+    customer_notes,
+    customers,
+    orders,
+    pii_access_log,
+    segment_members,
+    segments,
+    timeline,
+)
 from crm_profile.repository import (
     IdentityChange,
     emit_customer_updated,
@@ -52,16 +63,25 @@ from crm_profile.schemas import (
     ProfileExport,
     ProfileRead,
     ProfileUpdate,
+    RefreshRead,
+    RfmRead,
     SearchResult,
+    SegmentCreate,
+    SegmentMember,
+    SegmentMemberPage,
+    SegmentRead,
+    SegmentUpdate,
     TimelineEntryRead,
     TimelinePage,
 )
+from crm_profile.segments import refresh_segments, run_refresh, segment_sizes
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
+segments_router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 SUPERVISOR = frozenset({Role.SUPERVISOR})
@@ -76,6 +96,10 @@ def _vault(request: Request) -> PiiVault:
 
 def _region(request: Request) -> str:
     return request.app.state.resources.settings.phone_default_region
+
+
+def _settings(request: Request):
+    return request.app.state.resources.settings
 
 
 def may_see_pii(identity: Identity) -> bool:
@@ -117,6 +141,9 @@ def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
         categories=[CategoryRead(**c) for c in _json(profile["categories"]) or []],
         activity=ActivityRead(**(_json(profile["activity"]) or {})),
         first_order_at=profile["first_order_at"], last_order_at=profile["last_order_at"],
+        rfm=(RfmRead(r=profile["rfm_r"], f=profile["rfm_f"], m=profile["rfm_m"], segment=profile["rfm_segment"],
+                     scored_at=profile["rfm_scored_at"]) if profile["rfm_segment"] else None),
+        segments=list(profile["segments"] or []), tier=profile["tier"], churn_level=profile["churn_level"],
         erased_at=profile["erased_at"], updated_at=profile["updated_at"])
 
 
@@ -221,6 +248,7 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     statistics = await write_identities(db, vault, [change])
     await emit_customer_updated(db, statistics, changed=["identity"],
                                 traceparents={customer_id: current_traceparent.get()})
+    await refresh_segments(db, _settings(request).rfm_currency, [customer_id])  # tags, city, gender
     await db.commit()
     profile = await load_profile(db, vault, customer_id)
     return _read_model(profile, clear=False)
@@ -414,3 +442,135 @@ async def list_pii_access(db: DbReadConnection, identity: CurrentIdentity,
     rows = (await db.execute(query)).all()
     return PiiAccessPage(items=[PiiAccessRead(**row._mapping) for row in rows[:limit]],
                          next_cursor=str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def _rule(raw: dict) -> Rule:
+    try:
+        rule = TypeAdapter(Rule).validate_python(raw)
+        CompiledRule(rule)  # type checks between fields and values
+    except (ValidationError, ValueError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        raise Problem(422, "Invalid request", f"the rule is not valid: {detail}",
+                      type_=PROBLEM_BASE + "invalid-rule") from None
+    return rule
+
+
+def _segment_read(row, members: int) -> SegmentRead:
+    return SegmentRead(segment_id=row.segment_id, name=row.name, description=row.description,
+                       rule=_json(row.rule), members=members, created_by=row.created_by, updated_at=row.updated_at)
+
+
+@segments_router.get("", response_model=list[SegmentRead])
+async def list_segments(db: DbReadConnection, identity: CurrentIdentity) -> list[SegmentRead]:
+    """The RFM segments (``rfm:<name>``) and the custom segments, with their member counts."""
+    identity.authorize(STAFF)
+    sizes = await segment_sizes(db)
+    rfm = [SegmentRead(segment_id=f"rfm:{name}", name=name.replace("_", " ").title(), rule=None,
+                       members=sizes.get(f"rfm:{name}", 0)) for name in RFM_SEGMENTS]
+    rows = (await db.execute(select(segments).order_by(segments.c.segment_id))).all()
+    return rfm + [_segment_read(row, sizes.get(row.segment_id, 0)) for row in rows]
+
+
+@segments_router.post("", status_code=201, response_model=SegmentRead,
+                      responses={409: {**_PROBLEM, "description": "The id is taken"},
+                                 422: {**_PROBLEM, "description": "Invalid rule"}})
+async def create_segment(body: SegmentCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                         key: IdempotencyKey) -> SegmentRead:
+    """Define a custom segment (supervisors). Its members are computed at once and kept current
+    as events arrive; each change emits ``crm.profile.segment.entered`` / ``exited``."""
+    identity.authorize(SUPERVISOR)
+    _rule(body.rule)
+    replay = await idempotency.begin(db, request, identity, key)
+    if replay is not None:
+        return replay
+    if body.segment_id.startswith("rfm"):
+        raise Problem(422, "Invalid request", "segment ids starting with rfm are reserved")
+    inserted = await db.execute(pg_insert(segments).values(
+        segment_id=body.segment_id, name=body.name, description=body.description, rule=body.rule,
+        created_by=identity.subject).on_conflict_do_nothing().returning(segments.c.segment_id))
+    if inserted.first() is None:
+        raise Problem(409, "Conflict", f"segment {body.segment_id!r} exists; PUT changes it")
+    await refresh_segments(db, _settings(request).rfm_currency, segment_id=body.segment_id)
+    row = (await db.execute(select(segments).where(segments.c.segment_id == body.segment_id))).first()
+    answer = _segment_read(row, (await segment_sizes(db)).get(body.segment_id, 0))
+    await idempotency.finish(db, request, identity, key, 201, answer)
+    await db.commit()
+    return answer
+
+
+@segments_router.post("/refresh", response_model=RefreshRead)
+async def refresh_now(request: Request, identity: CurrentIdentity) -> RefreshRead:
+    """Recompute RFM scores and every custom segment for the whole base now (supervisors); the
+    same job runs every ``SEGMENT_REFRESH_INTERVAL_S``. 409 while another refresh runs."""
+    identity.authorize(SUPERVISOR)
+    resources = request.app.state.resources
+    result = await run_refresh(request.app.state.runtime.engine, resources.settings.rfm_currency, resources.metrics)
+    if result is None:
+        raise Problem(409, "Conflict", "a refresh is running; retry in a moment")
+    return RefreshRead(scored=result[0], membership_changes=result[1])
+
+
+@segments_router.get("/{segment_id}", response_model=SegmentRead, responses={404: _PROBLEM})
+async def get_segment(db: DbReadConnection, identity: CurrentIdentity,
+                      segment_id: str = Path(max_length=100)) -> SegmentRead:
+    identity.authorize(STAFF)
+    sizes = await segment_sizes(db)
+    if segment_id.startswith("rfm:") and segment_id[4:] in RFM_SEGMENTS:
+        return SegmentRead(segment_id=segment_id, name=segment_id[4:].replace("_", " ").title(), rule=None,
+                           members=sizes.get(segment_id, 0))
+    row = (await db.execute(select(segments).where(segments.c.segment_id == segment_id))).first()
+    if row is None:
+        raise NotFound("segment", segment_id)
+    return _segment_read(row, sizes.get(segment_id, 0))
+
+
+@segments_router.put("/{segment_id}", response_model=SegmentRead, responses={404: _PROBLEM, 422: _PROBLEM})
+async def update_segment(body: SegmentUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                         segment_id: str = Path(max_length=100)) -> SegmentRead:
+    """Change a custom segment's rule (supervisors); members are recomputed at once."""
+    identity.authorize(SUPERVISOR)
+    _rule(body.rule)
+    updated = await db.execute(update(segments).where(segments.c.segment_id == segment_id)
+                               .values(name=body.name, description=body.description, rule=body.rule,
+                                       updated_at=func.now()).returning(segments.c.segment_id))
+    if updated.first() is None:
+        raise NotFound("segment", segment_id)
+    await refresh_segments(db, _settings(request).rfm_currency, segment_id=segment_id)
+    row = (await db.execute(select(segments).where(segments.c.segment_id == segment_id))).first()
+    answer = _segment_read(row, (await segment_sizes(db)).get(segment_id, 0))
+    await db.commit()
+    return answer
+
+
+@segments_router.delete("/{segment_id}", status_code=204, responses={404: _PROBLEM})
+async def delete_segment(db: DbConnection, identity: CurrentIdentity,
+                         segment_id: str = Path(max_length=100)) -> Response:
+    """Remove a custom segment and its memberships (supervisors). No exit events are sent."""
+    identity.authorize(SUPERVISOR)
+    deleted = await db.execute(delete(segments).where(segments.c.segment_id == segment_id)
+                               .returning(segments.c.segment_id))
+    if deleted.first() is None:
+        raise NotFound("segment", segment_id)
+    await db.commit()
+    return Response(status_code=204)
+
+
+@segments_router.get("/{segment_id}/members", response_model=SegmentMemberPage)
+async def list_members(db: DbReadConnection, identity: CurrentIdentity, segment_id: str = Path(max_length=100),
+                       cursor: str | None = Query(None, max_length=100),
+                       limit: int = Query(100, ge=1, le=1000)) -> SegmentMemberPage:
+    """The customers in a segment (RFM or custom), in id order, paged with ``cursor``."""
+    identity.authorize(STAFF)
+    after = cursor or ""
+    if segment_id.startswith("rfm:"):
+        query = (select(customers.c.customer_id, customers.c.rfm_scored_at.label("entered_at"))
+                 .where(customers.c.rfm_segment == segment_id[4:], customers.c.erased_at.is_(None),
+                        customers.c.customer_id > after).order_by(customers.c.customer_id).limit(limit + 1))
+    else:
+        query = (select(segment_members.c.customer_id, segment_members.c.entered_at)
+                 .where(segment_members.c.segment_id == segment_id, segment_members.c.customer_id > after)
+                 .order_by(segment_members.c.customer_id).limit(limit + 1))
+    rows = (await db.execute(query)).all()
+    return SegmentMemberPage(items=[SegmentMember(customer_id=r.customer_id, entered_at=r.entered_at)
+                                    for r in rows[:limit]],
+                             next_cursor=rows[limit - 1].customer_id if len(rows) > limit else None)

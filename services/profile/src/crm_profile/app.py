@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from fastapi import FastAPI
 from crm_profile import api
 from crm_profile.domain.pii import PiiVault
 from crm_profile.handlers import TOPICS, build_handlers
+from crm_profile.segments import ProfileMetrics, refresh_forever
 from crm_profile.settings import ProfileSettings
 
 SERVICE = ServiceSpec(
@@ -23,6 +26,7 @@ SERVICE = ServiceSpec(
 class ProfileResources:
     vault: PiiVault
     settings: ProfileSettings
+    metrics: ProfileMetrics
 
 
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
@@ -30,9 +34,19 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     vault = PiiVault(settings.master_pii_key())
 
     @asynccontextmanager
-    async def resources(_runtime: ServiceRuntime) -> AsyncIterator[ProfileResources]:
-        yield ProfileResources(vault=vault, settings=settings)
+    async def resources(runtime: ServiceRuntime) -> AsyncIterator[ProfileResources]:
+        metrics = ProfileMetrics(runtime.metrics.registry)
+        job = asyncio.create_task(refresh_forever(runtime.engine, settings.rfm_currency,
+                                                  settings.segment_refresh_interval_s,
+                                                  settings.segment_refresh_first_delay_s, metrics))
+        try:
+            yield ProfileResources(vault=vault, settings=settings, metrics=metrics)
+        finally:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
 
-    return build_app(SERVICE, settings, routers=[api.router, api.audit_router],
-                     handlers=build_handlers(vault, settings.phone_default_region), resources=resources,
+    return build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
+                     handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
+                     resources=resources,
                      description="The customer archive: identity, purchase statistics and the customer-360 source.")

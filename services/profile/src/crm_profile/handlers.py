@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from crm_profile.domain.identity import normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import IdentityChange, emit_customer_updated, write_identities
+from crm_profile.segments import refresh_segments
 
 TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
 
@@ -236,20 +237,35 @@ def identity_change(inbound: Inbound[CustomerData], phone_region: str) -> Identi
         registered_at=data.registered_at, consents=consents)
 
 
-def build_handlers(vault: PiiVault, phone_region: str) -> HandlerTable:
-    """The handler table, bound to the PII vault (built from settings in ``create_app``)."""
+def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> HandlerTable:
+    """The handler table, bound to the PII vault and settings (built in ``create_app``).
+
+    After a handler changed what custom segments look at, those segments are re-evaluated for
+    the customers of the batch, in the batch's transaction.
+    """
 
     async def on_customer_registered_or_updated(tx: AsyncConnection, events: list[Inbound[CustomerData]]) -> None:
         statistics = await write_identities(tx, vault, [identity_change(e, phone_region) for e in events])
         await emit_customer_updated(tx, statistics, changed=["identity"], traceparents=_traceparents(events))
+        await refresh_segments(tx, currency, _customers(events))
+
+    def then_refresh_segments(handler):
+        async def handle(tx: AsyncConnection, events: list[Inbound[Any]]) -> None:
+            await handler(tx, events)
+            await refresh_segments(tx, currency, _customers(events))
+        return handle
 
     return {
         "commerce.customer.registered": on_customer_registered_or_updated,
         "commerce.customer.updated": on_customer_registered_or_updated,
         "commerce.order.placed": on_order_placed,
-        "commerce.order.paid": on_order_paid,
+        "commerce.order.paid": then_refresh_segments(on_order_paid),
         "commerce.order.completed": on_order_completed,
-        "commerce.order.cancelled": on_order_refunded_or_cancelled,
-        "commerce.order.refunded": on_order_refunded_or_cancelled,
-        "commerce.interaction.recorded": on_interaction_recorded,
+        "commerce.order.cancelled": then_refresh_segments(on_order_refunded_or_cancelled),
+        "commerce.order.refunded": then_refresh_segments(on_order_refunded_or_cancelled),
+        "commerce.interaction.recorded": then_refresh_segments(on_interaction_recorded),
     }
+
+
+def _customers(events: list[Inbound[Any]]) -> list[str]:
+    return sorted({inbound.data.customer_id for inbound in events})

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -34,6 +35,8 @@ customers = Table(
     Column("consent_sms_source", Text),
     Column("tags", ARRAY(Text), nullable=False),
     Column("erased_at", DateTime(timezone=True)),
+    Column("rfm_r", Integer), Column("rfm_f", Integer), Column("rfm_m", Integer), Column("rfm_segment", Text),
+    Column("rfm_scored_at", DateTime(timezone=True)), Column("tier", Text), Column("churn_level", Text),
     Column("order_count", Integer, nullable=False),
     Column("first_order_at", DateTime(timezone=True)),
     Column("last_order_at", DateTime(timezone=True)),
@@ -111,4 +114,22 @@ timeline = Table(
     Column("channel", Text),
     Column("details", JSONB, nullable=False),
     Column("event_id", Text, nullable=False),
+)
+
+segments = Table(
+    "segments", metadata,
+    Column("segment_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("rule", JSONB, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+segment_members = Table(
+    "segment_members", metadata,
+    Column("segment_id", Text, primary_key=True),
+    Column("customer_id", Text, primary_key=True),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
 )

@@ -188,7 +188,9 @@ _PROFILE = text("""
                     'last_30_days', count(*) FILTER (WHERE t.occurred_at > now() - interval '30 days'),
                     'last_90_days', count(*))
          FROM timeline t WHERE t.customer_id = c.customer_id AND t.kind LIKE 'interaction.%'
-                           AND t.occurred_at > now() - interval '90 days') AS activity
+                           AND t.occurred_at > now() - interval '90 days') AS activity,
+        ARRAY(SELECT m.segment_id FROM segment_members m WHERE m.customer_id = c.customer_id
+              ORDER BY m.segment_id) AS segments
     FROM customers c WHERE c.customer_id = :customer_id
 """)
 

@@ -100,6 +100,10 @@ class ProfileRead(BaseModel):
     activity: ActivityRead
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
+    rfm: RfmRead | None = Field(default=None, description="null until the customer's first order is scored.")
+    segments: list[str] = Field(default_factory=list, description="Custom segments the customer is in.")
+    tier: str | None = Field(default=None, description="Membership tier, from the loyalty service's events.")
+    churn_level: str | None = Field(default=None, description="Churn risk level, from the churn service's events.")
     erased_at: datetime | None = Field(default=None, description="Set once the customer's PII was erased.")
     updated_at: datetime
 
@@ -157,6 +161,61 @@ class PiiAccessRead(BaseModel):
 class PiiAccessPage(BaseModel):
     items: list[PiiAccessRead]
     next_cursor: str | None = None
+
+
+SegmentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$")]
+
+
+class RfmRead(BaseModel):
+    r: int = Field(description="Recency score, 1–5 (5: bought most recently).")
+    f: int = Field(description="Frequency score, 1–5.")
+    m: int = Field(description="Monetary score, 1–5 (net spend in RFM_CURRENCY).")
+    segment: str = Field(description="champions, loyal, potential, new, at_risk, cannot_lose, hibernating or lost.")
+    scored_at: datetime
+
+
+class SegmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    segment_id: SegmentId = Field(description="Lower-case letters, digits, - and _; never starts with rfm.")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    rule: dict = Field(description="Conditions with all/any/not; see docs/profile.md.",
+                       examples=[{"all": [{"bought": {"category": "tea", "within_days": 90}},
+                                          {"no_order_within_days": 30}]}])
+
+
+class SegmentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    rule: dict
+
+
+class SegmentRead(BaseModel):
+    segment_id: str
+    name: str
+    description: str | None = None
+    rule: dict | None = Field(description="null for the RFM segments (rfm:<name>).")
+    members: int
+    created_by: str | None = None
+    updated_at: datetime | None = None
+
+
+class SegmentMember(BaseModel):
+    customer_id: str
+    entered_at: datetime | None = None
+
+
+class SegmentMemberPage(BaseModel):
+    items: list[SegmentMember]
+    next_cursor: str | None = None
+
+
+class RefreshRead(BaseModel):
+    scored: int = Field(description="Customers given RFM scores.")
+    membership_changes: int
 
 
 class ErasureCreate(BaseModel):

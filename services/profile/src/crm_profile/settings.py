@@ -25,6 +25,12 @@ class ProfileSettings(ServiceSettings):
     pii_key_file: Path = Path(".crm/profile-pii.key")
     # Phone numbers written without a country code are read as numbers of this region.
     phone_default_region: str = "CN"
+    # Monetary value (RFM's M, custom segments' net_spent) is counted in this currency only.
+    rfm_currency: str = "CNY"
+    # How often RFM scores and every custom segment are recomputed for the whole base.
+    segment_refresh_interval_s: float = 300.0
+    # The first run after start (soon, so a fresh deployment shows RFM scores).
+    segment_refresh_first_delay_s: float = 30.0
 
     @model_validator(mode="after")
     def _pii_key_in_production(self) -> ProfileSettings:

@@ -141,6 +141,15 @@ class ProfileCustomerErasedData(EventData):
     erased_at: AwareDatetime
 
 
+class ProfileSegmentChangedData(EventData):
+    """``crm.profile.segment.entered`` / ``crm.profile.segment.exited``: a customer joined or left a
+    segment (``rfm:<name>`` for the RFM segments, otherwise a custom segment's id)."""
+
+    customer_id: CustomerId
+    segment_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    at: AwareDatetime
+
+
 @dataclass(frozen=True, slots=True)
 class EventType:
     type: str
@@ -182,6 +191,8 @@ CATALOGUE: dict[str, EventType] = {
         EventType("commerce.interaction.recorded", TOPIC_INTERACTIONS, InteractionData),
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
+        EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
+        EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),
     )
 }
 

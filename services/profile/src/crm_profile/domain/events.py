@@ -40,3 +40,12 @@ def customer_erased(*, customer_id: str, erased_at: datetime, traceparent: str |
     return CloudEvent.new(type=CUSTOMER_ERASED, source=SOURCE, subject=customer_id,
                           traceparent=child_traceparent(traceparent),
                           data={"customer_id": customer_id, "erased_at": erased_at.isoformat()})
+
+SEGMENT_ENTERED = "crm.profile.segment.entered"
+SEGMENT_EXITED = "crm.profile.segment.exited"
+
+
+def segment_changed(*, customer_id: str, segment_id: str, entered: bool, at: datetime) -> CloudEvent:
+    """A customer entered or left a segment (``rfm:<name>`` for RFM segments, else a custom one)."""
+    return CloudEvent.new(type=SEGMENT_ENTERED if entered else SEGMENT_EXITED, source=SOURCE, subject=customer_id,
+                          data={"customer_id": customer_id, "segment_id": segment_id, "at": at.isoformat()})
