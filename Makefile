@@ -26,10 +26,12 @@ soak: install
 	$(BIN)/python -m pytest -m soak -p no:cacheprovider
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/profile.py
 
 bench: install
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/profile.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench

@@ -84,7 +84,7 @@ class Phase:
                                 self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
         self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
         await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
-        port = free_port()
+        port = self.port = free_port()
         env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
                "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
