@@ -41,14 +41,14 @@ def new_customer_id() -> str:
 
 
 def interaction(customer_id: str, *, kind: str = "product_view", at: datetime | None = None,
-                event_id: str | None = None) -> CloudEvent:
+                event_id: str | None = None, attributes: dict | None = None) -> CloudEvent:
     at = at or T0
     return CloudEvent(
         id=event_id or str(uuid.uuid4()), source="shop/tracker", type="commerce.interaction.recorded",
         subject=customer_id, time=at,
         dataschema="https://crm.example/schemas/commerce.interaction.recorded/v1.json",
         data={"customer_id": customer_id, "kind": kind, "channel": "web", "occurred_at": at.isoformat(),
-              "attributes": {"sku": "SKU-1"}})
+              "attributes": attributes if attributes is not None else {"sku": "SKU-1"}})
 
 
 def order_event(type_: str, customer_id: str, order_id: str, *, amount: str = "100.00", currency: str = "CNY",

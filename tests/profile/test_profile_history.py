@@ -28,8 +28,10 @@ async def test_an_interaction_and_an_order_change_the_timeline_and_statistics(br
     service = start_service("profile", make_database("profile"))
     customer = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
-    await broker.publish(TOPIC_INTERACTIONS, [interaction(customer, kind="product_view", at=NOW - timedelta(days=2)),
-                                              interaction(customer, kind="search", at=NOW - timedelta(days=40))])
+    await broker.publish(TOPIC_INTERACTIONS, [
+        interaction(customer, kind="product_view", at=NOW - timedelta(days=2),
+                    attributes={"sku": "SNK-1", "category": "snacks"}),
+        interaction(customer, kind="search", at=NOW - timedelta(days=40), attributes={"query": "oolong"})])
     await broker.publish(TOPIC_ORDERS, [
         order_event("placed", customer, "o-1", amount="100.00", items=TEA_SET, at=NOW - timedelta(hours=3)),
         order_event("paid", customer, "o-1", amount="100.00", items=TEA_SET, at=NOW - timedelta(hours=2)),
@@ -41,6 +43,8 @@ async def test_an_interaction_and_an_order_change_the_timeline_and_statistics(br
     assert [(c["category"], c["quantity"]) for c in profile["categories"]] == [("tea", 2), ("teaware", 1)]
     assert profile["activity"] == {"last_7_days": 1, "last_30_days": 1, "last_90_days": 2}
     assert profile["return_rate"] == 0.0
+    # Bought tea twice (6 points), teaware once (3), viewed snacks once (1).
+    assert profile["favourite_categories"] == ["tea", "teaware", "snacks"]
 
     async with service.client() as http:
         async def completed():

@@ -139,6 +139,7 @@ def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
         return_rate=(round(profile["refunded_order_count"] / profile["order_count"], 4)
                      if profile["order_count"] else 0.0),
         categories=[CategoryRead(**c) for c in _json(profile["categories"]) or []],
+        favourite_categories=list(profile["favourite_categories"] or []),
         activity=ActivityRead(**(_json(profile["activity"]) or {})),
         first_order_at=profile["first_order_at"], last_order_at=profile["last_order_at"],
         rfm=(RfmRead(r=profile["rfm_r"], f=profile["rfm_f"], m=profile["rfm_m"], segment=profile["rfm_segment"],

@@ -214,10 +214,30 @@ async def on_order_refunded_or_cancelled(tx: AsyncConnection, events: list[Inbou
     await emit_customer_updated(tx, result.all(), changed=["orders"], traceparents=_traceparents(events))
 
 
+_COUNT_VIEWS = text("""
+    INSERT INTO customer_categories AS cc (customer_id, category, views, last_viewed_at)
+    SELECT customer_id, category, count(*), max(viewed_at)
+    FROM unnest(CAST(:customer_ids AS text[]), CAST(:categories AS text[]), CAST(:viewed_ats AS timestamptz[]))
+         AS t(customer_id, category, viewed_at)
+    GROUP BY customer_id, category
+    ON CONFLICT (customer_id, category) DO UPDATE SET
+        views = cc.views + excluded.views,
+        last_viewed_at = GREATEST(cc.last_viewed_at, excluded.last_viewed_at)
+""")
+
+
 async def on_interaction_recorded(tx: AsyncConnection, events: list[Inbound[InteractionData]]) -> None:
     await _add_to_timeline(tx, [
         (e.data.customer_id, e.data.occurred_at, f"interaction.{e.data.kind}", e.data.channel,
          e.data.attributes, e.event.id) for e in events])
+    # Product views with a category feed the favourite categories, next to purchases.
+    views = [(e.data.customer_id, e.data.attributes["category"][:200], e.data.occurred_at) for e in events
+             if e.data.kind == "product_view" and isinstance(e.data.attributes.get("category"), str)
+             and e.data.attributes["category"].strip()]
+    if views:
+        columns = list(zip(*views, strict=True))
+        await tx.execute(_COUNT_VIEWS, {"customer_ids": list(columns[0]), "categories": list(columns[1]),
+                                        "viewed_ats": list(columns[2])})
 
 
 def _traceparents(events: list[Inbound[Any]]) -> dict[str, str | None]:

@@ -181,8 +181,11 @@ _PROFILE = text("""
          FROM customer_spend s WHERE s.customer_id = c.customer_id) AS spend,
         (SELECT json_agg(json_build_object('category', x.category, 'quantity', x.quantity,
                                            'last_bought_at', x.last_bought_at) ORDER BY x.quantity DESC, x.category)
-         FROM (SELECT * FROM customer_categories cc WHERE cc.customer_id = c.customer_id
+         FROM (SELECT * FROM customer_categories cc WHERE cc.customer_id = c.customer_id AND cc.quantity > 0
                ORDER BY cc.quantity DESC, cc.category LIMIT 10) x) AS categories,
+        -- Favourites: a unit bought weighs as much as three product views.
+        ARRAY(SELECT cc.category FROM customer_categories cc WHERE cc.customer_id = c.customer_id
+              ORDER BY cc.quantity * 3 + cc.views DESC, cc.category LIMIT 5) AS favourite_categories,
         (SELECT json_build_object(
                     'last_7_days', count(*) FILTER (WHERE t.occurred_at > now() - interval '7 days'),
                     'last_30_days', count(*) FILTER (WHERE t.occurred_at > now() - interval '30 days'),

@@ -97,6 +97,8 @@ class ProfileRead(BaseModel):
         default_factory=dict, description="Net spend divided by paid orders, per currency.")
     return_rate: float = Field(0.0, description="Share of paid orders with a refund (0 to 1).")
     categories: list[CategoryRead] = Field(default_factory=list, description="Most bought first (top 10).")
+    favourite_categories: list[str] = Field(
+        default_factory=list, description="Top 5 by purchases and product views (a unit bought = 3 views).")
     activity: ActivityRead
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
@@ -171,7 +173,7 @@ class RfmRead(BaseModel):
     f: int = Field(description="Frequency score, 1–5.")
     m: int = Field(description="Monetary score, 1–5 (net spend in RFM_CURRENCY).")
     segment: str = Field(description="champions, loyal, potential, new, at_risk, cannot_lose, hibernating or lost.")
-    scored_at: datetime
+    scored_at: datetime = Field(description="When these scores were set (a refresh keeps unchanged ones).")
 
 
 class SegmentCreate(BaseModel):

@@ -26,7 +26,7 @@ log = get_logger(__name__)
 # Quintiles of the percent rank: ties share the lower score, so the many one-time buyers of a
 # shop all get F=1 rather than being spread over several scores by chance.
 _RFM_SCORES = text("""
-    SELECT c.customer_id, c.rfm_segment,
+    SELECT c.customer_id, c.rfm_r AS old_r, c.rfm_f AS old_f, c.rfm_m AS old_m, c.rfm_segment,
            LEAST(5, 1 + floor(percent_rank() OVER (ORDER BY c.last_order_at) * 5))::int AS r,
            LEAST(5, 1 + floor(percent_rank() OVER (ORDER BY c.order_count) * 5))::int AS f,
            LEAST(5, 1 + floor(percent_rank() OVER (ORDER BY COALESCE(s.amount - s.refunded, 0)) * 5))::int AS m
@@ -45,10 +45,16 @@ JOB_LOCK = 0x5E6_3E47  # pg advisory lock: one replica refreshes at a time
 
 
 async def recompute_rfm(tx: AsyncConnection, currency: str) -> int:
-    """Score every customer with an order; emit segment events for those whose RFM name changed."""
+    """Score every customer with an order; write only the scores that changed (no table-wide
+    rewrite every run) and emit segment events for those whose RFM name changed."""
     at = datetime.now(UTC)
-    rows = (await tx.execute(_RFM_SCORES, {"currency": currency})).all()
-    names = [rfm_segment(r.r, r.f, r.m) for r in rows]
+    scored = (await tx.execute(_RFM_SCORES, {"currency": currency})).all()
+    rows, names = [], []
+    for row in scored:
+        name = rfm_segment(row.r, row.f, row.m)
+        if (row.old_r, row.old_f, row.old_m, row.rfm_segment) != (row.r, row.f, row.m, name):
+            rows.append(row)
+            names.append(name)
     if rows:
         await tx.execute(_RFM_WRITE, {"ids": [r.customer_id for r in rows], "rs": [r.r for r in rows],
                                       "fs": [r.f for r in rows], "ms": [r.m for r in rows], "segments": names,
@@ -61,7 +67,7 @@ async def recompute_rfm(tx: AsyncConnection, currency: str) -> int:
                                               entered=False, at=at))
             events.append(segment_changed(customer_id=row.customer_id, segment_id=f"rfm:{name}", entered=True, at=at))
     await add_to_outbox(tx, events)
-    return len(rows)
+    return len(scored)
 
 
 def _membership_sql(compiled: CompiledRule, restricted: bool) -> str:
