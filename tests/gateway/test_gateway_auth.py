@@ -41,6 +41,8 @@ EXPECTED = {
     ("GET", "/v1/profiles/{customer_id}/export"): {"customer_a", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
+    ("GET", "/v1/profiles/{customer_id}/duplicates"): {"agent", "supervisor"},
+    ("POST", "/v1/profiles/{customer_id}/merge"): {"supervisor"},
     ("GET", "/v1/segments"): {"agent", "supervisor"},
     ("POST", "/v1/segments"): {"supervisor"},
     ("POST", "/v1/segments/refresh"): {"supervisor"},
@@ -74,6 +76,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
         "/v1/profiles/{customer_id}/erasure": {"reason": "matrix test"},
+        "/v1/profiles/{customer_id}/merge": {"duplicate_id": "nobody", "identifier": "email", "reason": "matrix"},
         "/v1/segments": {"segment_id": f"seg-{uuid.uuid4().hex[:8]}", "name": "x", "rule": {"has_tag": "vip"}},
         "/v1/segments/{segment_id}": {"name": "x", "rule": {"has_tag": "vip"}} if method == "PUT" else None,
     }.get(path)

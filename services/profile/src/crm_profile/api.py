@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from crm_profile.domain.events import customer_erased, format_amount
+from crm_profile.domain.events import customer_erased, customer_merged, format_amount
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
@@ -36,10 +36,13 @@ from crm_profile.models import (
 )
 from crm_profile.repository import (
     IdentityChange,
+    MergeRefused,
     emit_customer_updated,
     erase_customer,
     export_related,
+    find_duplicates,
     load_profile,
+    merge_profiles,
     record_pii_access,
     record_privacy_request,
     search_customer_ids,
@@ -51,8 +54,11 @@ from crm_profile.schemas import (
     ConsentRead,
     ConsentsRead,
     CustomerMatch,
+    DuplicateRead,
     ErasureCreate,
     ErasureRead,
+    MergeCreate,
+    MergeRead,
     NoteCreate,
     NoteRead,
     OrderItemRead,
@@ -145,7 +151,7 @@ def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
         rfm=(RfmRead(r=profile["rfm_r"], f=profile["rfm_f"], m=profile["rfm_m"], segment=profile["rfm_segment"],
                      scored_at=profile["rfm_scored_at"]) if profile["rfm_segment"] else None),
         segments=list(profile["segments"] or []), tier=profile["tier"], churn_level=profile["churn_level"],
-        erased_at=profile["erased_at"], updated_at=profile["updated_at"])
+        erased_at=profile["erased_at"], merged_into=profile["merged_into"], updated_at=profile["updated_at"])
 
 
 @router.get("", response_model=SearchResult,
@@ -384,6 +390,49 @@ async def erase_profile(body: ErasureCreate, request: Request, db: DbConnection,
         await add_to_outbox(db, [customer_erased(customer_id=customer_id, erased_at=erased_at,
                                                  traceparent=current_traceparent.get())])
     answer = ErasureRead(customer_id=customer_id, erased_at=erased_at, erased_by=identity.subject)
+    await idempotency.finish(db, request, identity, key, 200, answer)
+    await db.commit()
+    return answer
+
+
+@router.get("/{customer_id}/duplicates", response_model=list[DuplicateRead])
+async def list_duplicates(db: DbReadConnection, identity: CurrentIdentity,
+                          customer_id: str = CustomerIdPath) -> list[DuplicateRead]:
+    """Other profiles with the same normalised e-mail or phone (agents and supervisors): merge
+    candidates. Junk values are never identifiers, so they never make two profiles look alike."""
+    identity.authorize(STAFF)
+    return [DuplicateRead(customer_id=row.customer_id,
+                          shared=[k for k, same in (("email", row.same_email), ("phone", row.same_phone)) if same])
+            for row in await find_duplicates(db, customer_id)]
+
+
+@router.post("/{customer_id}/merge", response_model=MergeRead,
+             responses={404: _PROBLEM, 409: {**_PROBLEM, "description": "Already merged, or key in flight"},
+                        422: {**_PROBLEM, "description": "Nothing verified in common, erased, or itself"}})
+async def merge_profile(body: MergeCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                        key: IdempotencyKey, customer_id: str = CustomerIdPath) -> MergeRead:
+    """Merge a duplicate into this profile (supervisors, after verifying the shared identifier with
+    the customer). Orders, timeline, notes, consent history, spend and categories move here; fields
+    this profile lacks are taken from the duplicate; its consents stay as they are. The merge is
+    journaled for review, later events about the duplicate's id apply here, and
+    ``crm.profile.customer.merged`` tells the other services."""
+    identity.authorize(SUPERVISOR)
+    replay = await idempotency.begin(db, request, identity, key)
+    if replay is not None:
+        return replay
+    try:
+        survivor = await merge_profiles(db, survivor=customer_id, merged=body.duplicate_id,
+                                        identifier=body.identifier, reason=body.reason, actor=identity.subject)
+    except MergeRefused as refused:
+        title = {404: "Not found", 409: "Conflict", 422: "Unprocessable Content"}[refused.status]
+        raise Problem(refused.status, title, str(refused)) from None
+    merged_at = datetime.now(UTC)
+    await add_to_outbox(db, [customer_merged(customer_id=customer_id, merged_customer_id=body.duplicate_id,
+                                             merged_at=merged_at, traceparent=current_traceparent.get())])
+    await emit_customer_updated(db, [survivor], changed=["merge"], traceparents={})
+    await refresh_segments(db, _settings(request).rfm_currency, [customer_id])
+    answer = MergeRead(customer_id=customer_id, merged_customer_id=body.duplicate_id,
+                       order_count=survivor.order_count, merged_at=merged_at)
     await idempotency.finish(db, request, identity, key, 200, answer)
     await db.commit()
     return answer

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.domain.identity import normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
-from crm_profile.repository import IdentityChange, emit_customer_updated, write_identities
+from crm_profile.repository import IdentityChange, emit_customer_updated, survivors_of, write_identities
 from crm_profile.segments import refresh_segments
 
 TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
@@ -275,7 +275,7 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
             await refresh_segments(tx, currency, _customers(events))
         return handle
 
-    return {
+    table = {
         "commerce.customer.registered": on_customer_registered_or_updated,
         "commerce.customer.updated": on_customer_registered_or_updated,
         "commerce.order.placed": on_order_placed,
@@ -285,6 +285,19 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
         "commerce.order.refunded": then_refresh_segments(on_order_refunded_or_cancelled),
         "commerce.interaction.recorded": then_refresh_segments(on_interaction_recorded),
     }
+    return {event_type: _resolving_merged(handler) for event_type, handler in table.items()}
+
+
+def _resolving_merged(handler):
+    """Events about a profile merged into another apply to the surviving profile."""
+
+    async def handle(tx: AsyncConnection, events: list[Inbound[Any]]) -> None:
+        survivors = await survivors_of(tx, _customers(events))
+        if survivors:
+            events = [Inbound(e.event, e.data.model_copy(update={"customer_id": survivors[e.data.customer_id]}),
+                              e.record) if e.data.customer_id in survivors else e for e in events]
+        await handler(tx, events)
+    return handle
 
 
 def _customers(events: list[Inbound[Any]]) -> list[str]:

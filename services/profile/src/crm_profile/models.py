@@ -35,6 +35,7 @@ customers = Table(
     Column("consent_sms_source", Text),
     Column("tags", ARRAY(Text), nullable=False),
     Column("erased_at", DateTime(timezone=True)),
+    Column("merged_into", Text),
     Column("rfm_r", Integer), Column("rfm_f", Integer), Column("rfm_m", Integer), Column("rfm_segment", Text),
     Column("rfm_scored_at", DateTime(timezone=True)), Column("tier", Text), Column("churn_level", Text),
     Column("order_count", Integer, nullable=False),

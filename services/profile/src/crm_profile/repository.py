@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from crm_shared.bus import add_to_outbox
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -320,3 +321,129 @@ async def export_related(db: AsyncConnection, customer_id: str) -> dict[str, lis
     """Every other table's rows about the customer, for the data export."""
     return {name: [dict(row) for row in (await db.execute(query, {"customer_id": customer_id})).mappings()]
             for name, query in _EXPORT_QUERIES.items()}
+
+
+class MergeRefused(ValueError):
+    """Why two profiles may not be merged; the route turns it into a 404, 409 or 422."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+_LOCK_PAIR = text("""
+    SELECT customer_id, email_bidx, phone_bidx, erased_at, merged_into, order_count, refunded_order_count,
+           first_order_at, last_order_at
+    FROM customers WHERE customer_id IN (:survivor, :merged) ORDER BY customer_id FOR UPDATE
+""")
+_MOVE = [
+    text("UPDATE orders SET customer_id = :survivor WHERE customer_id = :merged"),
+    text("UPDATE timeline SET customer_id = :survivor WHERE customer_id = :merged"),
+    text("UPDATE customer_notes SET customer_id = :survivor WHERE customer_id = :merged"),
+    text("UPDATE consent_changes SET customer_id = :survivor WHERE customer_id = :merged"),
+    text("""INSERT INTO customer_spend AS s (customer_id, currency, amount, refunded, order_count)
+            SELECT :survivor, currency, amount, refunded, order_count FROM customer_spend WHERE customer_id = :merged
+            ON CONFLICT (customer_id, currency) DO UPDATE SET amount = s.amount + excluded.amount,
+                refunded = s.refunded + excluded.refunded, order_count = s.order_count + excluded.order_count"""),
+    text("DELETE FROM customer_spend WHERE customer_id = :merged"),
+    text("""INSERT INTO customer_categories AS cc (customer_id, category, quantity, first_bought_at, last_bought_at,
+                                                   views, last_viewed_at)
+            SELECT :survivor, category, quantity, first_bought_at, last_bought_at, views, last_viewed_at
+            FROM customer_categories WHERE customer_id = :merged
+            ON CONFLICT (customer_id, category) DO UPDATE SET quantity = cc.quantity + excluded.quantity,
+                views = cc.views + excluded.views,
+                first_bought_at = LEAST(cc.first_bought_at, excluded.first_bought_at),
+                last_bought_at = GREATEST(cc.last_bought_at, excluded.last_bought_at),
+                last_viewed_at = GREATEST(cc.last_viewed_at, excluded.last_viewed_at)"""),
+    text("DELETE FROM customer_categories WHERE customer_id = :merged"),
+    text("""INSERT INTO customer_name_index (prefix_bidx, customer_id)
+            SELECT prefix_bidx, :survivor FROM customer_name_index WHERE customer_id = :merged
+              AND NOT EXISTS (SELECT 1 FROM customer_name_index WHERE customer_id = :survivor)
+            ON CONFLICT DO NOTHING"""),
+    text("DELETE FROM customer_name_index WHERE customer_id = :merged"),
+    text("DELETE FROM segment_members WHERE customer_id = :merged"),
+    # The survivor keeps its own values and gains what only the duplicate knew; its consents stay
+    # (the most cautious reading: a consent given to one profile is not extended to another).
+    text("""UPDATE customers s SET
+                email_enc = COALESCE(s.email_enc, m.email_enc), email_bidx = COALESCE(s.email_bidx, m.email_bidx),
+                phone_enc = COALESCE(s.phone_enc, m.phone_enc), phone_bidx = COALESCE(s.phone_bidx, m.phone_bidx),
+                name_enc = COALESCE(s.name_enc, m.name_enc), address_enc = COALESCE(s.address_enc, m.address_enc),
+                birthday = COALESCE(s.birthday, m.birthday), gender = COALESCE(s.gender, m.gender),
+                city = COALESCE(s.city, m.city), registered_at = LEAST(s.registered_at, m.registered_at),
+                tags = ARRAY(SELECT DISTINCT unnest(s.tags || m.tags) ORDER BY 1),
+                order_count = s.order_count + m.order_count,
+                refunded_order_count = s.refunded_order_count + m.refunded_order_count,
+                first_order_at = LEAST(s.first_order_at, m.first_order_at),
+                last_order_at = GREATEST(s.last_order_at, m.last_order_at), updated_at = now()
+            FROM customers m WHERE s.customer_id = :survivor AND m.customer_id = :merged"""),
+    # What is left of the duplicate: its id, pointing at the survivor.
+    text("""UPDATE customers SET merged_into = :survivor, email_enc = NULL, email_bidx = NULL, phone_enc = NULL,
+                phone_bidx = NULL, name_enc = NULL, address_enc = NULL, birthday = NULL, gender = NULL, city = NULL,
+                tags = '{}', order_count = 0, refunded_order_count = 0, first_order_at = NULL, last_order_at = NULL,
+                rfm_r = NULL, rfm_f = NULL, rfm_m = NULL, rfm_segment = NULL, updated_at = now()
+            WHERE customer_id = :merged"""),
+]
+_JOURNAL = text("""
+    INSERT INTO profile_merges (survivor_id, merged_id, identifier, reason, actor, merged_stats)
+    VALUES (:survivor, :merged, :identifier, :reason, :actor, CAST(:stats AS jsonb))
+""")
+_SURVIVOR = text("SELECT customer_id, order_count, first_order_at, last_order_at FROM customers "
+                 "WHERE customer_id = :survivor")
+
+
+async def merge_profiles(tx: AsyncConnection, *, survivor: str, merged: str, identifier: str, reason: str,
+                         actor: str) -> Any:
+    """Merge ``merged`` into ``survivor`` when both hold the same normalised ``identifier``.
+
+    Junk values are never indexed (domain/identity.py), so two profiles can never be merged on
+    "null", "0000000" or an empty value. Returns the survivor's statistics row.
+    """
+    if survivor == merged:
+        raise MergeRefused(422, "a profile cannot be merged into itself")
+    rows = {row.customer_id: row for row in await tx.execute(_LOCK_PAIR, {"survivor": survivor, "merged": merged})}
+    for customer_id in (survivor, merged):
+        if customer_id not in rows:
+            raise MergeRefused(404, f"customer {customer_id!r} does not exist")
+        if rows[customer_id].merged_into is not None:
+            raise MergeRefused(409, f"customer {customer_id!r} was already merged "
+                                    f"into {rows[customer_id].merged_into!r}")
+        if rows[customer_id].erased_at is not None:
+            raise MergeRefused(422, f"customer {customer_id!r} was erased")
+    column = f"{identifier}_bidx"
+    shared = getattr(rows[survivor], column)
+    if shared is None or shared != getattr(rows[merged], column):
+        raise MergeRefused(422, f"the two profiles do not share a usable {identifier}")
+    gone = rows[merged]
+    stats = {"order_count": gone.order_count, "refunded_order_count": gone.refunded_order_count,
+             "first_order_at": gone.first_order_at, "last_order_at": gone.last_order_at}
+    await tx.execute(_JOURNAL, {"survivor": survivor, "merged": merged, "identifier": identifier, "reason": reason,
+                                "actor": actor, "stats": orjson.dumps(stats).decode()})
+    for statement in _MOVE:
+        await tx.execute(statement, {"survivor": survivor, "merged": merged})
+    return (await tx.execute(_SURVIVOR, {"survivor": survivor})).first()
+
+
+_DUPLICATES = text("""
+    SELECT o.customer_id,
+           (o.email_bidx IS NOT NULL AND o.email_bidx = c.email_bidx) AS same_email,
+           (o.phone_bidx IS NOT NULL AND o.phone_bidx = c.phone_bidx) AS same_phone
+    FROM customers c JOIN customers o
+      ON o.customer_id <> c.customer_id AND (o.email_bidx = c.email_bidx OR o.phone_bidx = c.phone_bidx)
+    WHERE c.customer_id = :customer_id AND o.erased_at IS NULL AND o.merged_into IS NULL
+    ORDER BY o.customer_id LIMIT 50
+""")
+
+
+async def find_duplicates(db: AsyncConnection, customer_id: str) -> list[Any]:
+    return (await db.execute(_DUPLICATES, {"customer_id": customer_id})).all()
+
+
+_MERGED_INTO = text("""
+    SELECT customer_id, merged_into FROM customers
+    WHERE customer_id = ANY(CAST(:ids AS text[])) AND merged_into IS NOT NULL
+""")
+
+
+async def survivors_of(tx: AsyncConnection, customer_ids: list[str]) -> dict[str, str]:
+    """Merged ids among ``customer_ids`` and the profile each was merged into."""
+    return {row.customer_id: row.merged_into for row in await tx.execute(_MERGED_INTO, {"ids": customer_ids})}

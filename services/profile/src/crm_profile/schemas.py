@@ -107,6 +107,7 @@ class ProfileRead(BaseModel):
     tier: str | None = Field(default=None, description="Membership tier, from the loyalty service's events.")
     churn_level: str | None = Field(default=None, description="Churn risk level, from the churn service's events.")
     erased_at: datetime | None = Field(default=None, description="Set once the customer's PII was erased.")
+    merged_into: str | None = Field(default=None, description="Set when this profile was merged into another.")
     updated_at: datetime
 
 
@@ -218,6 +219,27 @@ class SegmentMemberPage(BaseModel):
 class RefreshRead(BaseModel):
     scored: int = Field(description="Customers given RFM scores.")
     membership_changes: int
+
+
+class DuplicateRead(BaseModel):
+    customer_id: str
+    shared: list[Literal["email", "phone"]] = Field(description="Which normalised identifiers are the same.")
+
+
+class MergeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="The profile merged into this one; only its id remains, pointing here.")
+    identifier: Literal["email", "phone"] = Field(description="The identifier both share, verified with the customer.")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+
+
+class MergeRead(BaseModel):
+    customer_id: str
+    merged_customer_id: str
+    order_count: int
+    merged_at: datetime
 
 
 class ErasureCreate(BaseModel):

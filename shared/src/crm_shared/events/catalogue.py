@@ -141,6 +141,15 @@ class ProfileCustomerErasedData(EventData):
     erased_at: AwareDatetime
 
 
+class ProfileCustomerMergedData(EventData):
+    """``crm.profile.customer.merged``: a duplicate profile was merged into another; services
+    keyed by customer id move what they hold for ``merged_customer_id`` to ``customer_id``."""
+
+    customer_id: CustomerId
+    merged_customer_id: CustomerId
+    merged_at: AwareDatetime
+
+
 class ProfileSegmentChangedData(EventData):
     """``crm.profile.segment.entered`` / ``crm.profile.segment.exited``: a customer joined or left a
     segment (``rfm:<name>`` for the RFM segments, otherwise a custom segment's id)."""
@@ -191,6 +200,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("commerce.interaction.recorded", TOPIC_INTERACTIONS, InteractionData),
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
+        EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
         EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
         EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),
     )

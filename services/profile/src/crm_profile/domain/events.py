@@ -41,6 +41,17 @@ def customer_erased(*, customer_id: str, erased_at: datetime, traceparent: str |
                           traceparent=child_traceparent(traceparent),
                           data={"customer_id": customer_id, "erased_at": erased_at.isoformat()})
 
+CUSTOMER_MERGED = "crm.profile.customer.merged"
+
+
+def customer_merged(*, customer_id: str, merged_customer_id: str, merged_at: datetime,
+                    traceparent: str | None) -> CloudEvent:
+    return CloudEvent.new(type=CUSTOMER_MERGED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "merged_customer_id": merged_customer_id,
+                                "merged_at": merged_at.isoformat()})
+
+
 SEGMENT_ENTERED = "crm.profile.segment.entered"
 SEGMENT_EXITED = "crm.profile.segment.exited"
 

@@ -160,4 +160,4 @@ def facts_sql(*, with_activity: bool) -> str:
                EXTRACT(EPOCH FROM now() - c.first_order_at) / 86400 AS days_since_first_order{activity}
         FROM customers c
         LEFT JOIN customer_spend s ON s.customer_id = c.customer_id AND s.currency = :currency
-        WHERE c.erased_at IS NULL"""
+        WHERE c.erased_at IS NULL AND c.merged_into IS NULL"""

@@ -1,0 +1,84 @@
+"""Merging duplicate profiles on a shared identifier, never on junk, with a journal."""
+
+from __future__ import annotations
+
+import uuid
+
+from crm_shared.auth import Identity, Role
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PROFILE
+from crm_shared.events.envelope import from_kafka
+
+from tests.harness.events import customer_registered, new_customer_id, order_event
+from tests.harness.infra import wait_until
+
+SUPERVISOR = Identity(subject="sup-1", role=Role.SUPERVISOR)
+
+
+def _registered(customer: str, email: str, phone: str):
+    event = customer_registered(customer, email=email)
+    return event.model_copy(update={"data": {**event.data, "phone": phone}})
+
+
+async def _order_count(service, customer: str) -> int | None:
+    async with service.client() as http:
+        response = await http.get(f"/v1/profiles/{customer}")
+    return response.json()["order_count"] if response.status_code == 200 else None
+
+
+async def test_duplicates_sharing_an_email_are_merged_with_a_journal(broker, make_database, start_service):
+    database = make_database("profile")
+    service = start_service("profile", database)
+    keep, dup, junk_a, junk_b = (new_customer_id() for _ in range(4))
+    await broker.publish(TOPIC_CUSTOMERS, [
+        _registered(keep, "Mei.Chen@example.com", "+86 139 0013 9001"),
+        _registered(dup, "mei.chen@EXAMPLE.com", "+86 139 0013 9002"),
+        _registered(junk_a, "null", "0000000"), _registered(junk_b, "NULL", "000-0000")])
+    await broker.publish(TOPIC_ORDERS, [order_event("paid", keep, f"o-{keep}", amount="10.00"),
+                                        order_event("paid", dup, f"o-{dup}", amount="25.00")])
+
+    async def both_paid():
+        return await _order_count(service, keep) == 1 and await _order_count(service, dup) == 1
+    await wait_until(both_paid, what="both orders applied")
+    async def junk_registered():
+        return await _order_count(service, junk_b) is not None
+    await wait_until(junk_registered, what="junk customers registered")
+
+    async with service.client(SUPERVISOR) as http:
+        duplicates = (await http.get(f"/v1/profiles/{keep}/duplicates")).json()
+        junk_duplicates = (await http.get(f"/v1/profiles/{junk_a}/duplicates")).json()
+        on_junk = await http.post(f"/v1/profiles/{junk_a}/merge", json={
+            "duplicate_id": junk_b, "identifier": "email", "reason": "same person?"},
+            headers={"Idempotency-Key": str(uuid.uuid4())})
+        on_phone = await http.post(f"/v1/profiles/{keep}/merge", json={
+            "duplicate_id": dup, "identifier": "phone", "reason": "different phones"},
+            headers={"Idempotency-Key": str(uuid.uuid4())})
+        merged = await http.post(f"/v1/profiles/{keep}/merge", json={
+            "duplicate_id": dup, "identifier": "email", "reason": "verified on the phone, ticket T-9"},
+            headers={"Idempotency-Key": str(uuid.uuid4())})
+        again = await http.post(f"/v1/profiles/{keep}/merge", json={
+            "duplicate_id": dup, "identifier": "email", "reason": "twice"},
+            headers={"Idempotency-Key": str(uuid.uuid4())})
+        survivor = (await http.get(f"/v1/profiles/{keep}")).json()
+        tombstone = (await http.get(f"/v1/profiles/{dup}")).json()
+        timeline = (await http.get(f"/v1/profiles/{keep}/timeline", params={"kind": "order"})).json()
+    assert duplicates == [{"customer_id": dup, "shared": ["email"]}]
+    assert junk_duplicates == []  # "null" and "0000000" are not identifiers
+    assert on_junk.status_code == 422 and on_phone.status_code == 422
+    assert merged.status_code == 200, merged.text
+    assert again.status_code == 409
+    assert survivor["order_count"] == 2 and survivor["total_spent"] == {"CNY": "35.00"}
+    assert tombstone["merged_into"] == keep and tombstone["order_count"] == 0 and tombstone["email"] is None
+    assert {e["details"]["order_id"] for e in timeline["items"]} == {f"o-{keep}", f"o-{dup}"}
+    journal = await database.fetch("SELECT survivor_id, merged_id, identifier, actor, reason FROM profile_merges")
+    assert [tuple(r.values()) for r in journal] == [(keep, dup, "email", "sup-1", "verified on the phone, ticket T-9")]
+    records = await broker.read_all(TOPIC_PROFILE, expect=10_000, timeout_s=3)
+    merges = [e for e in (from_kafka(r.value, r.headers) for r in records) if e.type == "crm.profile.customer.merged"]
+    assert [(e.data["customer_id"], e.data["merged_customer_id"]) for e in merges] == [(keep, dup)]
+
+    # The shop still sends the old id: it lands on the surviving profile.
+    await broker.publish(TOPIC_ORDERS, [order_event("paid", dup, "o-after-merge", amount="5.00")])
+
+    async def three():
+        return await _order_count(service, keep) == 3
+    await wait_until(three, what="a later order of the merged id counted on the survivor")
+    assert await _order_count(service, dup) == 0
