@@ -98,3 +98,27 @@ async def test_refunds_and_cancellations_lower_net_spend_and_never_below_zero(br
         "o-a": ("refunded", "100.00"), "o-b": ("cancelled", "50.00"), "o-c": ("cancelled", "0.00")}
     assert other.status_code == 403
     assert timeline.status_code == 403  # the timeline is the call centre's view
+
+
+async def test_tier_and_churn_level_are_copied_from_their_owners_events(broker, make_database, start_service):
+    from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_LOYALTY
+    from crm_shared.events.envelope import CloudEvent
+
+    service = start_service("profile", make_database("profile"))
+    customer = new_customer_id()
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
+    # As the loyalty and churn services will publish them (issues 5 and 7).
+    await broker.publish(TOPIC_LOYALTY, [CloudEvent.new(
+        type="crm.loyalty.tier.changed", source="crm/loyalty", subject=customer,
+        data={"customer_id": customer, "old_tier": "regular", "new_tier": "vip",
+              "changed_at": (NOW - timedelta(days=1)).isoformat()})])
+    await broker.publish(TOPIC_CHURN, [CloudEvent.new(
+        type="crm.churn.risk.changed", source="crm/churn", subject=customer,
+        data={"customer_id": customer, "old_level": "low", "new_level": "high", "score": 0.81,
+              "reasons": [{"factor": "no order in 120 days", "contribution": 0.4}], "model_version": "m-1",
+              "scored_at": NOW.isoformat()})])
+    profile = await _profile_when(service, customer, lambda p: p["tier"] == "vip" and p["churn_level"] == "high")
+    assert profile["tier"] == "vip"
+    async with service.client() as http:
+        kinds = [e["kind"] for e in (await http.get(f"/v1/profiles/{customer}/timeline")).json()["items"]]
+    assert kinds[:2] == ["churn.risk_changed", "loyalty.tier_changed"]

@@ -14,11 +14,15 @@ from typing import Any
 import orjson
 from crm_shared.bus import HandlerTable, Inbound
 from crm_shared.events.catalogue import (
+    TOPIC_CHURN,
     TOPIC_CUSTOMERS,
     TOPIC_INTERACTIONS,
+    TOPIC_LOYALTY,
     TOPIC_ORDERS,
+    ChurnRiskChangedData,
     CustomerData,
     InteractionData,
+    LoyaltyTierChangedData,
     OrderData,
     OrderRefundedData,
 )
@@ -30,7 +34,7 @@ from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import IdentityChange, emit_customer_updated, survivors_of, write_identities
 from crm_profile.segments import refresh_segments
 
-TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
+TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_LOYALTY, TOPIC_CHURN)
 
 # Paid orders: the orders table makes each order count once whatever the event id (a placed
 # order becomes paid once); the customer's statistics grow by what was really new, and the
@@ -240,6 +244,33 @@ async def on_interaction_recorded(tx: AsyncConnection, events: list[Inbound[Inte
                                         "viewed_ats": list(columns[2])})
 
 
+# Tier and churn level are owned by the loyalty and churn services; the profile shows a copy.
+_COPY_LEVEL = {
+    column: text(f"""
+        INSERT INTO customers AS c (customer_id, {column})
+        SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:values AS text[]))
+        ON CONFLICT (customer_id) DO UPDATE SET {column} = excluded.{column}, updated_at = now()
+    """) for column in ("tier", "churn_level")
+}
+
+
+async def on_tier_changed(tx: AsyncConnection, events: list[Inbound[LoyaltyTierChangedData]]) -> None:
+    latest = {e.data.customer_id: e.data.new_tier for e in events}  # in partition order: last wins
+    await tx.execute(_COPY_LEVEL["tier"], {"customer_ids": list(latest), "values": list(latest.values())})
+    await _add_to_timeline(tx, [(e.data.customer_id, e.data.changed_at, "loyalty.tier_changed", None,
+                                 {"old_tier": e.data.old_tier, "new_tier": e.data.new_tier}, e.event.id)
+                                for e in events])
+
+
+async def on_churn_risk_changed(tx: AsyncConnection, events: list[Inbound[ChurnRiskChangedData]]) -> None:
+    latest = {e.data.customer_id: e.data.new_level for e in events}
+    await tx.execute(_COPY_LEVEL["churn_level"], {"customer_ids": list(latest), "values": list(latest.values())})
+    await _add_to_timeline(tx, [
+        (e.data.customer_id, e.data.scored_at, "churn.risk_changed", None,
+         {"old_level": e.data.old_level, "new_level": e.data.new_level, "score": e.data.score,
+          "reasons": [r.model_dump() for r in e.data.reasons[:3]]}, e.event.id) for e in events])
+
+
 def _traceparents(events: list[Inbound[Any]]) -> dict[str, str | None]:
     return {inbound.data.customer_id: inbound.event.traceparent for inbound in events}
 
@@ -284,6 +315,8 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
         "commerce.order.cancelled": then_refresh_segments(on_order_refunded_or_cancelled),
         "commerce.order.refunded": then_refresh_segments(on_order_refunded_or_cancelled),
         "commerce.interaction.recorded": then_refresh_segments(on_interaction_recorded),
+        "crm.loyalty.tier.changed": then_refresh_segments(on_tier_changed),
+        "crm.churn.risk.changed": then_refresh_segments(on_churn_risk_changed),
     }
     return {event_type: _resolving_merged(handler) for event_type, handler in table.items()}
 

@@ -62,7 +62,8 @@ class OrderPage(BaseModel):
 
 class TimelineEntryRead(BaseModel):
     occurred_at: datetime
-    kind: str = Field(description="interaction.<kind> or order.<placed|paid|completed|cancelled|refunded>.")
+    kind: str = Field(description="interaction.<kind>, order.<placed|paid|completed|cancelled|refunded>, "
+                                  "loyalty.tier_changed or churn.risk_changed.")
     channel: str | None = None
     details: dict
     event_id: str

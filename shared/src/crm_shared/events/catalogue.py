@@ -159,6 +159,35 @@ class ProfileSegmentChangedData(EventData):
     at: AwareDatetime
 
 
+ChurnLevel = Literal["low", "medium", "high"]
+
+
+class LoyaltyTierChangedData(EventData):
+    """``crm.loyalty.tier.changed``: a member's tier changed (the loyalty service owns tiers)."""
+
+    customer_id: CustomerId
+    old_tier: ShortText | None = None
+    new_tier: ShortText
+    changed_at: AwareDatetime
+
+
+class ChurnReason(EventData):
+    factor: ShortText
+    contribution: float
+
+
+class ChurnRiskChangedData(EventData):
+    """``crm.churn.risk.changed``: a customer's churn risk level changed, with the reasons."""
+
+    customer_id: CustomerId
+    old_level: ChurnLevel | None = None
+    new_level: ChurnLevel
+    score: Annotated[float, Field(ge=0, le=1)]
+    reasons: list[ChurnReason] = Field(default_factory=list, max_length=20)
+    model_version: ShortText
+    scored_at: AwareDatetime
+
+
 @dataclass(frozen=True, slots=True)
 class EventType:
     type: str
@@ -201,6 +230,8 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
         EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
+        EventType("crm.loyalty.tier.changed", TOPIC_LOYALTY, LoyaltyTierChangedData),
+        EventType("crm.churn.risk.changed", TOPIC_CHURN, ChurnRiskChangedData),
         EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
         EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),
     )
