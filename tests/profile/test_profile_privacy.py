@@ -117,14 +117,22 @@ async def test_an_agent_edit_is_validated_and_records_consent_changes(broker, ma
             assert response.headers["content-type"] == "application/problem+json"
         assert (await http.get(url)).json() == before  # nothing changed
         updated = await http.patch(url, json={"phone": "139 0013 9000", "consents": {"sms": True},
-                                              "tags": ["vip", "prefers-phone"], "address": "1 Nanjing Rd"})
+                                              "tags": ["vip", "prefers-phone"], "address": "1 Nanjing Rd",
+                                              "external_ids": {"erp": "E-1001-77", "wechat": "oX5f-abc123"}})
         unknown = await http.patch("/v1/profiles/nobody", json={"city": "Xi'an"})
+        bad_kind = await http.patch(url, json={"external_ids": {"ERP!": "x"}})
+        by_external = (await http.get("/v1/profiles", params={"external_id": "erp:E-1001-77"})).json()
+        wrong_kind = (await http.get("/v1/profiles", params={"external_id": "wechat:E-1001-77"})).json()
     assert updated.status_code == 200, updated.text
     assert updated.json()["phone"] == "+86*******9000" and updated.json()["tags"] == ["vip", "prefers-phone"]
     assert updated.json()["consents"]["sms"]["granted"] is True
     assert updated.json()["consents"]["sms"]["source"] == "agent:agent-7"
     assert updated.json()["email"] == before["email"]  # fields left out keep their value
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and bad_kind.status_code == 422
+    assert updated.json()["external_ids"] == {"erp": "*****1-77", "wechat": "*******c123"}
+    assert [m["customer_id"] for m in by_external["items"]] == [customer] and wrong_kind["items"] == []
+    dump = "\n".join(await database.fetch_texts("SELECT t::text FROM customer_external_ids t"))
+    assert "E-1001-77" not in dump and "abc123" not in dump
     changes = await database.fetch("SELECT channel, granted, source FROM consent_changes ORDER BY id")
     assert [tuple(c.values()) for c in changes] == [("email", True, "shop/accounts"), ("sms", False, "shop/accounts"),
                                                     ("sms", True, "agent:agent-7")]

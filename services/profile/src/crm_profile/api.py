@@ -40,12 +40,14 @@ from crm_profile.repository import (
     emit_customer_updated,
     erase_customer,
     export_related,
+    external_ids_of,
     find_duplicates,
     load_profile,
     merge_profiles,
     record_pii_access,
     record_privacy_request,
     search_customer_ids,
+    set_external_ids,
     write_identities,
 )
 from crm_profile.schemas import (
@@ -114,6 +116,13 @@ def may_see_pii(identity: Identity) -> bool:
         identity.role in (Role.AGENT, Role.SERVICE) and "pii:read" in identity.scopes)
 
 
+async def _full_profile(db, vault: PiiVault, customer_id: str) -> dict | None:
+    profile = await load_profile(db, vault, customer_id)
+    if profile is not None:
+        profile["external_ids"] = await external_ids_of(db, vault, customer_id)
+    return profile
+
+
 def _consent(profile: dict, channel: str) -> ConsentRead:
     return ConsentRead(granted=profile[f"consent_{channel}"], changed_at=profile[f"consent_{channel}_at"],
                        source=profile[f"consent_{channel}_source"])
@@ -123,7 +132,14 @@ def _json(value):
     return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
+def mask_identifier(value: str) -> str:
+    return "*" * max(3, len(value) - 4) + value[-4:] if len(value) > 4 else "***"
+
+
 def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
+    external = profile.get("external_ids") or {}
+    if not clear:
+        external = {kind: mask_identifier(value) for kind, value in external.items()}
     pii = {name: profile[name] for name in PII_FIELDS}
     if not clear:
         pii = {"email": mask_email(pii["email"]), "phone": mask_phone(pii["phone"]),
@@ -136,7 +152,7 @@ def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
         birthday=profile["birthday"], gender=profile["gender"], city=profile["city"],
         registered_at=profile["registered_at"],
         consents=ConsentsRead(email=_consent(profile, "email"), sms=_consent(profile, "sms")),
-        tags=list(profile["tags"] or []), order_count=profile["order_count"],
+        tags=list(profile["tags"] or []), external_ids=external, order_count=profile["order_count"],
         total_spent={cur: format_amount(amount) for cur, amount in net.items()},
         refunded={cur.strip(): format_amount(Decimal(v["refunded"])) for cur, v in spend.items()
                   if Decimal(v["refunded"])},
@@ -162,16 +178,19 @@ async def search_profiles(request: Request, db: DbReadConnection, identity: Curr
                           name: str | None = Query(None, min_length=1, max_length=100,
                                                    description="A prefix of the name or of one of its words."),
                           customer_id: str | None = Query(None, max_length=100),
+                          external_id: str | None = Query(None, max_length=232, pattern=r"^[a-z][a-z0-9_]{1,30}:.+$",
+                                                          description="kind:value, e.g. erp:E-1001"),
                           cursor: str | None = Query(None, max_length=100),
                           limit: int = Query(20, ge=1, le=100)) -> SearchResult:
     """Find customers (agents and supervisors) by exactly one of: e-mail, phone (any common way
     of writing it), name prefix, customer id. Exact lookups go through keyed blind indexes, so the
     database never holds these values in clear. Results are masked; open a profile to see more."""
     identity.authorize(STAFF)
-    given = {k: v for k, v in {"email": email, "phone": phone, "name": name, "customer_id": customer_id}.items()
-             if v is not None}
+    given = {k: v for k, v in {"email": email, "phone": phone, "name": name, "customer_id": customer_id,
+                               "external_id": external_id}.items() if v is not None}
     if len(given) != 1:
-        raise Problem(422, "Invalid request", "search by exactly one of email, phone, name or customer_id")
+        raise Problem(422, "Invalid request",
+                      "search by exactly one of email, phone, name, customer_id or external_id")
     (by, value), = given.items()
     vault = _vault(request)
     key: object = value
@@ -181,7 +200,12 @@ async def search_profiles(request: Request, db: DbReadConnection, identity: Curr
         key = vault.index("phone", normalise_phone(value, _region(request)))
     elif by == "name":
         key = vault.index("name", name_search_key(value)[:12])
-    ids = [] if key is None else await search_customer_ids(db, by, key, after=cursor or "", limit=limit + 1)
+    kind = None
+    if by == "external_id":
+        kind, _, raw = value.partition(":")
+        key = vault.index(f"external:{kind}", raw.strip())
+    ids = [] if key is None else await search_customer_ids(db, by, key, after=cursor or "", limit=limit + 1,
+                                                           kind=kind)
     items = []
     for found in ids[:limit]:
         profile = await load_profile(db, vault, found)
@@ -215,7 +239,7 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
             raise Forbidden("revealing PII needs the pii:read permission")
         if reason is None:
             raise Problem(422, "Invalid request", "revealing PII needs an X-Access-Reason header")
-    profile = await load_profile(db, _vault(request), customer_id)
+    profile = await _full_profile(db, _vault(request), customer_id)
     if profile is None:
         raise NotFound("customer", customer_id)
     if reveal and not own:
@@ -255,9 +279,11 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     statistics = await write_identities(db, vault, [change])
     await emit_customer_updated(db, statistics, changed=["identity"],
                                 traceparents={customer_id: current_traceparent.get()})
+    if body.external_ids:
+        await set_external_ids(db, vault, customer_id, body.external_ids, source=f"agent:{identity.subject}")
     await refresh_segments(db, _settings(request).rfm_currency, [customer_id])  # tags, city, gender
     await db.commit()
-    profile = await load_profile(db, vault, customer_id)
+    profile = await _full_profile(db, vault, customer_id)
     return _read_model(profile, clear=False)
 
 
@@ -344,7 +370,7 @@ async def export_profile(request: Request, db: DbConnection, identity: CurrentId
     own = identity.role is Role.CUSTOMER
     if not own and reason is None:
         raise Problem(422, "Invalid request", "an export needs an X-Access-Reason header")
-    profile = await load_profile(db, _vault(request), customer_id)
+    profile = await _full_profile(db, _vault(request), customer_id)
     if profile is None:
         raise NotFound("customer", customer_id)
     # Journaled first, so that the export shows its own request.

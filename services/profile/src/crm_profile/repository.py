@@ -219,12 +219,18 @@ _SEARCH = {
                     ORDER BY customer_id LIMIT :limit"""),
     "customer_id": text("""SELECT customer_id FROM customers WHERE customer_id = :key AND customer_id > :after
                            LIMIT :limit"""),
+    "external_id": text("""SELECT customer_id FROM customer_external_ids WHERE kind = :kind AND value_bidx = :key
+                           AND customer_id > :after ORDER BY customer_id LIMIT :limit"""),
 }
 
 
-async def search_customer_ids(db: AsyncConnection, by: str, key: Any, *, after: str, limit: int) -> list[str]:
+async def search_customer_ids(db: AsyncConnection, by: str, key: Any, *, after: str, limit: int,
+                              kind: str | None = None) -> list[str]:
     """Customer ids matching one criterion, in id order after ``after`` (keyset pagination)."""
-    rows = await db.execute(_SEARCH[by], {"key": key, "after": after, "limit": limit})
+    params = {"key": key, "after": after, "limit": limit}
+    if kind is not None:
+        params["kind"] = kind
+    rows = await db.execute(_SEARCH[by], params)
     return [row.customer_id for row in rows]
 
 
@@ -275,6 +281,7 @@ _ERASE = [
                                  erased_at = :at, updated_at = now()
             WHERE customer_id = :customer_id"""),
     text("DELETE FROM customer_name_index WHERE customer_id = :customer_id"),
+    text("DELETE FROM customer_external_ids WHERE customer_id = :customer_id"),
     text("DELETE FROM customer_notes WHERE customer_id = :customer_id"),
     text("UPDATE timeline SET details = '{}' WHERE customer_id = :customer_id AND kind LIKE 'interaction.%'"),
 ]
@@ -361,6 +368,10 @@ _MOVE = [
               AND NOT EXISTS (SELECT 1 FROM customer_name_index WHERE customer_id = :survivor)
             ON CONFLICT DO NOTHING"""),
     text("DELETE FROM customer_name_index WHERE customer_id = :merged"),
+    text("""INSERT INTO customer_external_ids (customer_id, kind, value_enc, value_bidx, source, added_at)
+            SELECT :survivor, kind, value_enc, value_bidx, source, added_at FROM customer_external_ids
+            WHERE customer_id = :merged ON CONFLICT DO NOTHING"""),
+    text("DELETE FROM customer_external_ids WHERE customer_id = :merged"),
     text("DELETE FROM segment_members WHERE customer_id = :merged"),
     # The survivor keeps its own values and gains what only the duplicate knew; its consents stay
     # (the most cautious reading: a consent given to one profile is not extended to another).
@@ -447,3 +458,26 @@ _MERGED_INTO = text("""
 async def survivors_of(tx: AsyncConnection, customer_ids: list[str]) -> dict[str, str]:
     """Merged ids among ``customer_ids`` and the profile each was merged into."""
     return {row.customer_id: row.merged_into for row in await tx.execute(_MERGED_INTO, {"ids": customer_ids})}
+
+
+_SET_EXTERNAL_ID = text("""
+    INSERT INTO customer_external_ids (customer_id, kind, value_enc, value_bidx, source)
+    VALUES (:customer_id, :kind, :value_enc, :value_bidx, :source)
+    ON CONFLICT (customer_id, kind) DO UPDATE SET value_enc = excluded.value_enc, value_bidx = excluded.value_bidx,
+        source = excluded.source, added_at = now()
+""")
+_EXTERNAL_IDS = text("SELECT kind, value_enc FROM customer_external_ids WHERE customer_id = :customer_id ORDER BY kind")
+
+
+async def set_external_ids(tx: AsyncConnection, vault: PiiVault, customer_id: str, ids: dict[str, str],
+                           source: str) -> None:
+    """Add or replace a customer's external identifiers (one per kind), encrypted and indexed."""
+    for kind, value in ids.items():
+        await tx.execute(_SET_EXTERNAL_ID, {"customer_id": customer_id, "kind": kind, "source": source,
+                                            "value_enc": vault.seal(f"external:{kind}", value),
+                                            "value_bidx": vault.index(f"external:{kind}", value)})
+
+
+async def external_ids_of(db: AsyncConnection, vault: PiiVault, customer_id: str) -> dict[str, str]:
+    return {row.kind: vault.open(f"external:{row.kind}", row.value_enc)
+            for row in await db.execute(_EXTERNAL_IDS, {"customer_id": customer_id})}

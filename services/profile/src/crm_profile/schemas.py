@@ -89,6 +89,7 @@ class ProfileRead(BaseModel):
     registered_at: datetime | None = None
     consents: ConsentsRead
     tags: list[str] = Field(default_factory=list)
+    external_ids: dict[str, str] = Field(default_factory=dict, description="By kind; masked like the other PII.")
     order_count: int = Field(description="Paid orders.")
     total_spent: dict[str, str] = Field(
         description="Net spend per ISO 4217 currency (paid minus refunded), as decimal strings.",
@@ -113,6 +114,8 @@ class ProfileRead(BaseModel):
 
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ExternalKind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+ExternalValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[\w .:-]+$")]
 
 
@@ -137,6 +140,9 @@ class ProfileUpdate(BaseModel):
     city: ShortText | None = None
     consents: ConsentsUpdate | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
+    external_ids: dict[ExternalKind, ExternalValue] | None = Field(
+        default=None, max_length=20, description="Identifiers in other systems, by kind: {\"erp\": \"E-1001\"}. "
+                                                 "Added or replaced, one per kind.")
 
 
 class CustomerMatch(BaseModel):
