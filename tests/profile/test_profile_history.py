@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 from crm_shared.auth import Identity, Role
@@ -58,13 +59,15 @@ async def test_an_interaction_and_an_order_change_the_timeline_and_statistics(br
         rest = (await http.get(f"/v1/profiles/{customer}/timeline",
                                params={"limit": 2, "cursor": first["next_cursor"]})).json()
         bad_cursor = await http.get(f"/v1/profiles/{customer}/timeline", params={"cursor": "nonsense"})
+        huge = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|99999999999999999999999").decode()
+        huge_cursor = await http.get(f"/v1/profiles/{customer}/timeline", params={"cursor": huge})
         orders = (await http.get(f"/v1/profiles/{customer}/orders")).json()
     assert [e["kind"] for e in page["items"]] == ["order.completed", "order.paid", "order.placed",
                                                   "interaction.product_view", "interaction.search"]
     assert [e["kind"] for e in orders_only["items"]] == ["order.completed", "order.paid", "order.placed"]
     assert [e["kind"] for e in views["items"]] == ["interaction.product_view"]
     assert [e["kind"] for e in first["items"] + rest["items"]] == [e["kind"] for e in page["items"]][:4]
-    assert bad_cursor.status_code == 422
+    assert bad_cursor.status_code == 422 and huge_cursor.status_code == 422  # never a 500
     assert orders["items"][0]["status"] == "completed" and len(orders["items"][0]["items"]) == 2
     assert orders["items"][0]["items"][1] == {"sku": "POT-1", "category": "teaware", "quantity": 1,
                                               "unit_price": "40.00"}

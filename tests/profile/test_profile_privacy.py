@@ -93,6 +93,8 @@ async def test_pii_is_masked_unless_revealed_with_permission_and_a_reason_which_
                                          "fields": ["email", "phone", "name"], "reason": "ticket T-17: delivery"}]
     async with service.client(SUPERVISOR) as http:
         log = (await http.get("/v1/audit/pii-access", params={"customer_id": customer})).json()
+        huge = await http.get("/v1/audit/pii-access", params={"cursor": "99999999999999999999999"})
+    assert huge.status_code == 422  # a cursor beyond bigint is bad input, not a 500
     assert [(e["actor"], e["reason"]) for e in log["items"]] == [("agent-8", "ticket T-17: delivery")]
     async with service.client(AGENT_WITH_PII) as http:
         assert (await http.get("/v1/audit/pii-access")).status_code == 403

@@ -86,6 +86,7 @@ from crm_profile.segments import refresh_segments, run_refresh, segment_sizes
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)
+BIGINT_MAX = 2**63 - 1  # ids in cursors are PostgreSQL bigints; larger ones are not ours
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"])
 audit_router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -347,7 +348,7 @@ async def get_timeline(db: DbReadConnection, identity: CurrentIdentity, customer
         query = query.where(timeline.c.occurred_at < until)
     if cursor is not None:
         at, key = _decode_cursor(cursor)
-        if not key.isdigit():
+        if not key.isdigit() or int(key) > BIGINT_MAX:
             raise Problem(422, "Invalid request", "cursor is not one this API gave out")
         query = query.where(tuple_(timeline.c.occurred_at, timeline.c.id) < tuple_(at, int(key)))
     rows = (await db.execute(query)).all()
@@ -504,7 +505,8 @@ async def list_notes(db: DbConnection, identity: CurrentIdentity, customer_id: s
 async def list_pii_access(db: DbReadConnection, identity: CurrentIdentity,
                           customer_id: str | None = Query(None, max_length=100),
                           actor: str | None = Query(None, max_length=200),
-                          cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
+                          cursor: int | None = Query(None, ge=1, le=2**63 - 1,
+                                                     description="`next_cursor` of the previous page"),
                           limit: int = Query(50, ge=1, le=200)) -> PiiAccessPage:
     """Who saw which customer's PII in clear, when and why, newest first (supervisors)."""
     identity.authorize(SUPERVISOR)
