@@ -53,7 +53,7 @@ def interaction(customer_id: str, *, kind: str = "product_view", at: datetime | 
 
 def order_event(type_: str, customer_id: str, order_id: str, *, amount: str = "100.00", currency: str = "CNY",
                 items: list[dict] | None = None, at: datetime | None = None, refund_amount: str | None = None,
-                event_id: str | None = None) -> CloudEvent:
+                refunded_items: list[dict] | None = None, event_id: str | None = None) -> CloudEvent:
     """Any ``commerce.order.*`` event (placed, paid, completed, cancelled, refunded)."""
     at = at or T0
     data = {"order_id": order_id, "customer_id": customer_id, "currency": currency, "total_amount": amount,
@@ -62,6 +62,8 @@ def order_event(type_: str, customer_id: str, order_id: str, *, amount: str = "1
                 {"sku": "SKU-1", "category": "tea", "quantity": 1, "unit_price": amount}]}
     if refund_amount is not None:
         data["refund_amount"] = refund_amount
+    if refunded_items is not None:
+        data["refunded_items"] = refunded_items
     return CloudEvent(id=event_id or str(uuid.uuid4()), source="shop/orders", type=f"commerce.order.{type_}",
                       subject=customer_id, time=at, traceparent=new_traceparent(),
                       dataschema=f"https://crm.example/schemas/commerce.order.{type_}/v1.json", data=data)

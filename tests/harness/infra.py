@@ -76,6 +76,11 @@ class Broker:
         finally:
             await producer.stop()
 
+    async def read_events(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[CloudEvent]:
+        """Like :meth:`read_all`, parsed into CloudEvents."""
+        from crm_shared.events.envelope import from_kafka
+        return [from_kafka(r.value, r.headers) for r in await self.read_all(topic, expect=expect, timeout_s=timeout_s)]
+
     async def read_all(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
         """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
@@ -228,6 +233,10 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         "PII_KEY": TEST_PII_KEY,
         # Tests refresh segments on demand (POST /v1/segments/refresh), never by the clock.
         "SEGMENT_REFRESH_FIRST_DELAY_S": "3600",
+        # Loyalty jobs run on demand (POST /v1/loyalty/jobs/{job}?as_of=…), never by the clock.
+        "JOBS_FIRST_DELAY_S": "3600",
+        "JOBS_ACCEPT_AS_OF": "true",
+        "METRICS_REFRESH_S": "0.5",
     })
     env.update(extra)
     return env

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from crm_shared.service import ServiceSpec, build_app
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
 from crm_loyalty import api
-from crm_loyalty.handlers import HANDLERS, TOPICS
+from crm_loyalty.domain.programme import DEFAULT_PROGRAMME
+from crm_loyalty.handlers import TOPICS, build_handlers
+from crm_loyalty.jobs import Jobs, run_forever
+from crm_loyalty.metrics import LoyaltyMetrics, refresh_forever
+from crm_loyalty.repository import ProgrammeStore
 from crm_loyalty.settings import LoyaltySettings
 
 SERVICE = ServiceSpec(
@@ -14,6 +24,35 @@ SERVICE = ServiceSpec(
     app_factory="crm_loyalty.app:create_app", migrations="crm_loyalty:migrations", subscribes=TOPICS)
 
 
+@dataclass(frozen=True)
+class LoyaltyResources:
+    settings: LoyaltySettings
+    store: ProgrammeStore
+    jobs: Jobs
+    metrics: LoyaltyMetrics
+
+
 def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
-    return build_app(SERVICE, settings or LoyaltySettings(), routers=[api.router], handlers=HANDLERS,
+    settings = settings or LoyaltySettings()
+    store = ProgrammeStore()
+
+    @asynccontextmanager
+    async def resources(runtime: ServiceRuntime) -> AsyncIterator[LoyaltyResources]:
+        async with runtime.engine.connect() as tx:  # the default programme is version 1
+            await store.seed(tx, DEFAULT_PROGRAMME)
+            await tx.commit()
+        jobs = Jobs(runtime.engine, store)
+        metrics = LoyaltyMetrics(runtime.metrics.registry)
+        tasks = [asyncio.create_task(run_forever(jobs, settings.jobs_interval_s, settings.jobs_first_delay_s)),
+                 asyncio.create_task(refresh_forever(metrics, runtime.engine, store, settings.metrics_refresh_s))]
+        try:
+            yield LoyaltyResources(settings=settings, store=store, jobs=jobs, metrics=metrics)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return build_app(SERVICE, settings, routers=[api.router], handlers=build_handlers(store), resources=resources,
                      description="Membership tiers and the points ledger.")

@@ -171,6 +171,39 @@ class LoyaltyTierChangedData(EventData):
     changed_at: AwareDatetime
 
 
+LedgerKind = Literal["earn", "bonus", "redeem", "reverse", "refund_of_spent", "expire", "adjust"]
+
+
+class LoyaltyPointsData(EventData):
+    """``crm.loyalty.points.earned|redeemed|reversed|expired|adjusted``: one movement of a member's
+    points (``points`` is signed, in the customer's favour) and the balances after it."""
+
+    customer_id: CustomerId
+    kind: LedgerKind
+    points: int
+    available: int
+    pending: int
+    debt: int = 0
+    reason: ShortText
+    order_id: ShortText | None = None
+    redemption_id: ShortText | None = None
+    occurred_at: AwareDatetime
+
+
+NotificationKind = Literal["win_back_offer", "tier_upgrade", "points_expiring", "birthday_greeting",
+                           "follow_up"]
+
+
+class NotificationRequestedData(EventData):
+    """``crm.notification.requested``: ask the shop's messaging system to tell a customer something.
+    The CRM sends no SMS or e-mail itself; consents are the messaging system's to check."""
+
+    customer_id: CustomerId
+    kind: NotificationKind
+    params: dict[str, Any] = Field(default_factory=dict)
+    requested_at: AwareDatetime
+
+
 class ChurnReason(EventData):
     factor: ShortText
     contribution: float
@@ -231,6 +264,12 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
         EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
         EventType("crm.loyalty.tier.changed", TOPIC_LOYALTY, LoyaltyTierChangedData),
+        EventType("crm.loyalty.points.earned", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.loyalty.points.redeemed", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.loyalty.points.reversed", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.loyalty.points.expired", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.loyalty.points.adjusted", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.notification.requested", TOPIC_NOTIFICATIONS, NotificationRequestedData),
         EventType("crm.churn.risk.changed", TOPIC_CHURN, ChurnRiskChangedData),
         EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
         EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),

@@ -1,0 +1,196 @@
+"""The loyalty service's scheduled jobs: release, expiry, expiry notices, tier downgrades, birthdays.
+
+Each job works as of a business time (now, unless a supervisor runs it for a given moment in a
+test environment), in chunks of members, one transaction per chunk, so a large run never holds
+many locks for long. Every job is idempotent: running it twice for the same moment changes
+nothing the second time. A PostgreSQL advisory lock keeps two replicas from running the same job
+at once. The service runs them all every ``JOBS_INTERVAL_S``; supervisors can run one at once
+(``POST /v1/loyalty/jobs/{job}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from crm_shared.bus import add_to_outbox
+from crm_shared.logging import get_logger
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from crm_loyalty.domain.events import notification
+from crm_loyalty.handlers import apply_tier
+from crm_loyalty.repository import ProgrammeStore, ProgrammeTimeline, lock_members, rolling_spend, save_members
+
+log = get_logger(__name__)
+CHUNK = 500
+
+_DUE_RELEASES = text("""
+    SELECT DISTINCT customer_id FROM lots WHERE state = 'pending' AND available_at <= :as_of LIMIT :limit
+""")
+_DUE_EXPIRIES = text("""
+    SELECT DISTINCT customer_id FROM lots
+    WHERE state = 'available' AND expires_at <= :as_of AND remaining > 0 LIMIT :limit
+""")
+_DUE_NOTICES = text("""
+    SELECT customer_id, sum(remaining) AS points, min(expires_at) AS first_expiry, array_agg(lot_id) AS lot_ids
+    FROM lots
+    WHERE state = 'available' AND remaining > 0 AND expiry_noticed_at IS NULL
+      AND expires_at > :as_of AND expires_at <= :horizon
+    GROUP BY customer_id ORDER BY customer_id LIMIT :limit
+""")
+_MARK_NOTICED = text("UPDATE lots SET expiry_noticed_at = :as_of WHERE lot_id = ANY(CAST(:ids AS bigint[]))")
+_ABOVE_ENTRY_TIER = text("""
+    SELECT customer_id FROM accounts WHERE tier <> :entry AND customer_id > :after
+    ORDER BY customer_id LIMIT :limit
+""")
+_BIRTHDAYS_DUE = text("""
+    SELECT customer_id FROM accounts
+    WHERE birthday IS NOT NULL AND erased_at IS NULL AND extract(month FROM birthday) = :month
+      AND (birthday_bonus_year IS NULL OR birthday_bonus_year < :year) AND customer_id > :after
+    ORDER BY customer_id LIMIT :limit
+""")
+_JOB_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm-loyalty-job:' || :job, 0))")
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    job: str
+    as_of: datetime
+    members: int
+    points: int = 0
+
+
+class Jobs:
+    def __init__(self, engine: AsyncEngine, store: ProgrammeStore) -> None:
+        self._engine = engine
+        self._store = store
+        self.by_name: dict[str, Callable[[datetime], Awaitable[JobResult]]] = {
+            "release": self.release, "expire": self.expire, "expiry-notices": self.expiry_notices,
+            "tiers": self.tiers, "birthdays": self.birthdays}
+
+    async def run_all(self, as_of: datetime | None = None) -> list[JobResult]:
+        as_of = as_of or datetime.now(UTC)
+        return [await job(as_of) for job in self.by_name.values()]
+
+    async def _chunks(self, job: str, as_of: datetime,
+                      work: Callable[[AsyncConnection, ProgrammeTimeline, str], Awaitable[tuple[int, int, str | None]]]
+                      ) -> JobResult:
+        """Run ``work`` chunk by chunk (one transaction each) until it reports no next cursor."""
+        members = points = 0
+        cursor = ""
+        while True:
+            async with self._engine.connect() as tx:
+                if not (await tx.execute(_JOB_LOCK, {"job": job})).scalar():
+                    log.info("job already running elsewhere", job=job)
+                    break
+                timeline = await self._store.timeline(tx)
+                done, moved, cursor = await work(tx, timeline, cursor)
+                await tx.commit()
+            members += done
+            points += moved
+            if cursor is None:
+                break
+        result = JobResult(job, as_of, members, points)
+        if members:
+            log.info("job done", job=job, members=members, points=points, as_of=as_of.isoformat())
+        return result
+
+    async def release(self, as_of: datetime) -> JobResult:
+        """Pending points whose return window closed by ``as_of`` become available."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
+            ids = [row[0] for row in await tx.execute(_DUE_RELEASES, {"as_of": as_of, "limit": CHUNK})]
+            members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False, with_lots=True)
+            moved = 0
+            for member in members.values():
+                for lot in member.book.open_lots():
+                    if lot.state == "pending" and lot.available_at is not None and lot.available_at <= as_of:
+                        _, programme = timeline.in_force_at(lot.business_at)
+                        moved += lot.remaining
+                        member.book.release(lot, at=lot.available_at, expiry_months=programme.earning.expiry_months,
+                                            reason="return window closed")
+            await save_members(tx, members.values())
+            return len(members), moved, ("" if len(ids) == CHUNK else None)
+        return await self._chunks("release", as_of, work)
+
+    async def expire(self, as_of: datetime) -> JobResult:
+        """Available lots past their expiry date expire whole (``crm.loyalty.points.expired``)."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
+            ids = [row[0] for row in await tx.execute(_DUE_EXPIRIES, {"as_of": as_of, "limit": CHUNK})]
+            members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False, with_lots=True)
+            moved = 0
+            for member in members.values():
+                due = sorted((lot for lot in member.book.open_lots()
+                              if lot.state == "available" and lot.expires_at is not None and lot.expires_at <= as_of),
+                             key=lambda lot: (lot.expires_at, lot.lot_id))
+                for lot in due:
+                    moved += member.book.expire(lot, at=lot.expires_at)
+            await save_members(tx, members.values())
+            return len(members), moved, ("" if len(ids) == CHUNK else None)
+        return await self._chunks("expire", as_of, work)
+
+    async def expiry_notices(self, as_of: datetime) -> JobResult:
+        """One "points about to expire" request per member with points expiring within the notice period."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
+            days = timeline.current.notices.expiry_notice_days
+            if days == 0:
+                return 0, 0, None
+            rows = list(await tx.execute(_DUE_NOTICES, {"as_of": as_of, "horizon": as_of + timedelta(days=days),
+                                                        "limit": CHUNK}))
+            await add_to_outbox(tx, [
+                notification(row.customer_id, "points_expiring",
+                             {"points": int(row.points), "expires_at": row.first_expiry.isoformat()}, as_of)
+                for row in rows])
+            await tx.execute(_MARK_NOTICED, {"as_of": as_of, "ids": [i for row in rows for i in row.lot_ids]})
+            return len(rows), sum(int(row.points) for row in rows), ("" if len(rows) == CHUNK else None)
+        return await self._chunks("expiry-notices", as_of, work)
+
+    async def tiers(self, as_of: datetime) -> JobResult:
+        """Re-evaluate every member above the entry tier; downgrade those below it for the grace period."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, cursor: str):
+            programme = timeline.current
+            ids = [row[0] for row in await tx.execute(_ABOVE_ENTRY_TIER, {
+                "entry": programme.tiers.levels[0].name, "after": cursor, "limit": CHUNK})]
+            members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False)
+            stats = await rolling_spend(tx, list(members), programme, as_of)
+            for member in members.values():
+                apply_tier(member, programme, *stats[member.customer_id], as_of, allow_downgrade=True)
+            await save_members(tx, members.values())
+            return len(members), 0, (ids[-1] if len(ids) == CHUNK else None)
+        return await self._chunks("tiers", as_of, work)
+
+    async def birthdays(self, as_of: datetime) -> JobResult:
+        """The tier's birthday bonus, once a year, in the member's birthday month, with a greeting."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, cursor: str):
+            programme = timeline.current
+            ids = [row[0] for row in await tx.execute(_BIRTHDAYS_DUE, {
+                "month": as_of.month, "year": as_of.year, "after": cursor, "limit": CHUNK})]
+            members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False)
+            granted = 0
+            for member in members.values():
+                bonus = programme.tiers.get(member.tier).birthday_bonus
+                if bonus <= 0:
+                    continue  # no bonus in this tier; a later upgrade this month still gets one
+                member.book.credit("bonus", bonus, at=as_of, expiry_months=programme.earning.expiry_months,
+                                   reason=f"birthday bonus {as_of.year}", campaign="birthday")
+                member.birthday_bonus_year = as_of.year
+                member.events.append(notification(member.customer_id, "birthday_greeting", {"points": bonus}, as_of))
+                granted += bonus
+            await save_members(tx, members.values())
+            return len(members), granted, (ids[-1] if len(ids) == CHUNK else None)
+        return await self._chunks("birthdays", as_of, work)
+
+
+async def run_forever(jobs: Jobs, interval_s: float, first_delay_s: float) -> None:
+    """Run every job now and then; a failure is logged and retried at the next interval."""
+    await asyncio.sleep(first_delay_s)
+    while True:
+        try:
+            await jobs.run_all()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduled loyalty jobs failed; retrying at the next interval")
+        await asyncio.sleep(interval_s)
