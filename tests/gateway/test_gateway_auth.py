@@ -21,7 +21,7 @@ from tests.gateway.conftest import TEST_JWT_SECRET, bearer, token
 from tests.harness.events import customer_registered, interaction, new_customer_id
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 
-ALL_SCOPES = ("customers:read", "profiles:read", "events:write")
+ALL_SCOPES = ("customers:read", "profiles:read", "events:write", "loyalty:read", "loyalty:redeem")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -50,6 +50,17 @@ EXPECTED = {
     ("PUT", "/v1/segments/{segment_id}"): {"supervisor"},
     ("DELETE", "/v1/segments/{segment_id}"): {"supervisor"},
     ("GET", "/v1/segments/{segment_id}/members"): {"agent", "supervisor"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/ledger"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/balance"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/expiries"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
+    ("POST", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
+    ("POST", "/v1/loyalty/accounts/{customer_id}/adjustments"): {"agent", "supervisor"},
+    ("GET", "/v1/loyalty/programme"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/programme/versions"): {"supervisor"},
+    ("PUT", "/v1/loyalty/programme"): {"supervisor"},
+    ("POST", "/v1/loyalty/jobs/{job}"): {"supervisor"},
     # Last: it erases customer A.
     ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
@@ -69,7 +80,7 @@ def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
 
 def request_for(method: str, path: str, customer: str) -> dict:
     url = (path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
-           .replace("{segment_id}", "matrix-seg"))
+           .replace("{segment_id}", "matrix-seg").replace("{job}", "release"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
@@ -79,6 +90,10 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/profiles/{customer_id}/merge": {"duplicate_id": "nobody", "identifier": "email", "reason": "matrix"},
         "/v1/segments": {"segment_id": f"seg-{uuid.uuid4().hex[:8]}", "name": "x", "rule": {"has_tag": "vip"}},
         "/v1/segments/{segment_id}": {"name": "x", "rule": {"has_tag": "vip"}} if method == "PUT" else None,
+        "/v1/loyalty/accounts/{customer_id}/redemptions":
+            {"points": 1, "kind": "gift", "gift_sku": "MUG"} if method == "POST" else None,
+        "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 1, "reason": "matrix test"},
+        "/v1/loyalty/programme": {"config": {}, "note": "matrix test"} if method == "PUT" else None,
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
     params = {"customer_id": customer} if path == "/v1/profiles" else None
@@ -90,7 +105,7 @@ def test_the_matrix_covers_every_route_of_the_table():
 
 
 async def test_authorization_matrix_over_every_route_and_role(broker, gateway_stack):
-    stack = gateway_stack(upstreams=("profile",))
+    stack = gateway_stack(upstreams=("profile", "loyalty"))
     customer_a = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer_a)])
     async with stack.client(bearer("agent", "agent-1")) as http:

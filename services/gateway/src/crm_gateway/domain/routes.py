@@ -76,6 +76,18 @@ ROUTES: tuple[Route, ...] = (
           timeout_s=2.0),
     Route("POST", "/v1/profiles/{customer_id}/notes", STAFF, upstream="profile", customer_param="customer_id",
           timeout_s=2.0),
+    # Loyalty: members see their own account; redemptions by the member, the call centre or the shop.
+    *(Route("GET", f"/v1/loyalty/accounts/{{customer_id}}{sub}", ALL_ROLES, upstream="loyalty",
+            scope="loyalty:read", customer_param="customer_id", timeout_s=2.0)
+      for sub in ("", "/ledger", "/balance", "/expiries", "/redemptions")),
+    Route("POST", "/v1/loyalty/accounts/{customer_id}/redemptions", ALL_ROLES, upstream="loyalty",
+          scope="loyalty:redeem", customer_param="customer_id", timeout_s=5.0),
+    Route("POST", "/v1/loyalty/accounts/{customer_id}/adjustments", STAFF, upstream="loyalty",
+          customer_param="customer_id", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/programme", ALL_ROLES, upstream="loyalty", scope="loyalty:read", timeout_s=2.0),
+    Route("GET", "/v1/loyalty/programme/versions", SUPERVISOR, upstream="loyalty", timeout_s=2.0),
+    Route("PUT", "/v1/loyalty/programme", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("POST", "/v1/loyalty/jobs/{job}", SUPERVISOR, upstream="loyalty", timeout_s=120.0),
 )
 
 # Permissions a service checks itself rather than the route table: pii:read lets agents and

@@ -1,0 +1,118 @@
+"""Expiry, tiers, birthdays and win-back on the real loyalty service, driven by its jobs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_CUSTOMERS, TOPIC_LOYALTY, TOPIC_NOTIFICATIONS
+from crm_shared.events.envelope import CloudEvent
+
+from tests.harness.events import customer_registered, new_customer_id, order_event
+from tests.loyalty.conftest import NOW, SUPERVISOR, paid
+
+
+def churn_changed(customer: str, old: str | None, new: str, at: datetime) -> CloudEvent:
+    return CloudEvent.new(type="crm.churn.risk.changed", source="crm/churn", subject=customer,
+                          data={"customer_id": customer, "old_level": old, "new_level": new, "score": 0.8,
+                                "reasons": [{"factor": "recency", "contribution": 0.5}], "model_version": "t",
+                                "scored_at": at.isoformat()})
+
+
+async def test_lots_expire_oldest_first_after_a_notice(loyalty):
+    customer = new_customer_id()
+    await loyalty.orders(paid(customer, "o-old", "100.00", at=NOW - timedelta(days=60)),
+                         paid(customer, "o-new", "200.00", at=NOW - timedelta(days=30)))
+    await loyalty.applied(2)
+    async with loyalty.service.client() as http:
+        assert (await loyalty.redeem(http, customer, 50)).status_code == 201  # from the older lot
+        expiries = (await http.get(f"/v1/loyalty/accounts/{customer}/expiries")).json()
+    assert [e["points"] for e in expiries] == [50, 200]
+    first_expiry = datetime.fromisoformat(expiries[0]["expires_at"])
+    second_expiry = datetime.fromisoformat(expiries[1]["expires_at"])
+    assert first_expiry < second_expiry
+
+    notices = await loyalty.job("expiry-notices", first_expiry - timedelta(days=3))
+    again = await loyalty.job("expiry-notices", first_expiry - timedelta(days=2))
+    assert (notices["members"], notices["points"], again["members"]) == (1, 50, 0)
+
+    assert (await loyalty.job("expire", first_expiry - timedelta(seconds=1)))["points"] == 0
+    assert (await loyalty.job("expire", first_expiry))["points"] == 50
+    assert (await loyalty.account(customer))["available"] == 200
+    assert (await loyalty.job("expire", second_expiry + timedelta(days=1)))["points"] == 200
+    assert (await loyalty.job("expire", second_expiry + timedelta(days=2)))["points"] == 0
+    expired = [(e["kind"], e["points"]) for e in await loyalty.ledger(customer) if e["kind"] == "expire"]
+    assert expired == [("expire", -50), ("expire", -200)]
+    notifications = await loyalty.broker.read_events(TOPIC_NOTIFICATIONS, expect=1)
+    assert [(n.data["kind"], n.data["params"]["points"]) for n in notifications] == [("points_expiring", 50)]
+    events = await loyalty.broker.read_events(TOPIC_LOYALTY, expect=5)
+    assert [e.data["points"] for e in events if e.type == "crm.loyalty.points.expired"] == [-50, -200]
+    await loyalty.consistent()
+
+
+async def test_tiers_go_up_at_once_and_down_after_the_grace_period(loyalty):
+    customer = new_customer_id()
+    await loyalty.orders(*(paid(customer, f"o-{n}", "1000.00", at=NOW - timedelta(days=10 - n)) for n in range(5)))
+    await loyalty.applied(5)
+    account = await loyalty.account(customer)
+    assert account["tier"] == "vip"
+    # The fifth order earned at the regular rate (the tier it was paid in); the next at VIP's ×1.5.
+    await loyalty.orders(paid(customer, "o-5", "1000.00", at=NOW - timedelta(days=1)))
+    await loyalty.applied(6)
+    earned = await loyalty.database.fetch("SELECT order_id, earned_points, tier FROM orders ORDER BY order_id")
+    assert [(r["earned_points"], r["tier"]) for r in earned][-2:] == [(1000, "regular"), (1500, "vip")]
+
+    for n in (0, 1):  # two full refunds: 4,000 over 4 orders, below VIP's 5,000 and 5 orders
+        await loyalty.orders(order_event("refunded", customer, f"o-{n}", amount="1000.00", refund_amount="1000.00",
+                                         at=NOW))
+    await loyalty.applied(8)
+    account = await loyalty.account(customer)
+    assert account["tier"] == "vip" and account["tier_grace_since"] is not None
+    assert (await loyalty.job("tiers", NOW + timedelta(days=29)))["members"] == 1
+    assert (await loyalty.account(customer))["tier"] == "vip"
+    await loyalty.job("tiers", NOW + timedelta(days=31))
+    assert (await loyalty.account(customer))["tier"] == "regular"
+    changes = [(e.data["old_tier"], e.data["new_tier"]) for e in
+               await loyalty.broker.read_events(TOPIC_LOYALTY, expect=10) if e.type == "crm.loyalty.tier.changed"]
+    assert changes == [("regular", "vip"), ("vip", "regular")]
+    upgrade = await loyalty.broker.read_events(TOPIC_NOTIFICATIONS, expect=1)
+    assert [(n.data["kind"], n.data["params"]["new_tier"]) for n in upgrade] == [("tier_upgrade", "vip")]
+    await loyalty.consistent()
+
+
+async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(loyalty):
+    customer = new_customer_id()  # born 4 March (tests.harness.events.customer_registered)
+    async with loyalty.service.client(SUPERVISOR) as http:
+        programme = (await http.get("/v1/loyalty/programme")).json()["config"]
+        programme["tiers"]["levels"][0]["birthday_bonus"] = 100
+        assert (await http.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(customer))
+    await loyalty.applied(1)
+    assert (await loyalty.job("birthdays", datetime(2027, 2, 28, tzinfo=UTC)))["points"] == 0
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 10, tzinfo=UTC)))["points"] == 100
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 20, tzinfo=UTC)))["points"] == 0
+    assert (await loyalty.job("birthdays", datetime(2027, 4, 1, tzinfo=UTC)))["points"] == 0
+    assert (await loyalty.job("birthdays", datetime(2028, 3, 1, tzinfo=UTC)))["points"] == 100
+    bonuses = [e["reason"] for e in await loyalty.ledger(customer) if e["kind"] == "bonus"]
+    assert bonuses == ["birthday bonus 2027", "birthday bonus 2028"]
+    assert (await loyalty.account(customer))["available"] == 200
+    greetings = await loyalty.broker.read_events(TOPIC_NOTIFICATIONS, expect=2)
+    assert [n.data["kind"] for n in greetings] == ["birthday_greeting", "birthday_greeting"]
+
+
+async def test_a_valuable_customer_turning_high_risk_gets_one_win_back_offer_per_period(loyalty):
+    valuable, small = new_customer_id(), new_customer_id()
+    await loyalty.orders(paid(valuable, f"o-{uuid.uuid4().hex[:6]}", "2000.00", at=NOW - timedelta(days=40)),
+                         paid(small, f"o-{uuid.uuid4().hex[:6]}", "50.00", at=NOW - timedelta(days=40)))
+    await loyalty.applied(2)
+    await loyalty.publish(TOPIC_CHURN, churn_changed(valuable, "medium", "high", NOW),
+                          churn_changed(small, "medium", "high", NOW),
+                          churn_changed(valuable, "high", "medium", NOW + timedelta(days=1)),
+                          churn_changed(valuable, "medium", "high", NOW + timedelta(days=2)))
+    await loyalty.applied(6)
+    assert (await loyalty.account(valuable))["available"] == 2000 + 500
+    assert (await loyalty.account(small))["available"] == 50
+    offers = await loyalty.broker.read_events(TOPIC_NOTIFICATIONS, expect=1)
+    assert [(n.data["customer_id"], n.data["kind"], n.data["params"]) for n in offers] == \
+        [(valuable, "win_back_offer", {"points": 500})]
+    await loyalty.consistent()
