@@ -150,7 +150,7 @@ async def test_cors_preflight_and_refusals_carry_the_allowed_origin(gateway_stac
 
 
 async def test_one_openapi_document_describes_every_route(gateway_stack):
-    stack = gateway_stack(upstreams=("profile",))
+    stack = gateway_stack(upstreams=("profile", "loyalty"))
     async with stack.client() as http:
         document = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
@@ -161,6 +161,9 @@ async def test_one_openapi_document_describes_every_route(gateway_stack):
     assert profile_read["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] \
         == "#/components/schemas/ProfileRead"
     assert "ProfileRead" in document["components"]["schemas"]
+    redeem = document["paths"]["/v1/loyalty/accounts/{customer_id}/redemptions"]["post"]
+    assert redeem["requestBody"]["content"]["application/json"]["schema"]["$ref"] \
+        == "#/components/schemas/RedemptionCreate"
     assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKey"}
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

@@ -20,7 +20,8 @@ REGULAR, VIP = PROGRAMME.tiers.levels[0], PROGRAMME.tiers.levels[1]
 
 
 def three_items() -> list[Line]:
-    return [Line("A", "tea", 1, Decimal("100")), Line("B", "tea", 1, Decimal("100")), Line("C", "cups", 1, Decimal("100"))]
+    return [Line("A", "tea", 1, Decimal("100")), Line("B", "tea", 1, Decimal("100")),
+            Line("C", "cups", 1, Decimal("100"))]
 
 
 def test_points_are_the_money_paid_times_rate_and_tier_multiplier():
@@ -81,7 +82,8 @@ def test_tier_rules_are_validated():
     with pytest.raises(ValidationError, match="entry tier"):
         Tiers(levels=[Tier(name="vip", min_spend=Decimal(10))])
     with pytest.raises(ValidationError, match="lowest to the highest"):
-        Tiers(levels=[Tier(name="regular"), Tier(name="b", min_spend=Decimal(10)), Tier(name="c", min_spend=Decimal(5))])
+        Tiers(levels=[Tier(name="regular"), Tier(name="b", min_spend=Decimal(10)),
+                      Tier(name="c", min_spend=Decimal(5))])
     with pytest.raises(ValidationError, match="ends_at"):
         Campaign(id="x", name="x", starts_at=T0, ends_at=T0, extra_multiplier=Decimal(1))
 

@@ -22,6 +22,7 @@ from crm_shared.events.catalogue import (
     ChurnRiskChangedData,
     CustomerData,
     InteractionData,
+    LoyaltyPointsData,
     LoyaltyTierChangedData,
     OrderData,
     OrderRefundedData,
@@ -262,6 +263,17 @@ async def on_tier_changed(tx: AsyncConnection, events: list[Inbound[LoyaltyTierC
                                 for e in events])
 
 
+async def on_points_moved(tx: AsyncConnection, events: list[Inbound[LoyaltyPointsData]]) -> None:
+    """Points earned, redeemed, reversed, expired or adjusted: on the agent's timeline."""
+    await _add_to_timeline(tx, [
+        (e.data.customer_id, e.data.occurred_at, e.event.type.removeprefix("crm."), None,
+         {key: value for key, value in (("kind", e.data.kind), ("points", e.data.points),
+                                        ("available", e.data.available), ("pending", e.data.pending),
+                                        ("reason", e.data.reason), ("order_id", e.data.order_id),
+                                        ("redemption_id", e.data.redemption_id)) if value is not None},
+         e.event.id) for e in events])
+
+
 async def on_churn_risk_changed(tx: AsyncConnection, events: list[Inbound[ChurnRiskChangedData]]) -> None:
     latest = {e.data.customer_id: e.data.new_level for e in events}
     await tx.execute(_COPY_LEVEL["churn_level"], {"customer_ids": list(latest), "values": list(latest.values())})
@@ -317,6 +329,8 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
         "commerce.interaction.recorded": then_refresh_segments(on_interaction_recorded),
         "crm.loyalty.tier.changed": then_refresh_segments(on_tier_changed),
         "crm.churn.risk.changed": then_refresh_segments(on_churn_risk_changed),
+        **{f"crm.loyalty.points.{verb}": on_points_moved
+           for verb in ("earned", "redeemed", "reversed", "expired", "adjusted")},
     }
     return {event_type: _resolving_merged(handler) for event_type, handler in table.items()}
 
