@@ -17,12 +17,19 @@ from datetime import UTC, datetime, timedelta
 
 from crm_shared.bus import add_to_outbox
 from crm_shared.logging import get_logger
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_loyalty.domain.events import notification
 from crm_loyalty.handlers import apply_tier
-from crm_loyalty.repository import ProgrammeStore, ProgrammeTimeline, lock_members, rolling_spend, save_members
+from crm_loyalty.repository import (
+    Member,
+    ProgrammeStore,
+    ProgrammeTimeline,
+    lock_members,
+    rolling_spend,
+    save_members,
+)
 
 log = get_logger(__name__)
 CHUNK = 500
@@ -98,38 +105,38 @@ class Jobs:
             log.info("job done", job=job, members=members, points=points, as_of=as_of.isoformat())
         return result
 
-    async def release(self, as_of: datetime) -> JobResult:
-        """Pending points whose return window closed by ``as_of`` become available."""
+    async def _lots_due(self, job: str, due_members: TextClause, as_of: datetime,
+                        act: Callable[[Member, ProgrammeTimeline], int]) -> JobResult:
+        """A job over members with lots due by ``as_of``: lock them with their lots, ``act``, save."""
         async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
-            ids = [row[0] for row in await tx.execute(_DUE_RELEASES, {"as_of": as_of, "limit": CHUNK})]
+            ids = [row[0] for row in await tx.execute(due_members, {"as_of": as_of, "limit": CHUNK})]
             members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False, with_lots=True)
-            moved = 0
-            for member in members.values():
-                for lot in member.book.open_lots():
-                    if lot.state == "pending" and lot.available_at is not None and lot.available_at <= as_of:
-                        _, programme = timeline.in_force_at(lot.business_at)
-                        moved += lot.remaining
-                        member.book.release(lot, at=lot.available_at, expiry_months=programme.earning.expiry_months,
-                                            reason="return window closed")
+            moved = sum(act(member, timeline) for member in members.values())
             await save_members(tx, members.values())
             return len(members), moved, ("" if len(ids) == CHUNK else None)
-        return await self._chunks("release", as_of, work)
+        return await self._chunks(job, as_of, work)
+
+    async def release(self, as_of: datetime) -> JobResult:
+        """Pending points whose return window closed by ``as_of`` become available."""
+        def act(member: Member, timeline: ProgrammeTimeline) -> int:
+            moved = 0
+            for lot in member.book.open_lots():
+                if lot.state == "pending" and lot.available_at is not None and lot.available_at <= as_of:
+                    _, programme = timeline.in_force_at(lot.business_at)
+                    moved += lot.remaining
+                    member.book.release(lot, at=lot.available_at, expiry_months=programme.earning.expiry_months,
+                                        reason="return window closed")
+            return moved
+        return await self._lots_due("release", _DUE_RELEASES, as_of, act)
 
     async def expire(self, as_of: datetime) -> JobResult:
         """Available lots past their expiry date expire whole (``crm.loyalty.points.expired``)."""
-        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
-            ids = [row[0] for row in await tx.execute(_DUE_EXPIRIES, {"as_of": as_of, "limit": CHUNK})]
-            members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False, with_lots=True)
-            moved = 0
-            for member in members.values():
-                due = sorted((lot for lot in member.book.open_lots()
-                              if lot.state == "available" and lot.expires_at is not None and lot.expires_at <= as_of),
-                             key=lambda lot: (lot.expires_at, lot.lot_id))
-                for lot in due:
-                    moved += member.book.expire(lot, at=lot.expires_at)
-            await save_members(tx, members.values())
-            return len(members), moved, ("" if len(ids) == CHUNK else None)
-        return await self._chunks("expire", as_of, work)
+        def act(member: Member, _timeline: ProgrammeTimeline) -> int:
+            due = sorted((lot for lot in member.book.open_lots()
+                          if lot.state == "available" and lot.expires_at is not None and lot.expires_at <= as_of),
+                         key=lambda lot: (lot.expires_at, lot.lot_id))
+            return sum(member.book.expire(lot, at=lot.expires_at) for lot in due)
+        return await self._lots_due("expire", _DUE_EXPIRIES, as_of, act)
 
     async def expiry_notices(self, as_of: datetime) -> JobResult:
         """One "points about to expire" request per member with points expiring within the notice period."""

@@ -12,21 +12,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from crm_shared.events.catalogue import AwareDatetime
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Rate = Annotated[Decimal, Field(ge=0, le=1000)]
 Points = Annotated[int, Field(ge=0, le=100_000_000)]
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamps must carry a timezone")
-    return value
-
-
-Instant = Annotated[datetime, AfterValidator(_aware)]
 
 
 class _Section(BaseModel):
@@ -114,8 +106,8 @@ class Campaign(_Section):
 
     id: Name
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    starts_at: Instant
-    ends_at: Instant
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     extra_multiplier: Rate
     categories: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(default_factory=list)
     max_points_per_order: Points | None = None
