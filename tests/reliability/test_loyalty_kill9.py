@@ -48,7 +48,8 @@ async def test_sigkill_mid_run_then_restart_earns_every_order_once(broker, make_
     start_service("loyalty", database)
     await wait_until(lambda: database.fetchval("SELECT count(*) = $1 FROM inbox", EVENTS + 500), timeout_s=120,
                      interval_s=0.2, what="every event applied after the restart")
-    pending = {r["customer_id"]: r["pending"] for r in await database.fetch("SELECT customer_id, pending FROM accounts")}
+    rows = await database.fetch("SELECT customer_id, pending FROM accounts")
+    pending = {r["customer_id"]: r["pending"] for r in rows}
     assert pending == expected
     assert await database.fetchval("SELECT count(*) FROM ledger") == EVENTS
     assert await database.fetchval("SELECT count(*) FROM orders") == EVENTS
