@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/loyalty.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench

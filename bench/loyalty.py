@@ -21,7 +21,10 @@ In one run:
     ``POST /v1/loyalty/accounts/{id}/redemptions`` with a fresh ``Idempotency-Key``, until
     ``--redemptions`` in total, spread over the R customers → p50/p99/max ms, redemptions/s and
     the status counts; then the hot-account case: the same clients all redeeming from ONE account
-    (``--hot-redemptions``), where every request waits for that account's row lock.
+    (``--hot-redemptions``), where every request waits for that account's row lock. The clients
+    are aiohttp (as the gateway's upstream client): httpx costs ~6 ms of CPU per request here, so
+    100 httpx clients saturate a core of this 2-core machine and measure themselves, not the
+    service (``--http-client httpx`` to compare).
 
 Uses bench/backbone.py's stack: an embedded PostgreSQL (or DATABASE_URL's server), a fresh Tansu
 and the loyalty service as a process. Prints one JSON line.
@@ -44,9 +47,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import httpx
 import orjson
+import structlog
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -350,39 +355,65 @@ async def raw_rate(server_url: str, service_dsn: str, events: list, batch_size: 
 
 # -- (c) redemptions ---------------------------------------------------------------------------------
 
-async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients: int, points: int) -> dict:
-    """``clients`` closed-loop clients, request k going to customers[k % len(customers)]."""
+async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients: int, points: int,
+                 http_client: str = "aiohttp") -> dict:
+    """``clients`` closed-loop clients sharing one pool of ``clients`` keep-alive connections,
+    request k going to customers[k % len(customers)], each with a fresh Idempotency-Key."""
     headers = {IDENTITY_HEADER: IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
-        Identity(subject="agent-bench", role=Role.AGENT))}
+        Identity(subject="agent-bench", role=Role.AGENT)), "content-type": "application/json"}
     body = orjson.dumps({"points": points, "kind": "gift", "gift_sku": "MUG-1"})
+    base_url = f"http://127.0.0.1:{phase.port}"
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     next_index = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{phase.port}", headers=headers, limits=limits,
-                                 timeout=120) as http:
+
+    if http_client == "httpx":
+        session = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120,
+                                    limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
+
+        async def post(path: str, key: str) -> int:
+            return (await session.post(path, content=body, headers={"Idempotency-Key": key})).status_code
+
+        async def get(path: str) -> None:
+            await session.get(path)
+    else:
+        session = aiohttp.ClientSession(base_url, headers=headers, timeout=aiohttp.ClientTimeout(total=120),
+                                        connector=aiohttp.TCPConnector(limit=clients))
+
+        async def post(path: str, key: str) -> int:
+            async with session.post(path, data=body, headers={"Idempotency-Key": key}) as response:
+                await response.read()
+                return response.status
+
+        async def get(path: str) -> None:
+            async with session.get(path) as response:
+                await response.read()
+
+    async def client() -> None:
+        nonlocal next_index
+        while next_index < total:
+            customer = customers[next_index % len(customers)]
+            next_index += 1
+            started = time.perf_counter()
+            status = await post(f"/v1/loyalty/accounts/{customer}/redemptions", str(uuid.uuid4()))
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[status] += 1
+
+    route = 'http_route="/v1/loyalty/accounts/{customer_id}/redemptions"'
+    served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) for x in ("sum", "count")]
+    async with session:
         # open the connections first
-        await asyncio.gather(*(http.get(f"/v1/loyalty/accounts/{customers[k % len(customers)]}")
-                               for k in range(clients)))
-
-        async def client() -> None:
-            nonlocal next_index
-            while next_index < total:
-                customer = customers[next_index % len(customers)]
-                next_index += 1
-                started = time.perf_counter()
-                response = await http.post(f"/v1/loyalty/accounts/{customer}/redemptions", content=body,
-                                           headers={"Idempotency-Key": str(uuid.uuid4()),
-                                                    "content-type": "application/json"})
-                latencies.append((time.perf_counter() - started) * 1000)
-                statuses[response.status_code] += 1
-
+        await asyncio.gather(*(get(f"/v1/loyalty/accounts/{customers[k % len(customers)]}") for k in range(clients)))
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - started
+    served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) - before
+              for x, before in zip(("sum", "count"), served, strict=True)]
     return {"redemptions": len(latencies), "customers": len(customers), "clients": clients,
             "per_s": round(len(latencies) / elapsed), "p50_ms": round(percentile(latencies, 0.50), 1),
             "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
+            "mean_ms": round(sum(latencies) / len(latencies), 1),
+            "service_mean_ms": round(served[0] / served[1] * 1000, 1) if served[1] else None,
             "status_201": statuses[201], "status_409": statuses[409], "status_422": statuses[422],
             "status_5xx": sum(n for s, n in statuses.items() if s >= 500),
             "status_other": sum(n for s, n in statuses.items() if s not in (201, 409, 422) and s < 500)}
@@ -400,6 +431,8 @@ async def fund(phase: LoyaltyPhase, customers: list[str], amount_scale: int) -> 
 # -- the run -----------------------------------------------------------------------------------------
 
 async def main(args: argparse.Namespace) -> dict:
+    # the shared helpers log through structlog, by default on stdout: keep stdout for the figures
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-loyalty-"))
     server_url = os.environ.get("DATABASE_URL")
     postgres = None
@@ -420,9 +453,10 @@ async def main(args: argparse.Namespace) -> dict:
             spread = [f"r-{i}" for i in range(args.redeemers)]
             await fund(phase, spread, amount_scale=1)  # 40–300 points each; 3 redemptions of 5 take 15
             await fund(phase, ["hot-1"], amount_scale=10)  # ≈ 1,000–3,000 points
-            result["redeem_spread"] = await redeem(phase, spread, args.redemptions, args.clients, points=5)
+            result["redeem_spread"] = await redeem(phase, spread, args.redemptions, args.clients, points=5,
+                                                   http_client=args.http_client)
             result["redeem_hot_account"] = await redeem(phase, ["hot-1"], args.hot_redemptions, args.clients,
-                                                        points=1)
+                                                        points=1, http_client=args.http_client)
             result["rss_mb_end"] = round(phase.rss_mb(), 1)
     finally:
         if postgres is not None:
@@ -441,5 +475,8 @@ if __name__ == "__main__":
     parser.add_argument("--redemptions", type=int, default=3_000)
     parser.add_argument("--redeemers", type=int, default=1_000, help="customers the redemptions are spread over")
     parser.add_argument("--hot-redemptions", type=int, default=500, help="redemptions from the one hot account")
+    parser.add_argument("--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
+                        help="the load clients' library (httpx needs ~6 ms of CPU per request here: "
+                             "with 100 clients it, not the service, is the bottleneck)")
     parser.add_argument("--batch", type=int, default=5_000, help="raw SQL batch (the consumer's CONSUMER_BATCH_MAX)")
     print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)
