@@ -119,6 +119,8 @@ def _lines(data: OrderData) -> list[Line]:
 def apply_tier(member: Member, programme: Programme, spend: Decimal, orders: int, at: datetime, *,
                allow_downgrade: bool) -> None:
     """Re-evaluate a member's tier and queue the event (and an upgrade note) when it changes."""
+    if member.below_tier_since is None and programme.tiers.qualified(spend, orders).name == member.tier:
+        return  # the usual case on a paid order: still exactly where they are
     decision = decide(programme.tiers, current=member.tier, below_tier_since=member.below_tier_since,
                       spend=spend, orders=orders, at=at, allow_downgrade=allow_downgrade)
     member.below_tier_since = decision.below_tier_since

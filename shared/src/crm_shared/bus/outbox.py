@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 import stamina
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -103,18 +104,41 @@ class OutboxRelay:
             rows = (await tx.execute(_CLAIM, {"limit": self._batch_max})).all()
             if not rows:
                 return 0
-            sends = [
-                await self._producer.send(
-                    row.topic, value=bytes(row.value), key=bytes(row.key),
-                    headers=[(k, v.encode()) for k, v in orjson.loads(row.headers)])
-                for row in rows
-            ]
-            await asyncio.gather(*sends)  # every record acknowledged by all in-sync replicas
+            await asyncio.gather(*await self._send(rows))  # every record acknowledged by all in-sync replicas
             await tx.execute(_DELETE, {"ids": [row.id for row in rows]})
             await tx.commit()
         for row in rows:
             self._metrics.outbox_published.labels(row.topic).inc()
         return len(rows)
+
+    async def _send(self, rows: Sequence) -> list[asyncio.Future]:
+        """Hand rows to the producer one batch per partition, in outbox order.
+
+        ``send_batch`` instead of ``send`` per record: aiokafka's per-record path (a future, a
+        metadata check, an accumulator call) was 8% of the loyalty service's CPU (py-spy). The
+        partition is chosen by the producer's own default partitioner (murmur2 of the key, as
+        the Java client), so every record of a customer lands where ``send`` would have put it.
+        """
+        partitions: dict[str, list[int]] = {}
+        by_partition: dict[tuple[str, int], list] = {}
+        for row in rows:
+            if row.topic not in partitions:
+                partitions[row.topic] = sorted(await self._producer.partitions_for(row.topic))
+            key = bytes(row.key)
+            partition = DefaultPartitioner()(key, partitions[row.topic], partitions[row.topic])
+            by_partition.setdefault((row.topic, partition), []).append((key, row))
+        futures: list[asyncio.Future] = []
+        for (topic, partition), records in by_partition.items():
+            batch = self._producer.create_batch()
+            for key, row in records:
+                headers = [(k, v.encode()) for k, v in orjson.loads(row.headers)]
+                if batch.append(key=key, value=bytes(row.value), timestamp=None, headers=headers) is None:
+                    futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+                    batch = self._producer.create_batch()
+                    if batch.append(key=key, value=bytes(row.value), timestamp=None, headers=headers) is None:
+                        raise ValueError(f"outbox row {row.id} is larger than the producer's batch size")
+            futures.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def _refresh_backlog(self) -> None:
         with contextlib.suppress(Exception):

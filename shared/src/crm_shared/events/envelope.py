@@ -7,6 +7,7 @@ Structured mode (accepted): the whole event as an ``application/cloudevents+json
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from crm_shared.tracing import valid_traceparent
+
+# Event ids must be unique, not secret: a PRNG seeded from the OS gives 122 random bits without
+# uuid4's system call per id (2.4% of the loyalty consumer, which emits an event per order).
+_ids = random.Random()
 
 SPECVERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -71,7 +76,8 @@ class CloudEvent(BaseModel):
         from crm_shared.events.catalogue import dataschema_for
 
         return cls.model_construct(
-            id=str(uuid.uuid4()), source=source, type=type, specversion=SPECVERSION, subject=subject,
+            id=str(uuid.UUID(int=_ids.getrandbits(128), version=4)), source=source, type=type,
+            specversion=SPECVERSION, subject=subject,
             data=data, time=time or datetime.now(UTC), dataschema=dataschema or dataschema_for(type),
             datacontenttype=JSON_CONTENT_TYPE, traceparent=traceparent)
 

@@ -39,15 +39,19 @@ def _floor(value: Decimal) -> int:
 
 def apportion(total: int, weights: list[Decimal]) -> list[int]:
     """Split ``total`` integer points over weights, largest remainder first; sums to ``total``."""
+    if len(weights) == 1:
+        return [max(total, 0)]
     weight_sum = sum(weights, Decimal(0))
     if total <= 0 or weight_sum <= 0:
         return [0] * len(weights)
-    exact = [total * w / weight_sum for w in weights]
-    shares = [_floor(x) for x in exact]
+    # share_i = floor(total × w_i / Σw); the remainders total × w_i mod Σw decide the leftovers.
+    scaled = [total * w for w in weights]
+    shares = [int(x // weight_sum) for x in scaled]
     leftover = total - sum(shares)
-    by_remainder = sorted(range(len(weights)), key=lambda i: (exact[i] - shares[i], -i), reverse=True)
-    for i in by_remainder[:leftover]:
-        shares[i] += 1
+    if leftover:
+        by_remainder = sorted(range(len(weights)), key=lambda i: (scaled[i] % weight_sum, -i), reverse=True)
+        for i in by_remainder[:leftover]:
+            shares[i] += 1
     return shares
 
 
