@@ -6,6 +6,7 @@ Unit of work: one transaction per command or event batch, committed explicitly; 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -33,7 +34,8 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
 
 
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with request.app.state.runtime.engine.connect() as conn:
+    runtime = request.app.state.runtime
+    async with runtime.db_gate, runtime.engine.connect() as conn:
         yield conn
 
 
@@ -42,8 +44,20 @@ DbConnection = Annotated[AsyncConnection, Depends(_connection)]
 
 
 async def _read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    async with request.app.state.runtime.engine.connect() as conn:
+    runtime = request.app.state.runtime
+    async with runtime.db_gate, runtime.engine.connect() as conn:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def request_gate(settings: ServiceSettings) -> asyncio.Semaphore:
+    """First come, first served for requests waiting for a database connection.
+
+    SQLAlchemy's async pool lets a newly arrived request take a returned connection before one
+    that has been waiting (the waiter goes back to the end of the queue), so under overload a
+    few requests waited seconds while most were quick: p99 1.5 s at p50 90 ms with 100 clients
+    redeeming points (bench/loyalty.py). asyncio.Semaphore queues its waiters in order.
+    """
+    return asyncio.Semaphore(settings.database_pool_size * 2)  # the pool's size plus its overflow
 
 
 DbReadConnection = Annotated[AsyncConnection, Depends(_read_connection)]

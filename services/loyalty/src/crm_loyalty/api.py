@@ -70,14 +70,14 @@ _BALANCE_AS_OF = text("""
 """)
 _ORDER_STATUS = text("SELECT status FROM orders WHERE order_id = :order_id")
 _INSERT_REDEMPTION = text("""
-    INSERT INTO redemptions (redemption_id, customer_id, kind, points, currency, money_value, order_id, gift_sku,
-                             reason, actor, created_at)
-    VALUES (:redemption_id, :customer_id, :kind, :points, :currency, :money_value, :order_id, :gift_sku, :reason,
-            :actor, :created_at)
-""")
-_INSERT_REDEMPTION_LOTS = text("""
+    WITH redemption AS (
+        INSERT INTO redemptions (redemption_id, customer_id, kind, points, currency, money_value, order_id,
+                                 gift_sku, reason, actor, created_at)
+        VALUES (:redemption_id, :customer_id, :kind, :points, :currency, :money_value, :order_id, :gift_sku,
+                :reason, :actor, :created_at)
+    )
     INSERT INTO redemption_lots (redemption_id, lot_id, points)
-    SELECT :redemption_id, * FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:points AS bigint[]))
+    SELECT :redemption_id, * FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_points AS bigint[]))
 """)
 _REDEMPTIONS = text("""
     SELECT redemption_id, customer_id, kind, points, points_returned, money_value, currency, order_id, gift_sku,
@@ -97,8 +97,15 @@ _NEW_VERSION = text("""
 _LOCK_PROGRAMME = text("LOCK TABLE programme_versions IN EXCLUSIVE MODE")
 
 
+PROGRAMME_MAX_AGE_S = 1.0  # how stale a programme an HTTP command may use (repository.ProgrammeStore)
+
+
 def _store(request: Request) -> ProgrammeStore:
     return request.app.state.resources.store
+
+
+async def _programme(request: Request, db):
+    return (await _store(request).timeline(db, max_age_s=PROGRAMME_MAX_AGE_S)).current
 
 
 def _jobs(request: Request) -> Jobs:
@@ -127,7 +134,7 @@ async def get_account(request: Request, db: DbReadConnection, identity: CurrentI
     if row is None:
         raise NotFound("loyalty account", customer_id)
     first = (await db.execute(_EXPIRIES, {"customer_id": customer_id, "limit": 1})).first()
-    programme = (await _store(request).timeline(db)).current
+    programme = await _programme(request, db)
     return AccountRead(
         customer_id=row.customer_id, tier=row.tier, tier_since=row.tier_since, tier_grace_since=row.below_tier_since,
         available=row.available, pending=row.pending, debt=row.debt, lifetime_earned=row.lifetime_earned,
@@ -199,7 +206,7 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
         return replay
-    programme = (await _store(request).timeline(db)).current
+    programme = await _programme(request, db)
     if body.points < programme.redemption.min_points:
         raise Problem(422, "Unprocessable Content",
                       f"redeem at least {programme.redemption.min_points} points at a time")
@@ -230,10 +237,8 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
     await db.execute(_INSERT_REDEMPTION, {
         "redemption_id": redemption_id, "customer_id": customer_id, "kind": body.kind, "points": body.points,
         "currency": body.currency if value is not None else None, "money_value": value, "order_id": body.order_id,
-        "gift_sku": body.gift_sku, "reason": body.reason, "actor": identity.subject, "created_at": now})
-    await db.execute(_INSERT_REDEMPTION_LOTS, {"redemption_id": redemption_id,
-                                               "lot_ids": [lot.lot_id for lot, _ in taken],
-                                               "points": [points for _, points in taken]})
+        "gift_sku": body.gift_sku, "reason": body.reason, "actor": identity.subject, "created_at": now,
+        "lot_ids": [lot.lot_id for lot, _ in taken], "lot_points": [points for _, points in taken]})
     await save_members(db, [member])
     answer = RedemptionRead(redemption_id=redemption_id, customer_id=customer_id, kind=body.kind, points=body.points,
                             points_returned=0, money_value=value, currency=body.currency if value is not None else None,
@@ -268,7 +273,7 @@ async def adjust(body: AdjustmentCreate, request: Request, db: DbConnection, ide
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
         return replay
-    programme = (await _store(request).timeline(db)).current
+    programme = await _programme(request, db)
     size = abs(body.points)
     if size > programme.adjustments.supervisor_limit:
         raise Problem(422, "Unprocessable Content",
@@ -326,7 +331,7 @@ async def list_programme_versions(db: DbReadConnection, identity: CurrentIdentit
 
 @router.put("/programme", response_model=ProgrammeRead,
             responses={412: {**_PROBLEM, "description": "If-Match names an older version"}, 422: _PROBLEM})
-async def replace_programme(body: ProgrammeUpdate, db: DbConnection, identity: CurrentIdentity,
+async def replace_programme(body: ProgrammeUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
                             if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> ProgrammeRead:
     """Save a new version of the programme (supervisors). It applies from now on, never
     retroactively: orders paid before now earn by the version in force when they were paid, and
@@ -341,6 +346,7 @@ async def replace_programme(body: ProgrammeUpdate, db: DbConnection, identity: C
     row = (await db.execute(_NEW_VERSION, {"config": body.config.model_dump_json(), "at": datetime.now(UTC),
                                            "actor": identity.subject, "note": body.note})).one()
     await db.commit()
+    _store(request).forget()
     return _programme_read(row)
 
 

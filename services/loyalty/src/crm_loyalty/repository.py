@@ -9,6 +9,7 @@ the outgoing events.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -252,23 +253,36 @@ _SEED = text("""
 
 
 class ProgrammeStore:
-    """The programme versions, parsed once each; a batch asks which versions exist (one small query)."""
+    """The programme versions, parsed once each; a batch asks which versions exist (one small query).
+
+    HTTP commands may take a timeline up to ``max_age_s`` old (a redemption needs the rate, not the
+    version saved this very second on another replica); event handlers always ask the database, so
+    an order earns by exactly the version in force when it was paid.
+    """
 
     def __init__(self) -> None:
         self._parsed: dict[int, Programme] = {}
+        self._latest: tuple[float, ProgrammeTimeline] | None = None
+
+    def forget(self) -> None:
+        self._latest = None
 
     @staticmethod
     async def seed(tx: AsyncConnection, programme: Programme) -> None:
         await tx.execute(_SEED, {"config": programme.model_dump_json()})
 
-    async def timeline(self, tx: AsyncConnection) -> ProgrammeTimeline:
+    async def timeline(self, tx: AsyncConnection, *, max_age_s: float = 0.0) -> ProgrammeTimeline:
+        if max_age_s and self._latest is not None and time.monotonic() - self._latest[0] < max_age_s:
+            return self._latest[1]
         versions = [(row.version, row.effective_from) for row in await tx.execute(_VERSIONS)]
         missing = [v for v, _ in versions if v not in self._parsed]
         if missing:
             for row in await tx.execute(_CONFIGS, {"versions": missing}):
                 config = row.config if isinstance(row.config, dict) else orjson.loads(row.config)
                 self._parsed[row.version] = Programme.model_validate(config)
-        return ProgrammeTimeline([(v, at, self._parsed[v]) for v, at in versions])
+        timeline = ProgrammeTimeline([(v, at, self._parsed[v]) for v, at in versions])
+        self._latest = (time.monotonic(), timeline)
+        return timeline
 
 
 @dataclass(frozen=True, slots=True)
