@@ -6,7 +6,7 @@ In one run:
 
 (a) **consumer**: publish N ``commerce.order.paid`` events (1–3 items each, paid within the last
     5 days, so the points stay pending) for C customers and time from the first send until the
-    loyalty service (a real process) has applied all of them (its ``crm_events_applied_total``)
+    loyalty service (a real process) has applied all of them (its inbox, read from the database)
     → orders/s; also the mean batch the consumer really got and how long its outbox relay took
     to publish the ``crm.loyalty.points.earned`` events afterwards;
 (b) **raw SQL baseline**: the same N orders written with asyncpg straight into a fresh, migrated
