@@ -236,6 +236,7 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         # Loyalty jobs run on demand (POST /v1/loyalty/jobs/{job}?as_of=…), never by the clock.
         "JOBS_FIRST_DELAY_S": "3600",
         "JOBS_ACCEPT_AS_OF": "true",
+        "SLA_SCAN_FIRST_DELAY_S": "3600",
         "METRICS_REFRESH_S": "0.5",
     })
     env.update(extra)

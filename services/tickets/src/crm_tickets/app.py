@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from crm_shared.service import ServiceSpec, build_app
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
 from crm_tickets import api
-from crm_tickets.handlers import HANDLERS, TOPICS
+from crm_tickets.handlers import TOPICS, build_handlers
+from crm_tickets.metrics import TicketsMetrics, refresh_forever
+from crm_tickets.repository import PolicyStore
+from crm_tickets.scheduler import SlaScheduler
 from crm_tickets.settings import TicketsSettings
 
 SERVICE = ServiceSpec(
@@ -14,6 +23,37 @@ SERVICE = ServiceSpec(
     app_factory="crm_tickets.app:create_app", migrations="crm_tickets:migrations", subscribes=TOPICS)
 
 
+@dataclass(frozen=True)
+class TicketsResources:
+    settings: TicketsSettings
+    policy: PolicyStore
+    scheduler: SlaScheduler
+    metrics: TicketsMetrics
+
+
 def create_app(settings: TicketsSettings | None = None) -> FastAPI:
-    return build_app(SERVICE, settings or TicketsSettings(), routers=[api.router], handlers=HANDLERS,
+    settings = settings or TicketsSettings()
+    policy = PolicyStore()
+
+    @asynccontextmanager
+    async def resources(runtime: ServiceRuntime) -> AsyncIterator[TicketsResources]:
+        async with runtime.engine.connect() as tx:  # the default policy is version 1
+            await policy.seed(tx)
+            await tx.commit()
+        scheduler = SlaScheduler(runtime.engine, settings.sla_scan_batch)
+        metrics = TicketsMetrics(runtime.metrics.registry)
+        tasks = [asyncio.create_task(scheduler.run_forever(settings.sla_scan_interval_s,
+                                                           settings.sla_scan_first_delay_s)),
+                 asyncio.create_task(refresh_forever(metrics, runtime.engine, settings.metrics_refresh_s))]
+        try:
+            yield TicketsResources(settings=settings, policy=policy, scheduler=scheduler, metrics=metrics)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return build_app(SERVICE, settings, routers=[api.router, api.admin_router, api.kb_router],
+                     handlers=build_handlers(policy), resources=resources,
                      description="Complaints and after-sales tickets with SLAs, assignment and satisfaction.")

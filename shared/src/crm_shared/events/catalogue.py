@@ -190,6 +190,44 @@ class LoyaltyPointsData(EventData):
     occurred_at: AwareDatetime
 
 
+class TicketData(EventData):
+    """``crm.tickets.ticket.opened|assigned|resolved|closed|reopened``: a ticket's state after the change."""
+
+    customer_id: CustomerId
+    ticket_id: ShortText
+    kind: ShortText
+    category: ShortText | None = None
+    priority: Literal["low", "normal", "high", "urgent"]
+    status: Literal["new", "open", "pending_customer", "resolved", "closed"]
+    group_id: ShortText | None = None
+    assignee: ShortText | None = None
+    root_cause: ShortText | None = None
+    occurred_at: AwareDatetime
+
+
+class TicketSlaData(EventData):
+    """``crm.tickets.ticket.sla_warning|sla_breached``: a first-response or resolution target is near or missed."""
+
+    customer_id: CustomerId
+    ticket_id: ShortText
+    target: Literal["first_response", "resolution"]
+    due_at: AwareDatetime
+    priority: Literal["low", "normal", "high", "urgent"]
+    assignee: ShortText | None = None
+    occurred_at: AwareDatetime
+
+
+class CsatSubmittedData(EventData):
+    """``crm.tickets.csat.submitted``: a customer rated how a resolved ticket was handled."""
+
+    customer_id: CustomerId
+    ticket_id: ShortText
+    score: Annotated[int, Field(ge=1, le=5)]
+    agent: ShortText | None = None
+    group_id: ShortText | None = None
+    submitted_at: AwareDatetime
+
+
 NotificationKind = Literal["win_back_offer", "tier_upgrade", "points_expiring", "birthday_greeting",
                            "follow_up"]
 
@@ -270,6 +308,11 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.loyalty.points.expired", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.adjusted", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.notification.requested", TOPIC_NOTIFICATIONS, NotificationRequestedData),
+        *(EventType(f"crm.tickets.ticket.{verb}", TOPIC_TICKETS, TicketData)
+          for verb in ("opened", "assigned", "resolved", "closed", "reopened")),
+        EventType("crm.tickets.ticket.sla_warning", TOPIC_TICKETS, TicketSlaData),
+        EventType("crm.tickets.ticket.sla_breached", TOPIC_TICKETS, TicketSlaData),
+        EventType("crm.tickets.csat.submitted", TOPIC_TICKETS, CsatSubmittedData),
         EventType("crm.churn.risk.changed", TOPIC_CHURN, ChurnRiskChangedData),
         EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
         EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),
