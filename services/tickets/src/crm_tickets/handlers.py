@@ -33,7 +33,8 @@ _COPY = {column: text(f"""
 _CLAIM_FOLLOW_UP = text("""
     UPDATE customer_levels SET follow_up_at = :at
     WHERE customer_id = :customer_id AND tier = ANY(CAST(:key_tiers AS text[]))
-      AND (follow_up_at IS NULL OR follow_up_at <= CAST(:at AS timestamptz) - make_interval(days => CAST(:period_days AS integer)))
+      AND (follow_up_at IS NULL
+           OR follow_up_at <= CAST(:at AS timestamptz) - make_interval(days => CAST(:period_days AS integer)))
     RETURNING customer_id
 """)
 _ERASE = [
