@@ -19,6 +19,7 @@ from crm_shared.devstack import (
 )
 from crm_shared.migrations import upgrade
 
+from tests.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
 from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, service_env
 
 

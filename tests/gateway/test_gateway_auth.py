@@ -21,7 +21,8 @@ from tests.gateway.conftest import TEST_JWT_SECRET, bearer, token
 from tests.harness.events import customer_registered, interaction, new_customer_id
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 
-ALL_SCOPES = ("customers:read", "profiles:read", "events:write", "loyalty:read", "loyalty:redeem")
+ALL_SCOPES = ("customers:read", "profiles:read", "events:write", "loyalty:read", "loyalty:redeem", "tickets:read",
+              "tickets:write")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -61,6 +62,33 @@ EXPECTED = {
     ("GET", "/v1/loyalty/programme/versions"): {"supervisor"},
     ("PUT", "/v1/loyalty/programme"): {"supervisor"},
     ("POST", "/v1/loyalty/jobs/{job}"): {"supervisor"},
+    ("POST", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
+    # A ticket id names no customer: the gateway lets customers through, the service answers 404
+    # for a ticket that is not theirs.
+    ("GET", "/v1/tickets/{ticket_id}"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
+    ("PATCH", "/v1/tickets/{ticket_id}"): {"agent", "supervisor"},
+    ("POST", "/v1/tickets/{ticket_id}/transitions"): {"agent", "supervisor"},
+    ("POST", "/v1/tickets/{ticket_id}/assignment"): {"agent", "supervisor"},
+    ("GET", "/v1/tickets/{ticket_id}/history"): {"agent", "supervisor"},
+    ("GET", "/v1/tickets/{ticket_id}/comments"): {"customer_a", "customer_b", "agent", "supervisor"},
+    ("POST", "/v1/tickets/{ticket_id}/comments"): {"customer_a", "customer_b", "agent", "supervisor"},
+    ("GET", "/v1/tickets/{ticket_id}/attachments"): {"customer_a", "customer_b", "agent", "supervisor"},
+    ("POST", "/v1/tickets/{ticket_id}/attachments"): {"customer_a", "customer_b", "agent", "supervisor"},
+    ("POST", "/v1/tickets/{ticket_id}/csat"): {"customer_a", "customer_b"},
+    ("GET", "/v1/ticketing/groups"): {"agent", "supervisor"},
+    ("PUT", "/v1/ticketing/groups/{group_id}"): {"supervisor"},
+    ("GET", "/v1/ticketing/agents"): {"agent", "supervisor"},
+    ("PUT", "/v1/ticketing/agents/{agent_id}"): {"supervisor"},
+    ("PUT", "/v1/ticketing/agents/{agent_id}/availability"): {"agent", "supervisor"},
+    ("GET", "/v1/ticketing/policy"): {"agent", "supervisor"},
+    ("PUT", "/v1/ticketing/policy"): {"supervisor"},
+    ("GET", "/v1/ticketing/reports"): {"supervisor"},
+    ("POST", "/v1/ticketing/sla-scan"): {"supervisor"},
+    ("GET", "/v1/kb/articles"): {"agent", "supervisor"},
+    ("POST", "/v1/kb/articles"): {"supervisor"},
+    ("GET", "/v1/kb/articles/{article_id}"): {"agent", "supervisor"},
+    ("PUT", "/v1/kb/articles/{article_id}"): {"supervisor"},
     # Last: it erases customer A.
     ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
@@ -80,7 +108,8 @@ def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
 
 def request_for(method: str, path: str, customer: str) -> dict:
     url = (path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
-           .replace("{segment_id}", "matrix-seg").replace("{job}", "release"))
+           .replace("{segment_id}", "matrix-seg").replace("{job}", "release").replace("{ticket_id}", "t-matrix")
+           .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
@@ -94,9 +123,27 @@ def request_for(method: str, path: str, customer: str) -> dict:
             {"points": 1, "kind": "gift", "gift_sku": "MUG"} if method == "POST" else None,
         "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 1, "reason": "matrix test"},
         "/v1/loyalty/programme": {"config": {}, "note": "matrix test"} if method == "PUT" else None,
+        "/v1/tickets": {"customer_id": customer, "kind": "enquiry", "channel": "web", "subject": "Where is it?"}
+        if method == "POST" else None,
+        "/v1/tickets/{ticket_id}": {"priority": "high"} if method == "PATCH" else None,
+        "/v1/tickets/{ticket_id}/transitions": {"status": "open"},
+        "/v1/tickets/{ticket_id}/assignment": {},
+        "/v1/tickets/{ticket_id}/comments": {"body": "hello"} if method == "POST" else None,
+        "/v1/tickets/{ticket_id}/attachments": {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 1,
+                                                "url": "https://files.example/a.jpg"} if method == "POST" else None,
+        "/v1/tickets/{ticket_id}/csat": {"score": 5},
+        "/v1/ticketing/groups/{group_id}": {"group_id": "matrix-desk", "name": "Matrix", "skills": ["delivery"]},
+        "/v1/ticketing/agents/{agent_id}": {"name": "Agent One", "groups": ["matrix-desk"]},
+        "/v1/ticketing/agents/{agent_id}/availability": {"available": True},
+        "/v1/ticketing/policy": {"config": {}} if method == "PUT" else None,
+        "/v1/kb/articles": {"title": "Late parcels", "body": "Apologise and check the carrier."}
+        if method == "POST" else None,
+        "/v1/kb/articles/{article_id}": {"title": "x", "body": "y"} if method == "PUT" else None,
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
-    params = {"customer_id": customer} if path == "/v1/profiles" else None
+    params = {"customer_id": customer} if path in ("/v1/profiles", "/v1/tickets") and method == "GET" else None
+    if path == "/v1/ticketing/reports":
+        params = {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}
     return {"method": method, "url": url, "json": body, "headers": headers, "params": params}
 
 
@@ -105,7 +152,7 @@ def test_the_matrix_covers_every_route_of_the_table():
 
 
 async def test_authorization_matrix_over_every_route_and_role(broker, gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty"))
+    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets"))
     customer_a = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer_a)])
     async with stack.client(bearer("agent", "agent-1")) as http:

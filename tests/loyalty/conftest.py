@@ -13,7 +13,6 @@ from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_ORDERS
 from crm_shared.events.envelope import CloudEvent
 
-from tests.gateway.conftest import gateway_stack  # noqa: F401  (the loyalty-behind-the-gateway tests)
 from tests.harness.events import order_event
 from tests.harness.infra import Broker, Database, ServiceProcess, wait_until
 

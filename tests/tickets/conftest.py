@@ -12,7 +12,6 @@ import pytest
 from crm_shared.auth import Identity, Role
 from crm_shared.events.envelope import CloudEvent
 
-from tests.gateway.conftest import gateway_stack  # noqa: F401  (the tickets-behind-the-gateway test)
 from tests.harness.infra import Broker, Database, ServiceProcess, wait_until
 
 SUPERVISOR = Identity(subject="sup-1", role=Role.SUPERVISOR)

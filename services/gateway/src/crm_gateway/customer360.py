@@ -32,7 +32,7 @@ class PartSource:
 PARTS = (
     PartSource("profile", "profile", "/v1/profiles/{customer_id}"),
     PartSource("loyalty", "loyalty", "/v1/loyalty/accounts/{customer_id}"),
-    PartSource("open_tickets", "tickets", "/v1/tickets?customer_id={customer_id}&status=open"),
+    PartSource("open_tickets", "tickets", "/v1/tickets?customer_id={customer_id}&status=active"),
     PartSource("churn", "churn", "/v1/churn/customers/{customer_id}"),
 )
 

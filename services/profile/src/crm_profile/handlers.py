@@ -19,13 +19,17 @@ from crm_shared.events.catalogue import (
     TOPIC_INTERACTIONS,
     TOPIC_LOYALTY,
     TOPIC_ORDERS,
+    TOPIC_TICKETS,
     ChurnRiskChangedData,
+    CsatSubmittedData,
     CustomerData,
     InteractionData,
     LoyaltyPointsData,
     LoyaltyTierChangedData,
     OrderData,
     OrderRefundedData,
+    TicketData,
+    TicketSlaData,
 )
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,7 +39,7 @@ from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import IdentityChange, emit_customer_updated, survivors_of, write_identities
 from crm_profile.segments import refresh_segments
 
-TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_LOYALTY, TOPIC_CHURN)
+TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_LOYALTY, TOPIC_CHURN, TOPIC_TICKETS)
 
 # Paid orders: the orders table makes each order count once whatever the event id (a placed
 # order becomes paid once); the customer's statistics grow by what was really new, and the
@@ -274,6 +278,19 @@ async def on_points_moved(tx: AsyncConnection, events: list[Inbound[LoyaltyPoint
          e.event.id) for e in events])
 
 
+async def on_ticket_event(tx: AsyncConnection,
+                          events: list[Inbound[TicketData | TicketSlaData | CsatSubmittedData]]) -> None:
+    """Tickets opened, assigned, resolved, closed or reopened, SLA warnings and breaches, ratings:
+    on the agent's timeline (ids, categories and states; the ticket's text stays in its service)."""
+    entries = []
+    for e in events:
+        data = e.data.model_dump(mode="json", exclude_none=True)
+        data.pop("customer_id", None)
+        at = getattr(e.data, "occurred_at", None) or getattr(e.data, "submitted_at", None)
+        entries.append((e.data.customer_id, at, e.event.type.removeprefix("crm."), None, data, e.event.id))
+    await _add_to_timeline(tx, entries)
+
+
 async def on_churn_risk_changed(tx: AsyncConnection, events: list[Inbound[ChurnRiskChangedData]]) -> None:
     latest = {e.data.customer_id: e.data.new_level for e in events}
     await tx.execute(_COPY_LEVEL["churn_level"], {"customer_ids": list(latest), "values": list(latest.values())})
@@ -331,6 +348,9 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
         "crm.churn.risk.changed": then_refresh_segments(on_churn_risk_changed),
         **{f"crm.loyalty.points.{verb}": on_points_moved
            for verb in ("earned", "redeemed", "reversed", "expired", "adjusted")},
+        **{f"crm.tickets.{name}": on_ticket_event
+           for name in ("ticket.opened", "ticket.assigned", "ticket.resolved", "ticket.closed", "ticket.reopened",
+                        "ticket.sla_warning", "ticket.sla_breached", "csat.submitted")},
     }
     return {event_type: _resolving_merged(handler) for event_type, handler in table.items()}
 
