@@ -29,3 +29,10 @@ def test_settings_come_from_the_environment_and_plain_postgres_urls_get_the_asyn
     assert settings.database_dsn == "postgresql://crm@db:5432/crm_profile"
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.group_id == "crm-profile"
+
+
+def test_jobs_as_of_another_time_are_refused_in_production():
+    real = "9f1c4e7a2b8d6e0f3a5c7e9b1d3f5a7c9e1b3d5f"
+    with pytest.raises(ValidationError, match="JOBS_ACCEPT_AS_OF"):
+        ServiceSettings(service_name="loyalty", environment="prod", auth_secret=real, jobs_accept_as_of=True)
+    assert ServiceSettings(service_name="loyalty", environment="test", jobs_accept_as_of=True).jobs_accept_as_of

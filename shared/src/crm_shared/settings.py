@@ -58,6 +58,11 @@ class ServiceSettings(BaseSettings):
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
 
+    # Lets supervisors run a scheduled job "as of" another moment (tests and demos of expiry,
+    # birthdays, SLA breaches). Refused in production: it would let anyone with the role expire
+    # points or breach SLAs early.
+    jobs_accept_as_of: bool = False
+
     # Signs the identity the gateway forwards to the services (the same value everywhere).
     auth_secret: SecretStr = SecretStr(DEV_SECRET)
 
@@ -72,6 +77,8 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_are_real_outside_dev(self) -> ServiceSettings:
+        if self.environment is Environment.PROD and self.jobs_accept_as_of:
+            raise ValueError("JOBS_ACCEPT_AS_OF may not be set in production")
         if self.environment is Environment.PROD:
             for name, value in self._secret_fields():
                 secret = value.get_secret_value().strip()

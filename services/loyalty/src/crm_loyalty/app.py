@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from crm_shared.background import background, run_periodically
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
 from crm_loyalty import api
 from crm_loyalty.domain.programme import DEFAULT_PROGRAMME
 from crm_loyalty.handlers import TOPICS, build_handlers
-from crm_loyalty.jobs import Jobs, run_forever
-from crm_loyalty.metrics import LoyaltyMetrics, refresh_forever
+from crm_loyalty.jobs import Jobs
+from crm_loyalty.metrics import LoyaltyMetrics
 from crm_loyalty.repository import ProgrammeStore
 from crm_loyalty.settings import LoyaltySettings
 
@@ -43,16 +42,12 @@ def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
             await tx.commit()
         jobs = Jobs(runtime.engine, store)
         metrics = LoyaltyMetrics(runtime.metrics.registry)
-        tasks = [asyncio.create_task(run_forever(jobs, settings.jobs_interval_s, settings.jobs_first_delay_s)),
-                 asyncio.create_task(refresh_forever(metrics, runtime.engine, store, settings.metrics_refresh_s))]
-        try:
+        async with background(
+                run_periodically(jobs.run_all, interval_s=settings.jobs_interval_s,
+                                 first_delay_s=settings.jobs_first_delay_s, what="loyalty jobs"),
+                run_periodically(lambda: metrics.refresh(runtime.engine, store), interval_s=settings.metrics_refresh_s,
+                                 what="loyalty metrics")):
             yield LoyaltyResources(settings=settings, store=store, jobs=jobs, metrics=metrics)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     return build_app(SERVICE, settings, routers=[api.router], handlers=build_handlers(store), resources=resources,
                      description="Membership tiers and the points ledger.")

@@ -10,7 +10,6 @@ at once. The service runs them all every ``JOBS_INTERVAL_S``; supervisors can ru
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,16 +187,3 @@ class Jobs:
             await save_members(tx, members.values())
             return len(members), granted, (ids[-1] if len(ids) == CHUNK else None)
         return await self._chunks("birthdays", as_of, work)
-
-
-async def run_forever(jobs: Jobs, interval_s: float, first_delay_s: float) -> None:
-    """Run every job now and then; a failure is logged and retried at the next interval."""
-    await asyncio.sleep(first_delay_s)
-    while True:
-        try:
-            await jobs.run_all()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("scheduled loyalty jobs failed; retrying at the next interval")
-        await asyncio.sleep(interval_s)

@@ -9,7 +9,6 @@ to the writes (about 0.1 s per million rows on this machine).
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 from crm_shared.logging import get_logger
@@ -80,15 +79,3 @@ class LoyaltyMetrics(Collector):
         members = GaugeMetricFamily("crm_loyalty_members", "Loyalty accounts.")
         members.add_metric([], snapshot["members"])
         yield members
-
-
-async def refresh_forever(metrics: LoyaltyMetrics, engine: AsyncEngine, store: ProgrammeStore,
-                          interval_s: float) -> None:
-    while True:
-        try:
-            await metrics.refresh(engine, store)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be restarting; the next round catches up
-            log.warning("loyalty metrics refresh failed", error=repr(exc))
-        await asyncio.sleep(interval_s)

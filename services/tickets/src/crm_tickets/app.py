@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from crm_shared.background import background, run_periodically
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
 from crm_tickets import api
 from crm_tickets.handlers import TOPICS, build_handlers
-from crm_tickets.metrics import TicketsMetrics, refresh_forever
+from crm_tickets.metrics import TicketsMetrics
 from crm_tickets.repository import PolicyStore
 from crm_tickets.scheduler import SlaScheduler
 from crm_tickets.settings import TicketsSettings
@@ -42,17 +41,12 @@ def create_app(settings: TicketsSettings | None = None) -> FastAPI:
             await tx.commit()
         scheduler = SlaScheduler(runtime.engine, settings.sla_scan_batch)
         metrics = TicketsMetrics(runtime.metrics.registry)
-        tasks = [asyncio.create_task(scheduler.run_forever(settings.sla_scan_interval_s,
-                                                           settings.sla_scan_first_delay_s)),
-                 asyncio.create_task(refresh_forever(metrics, runtime.engine, settings.metrics_refresh_s))]
-        try:
+        async with background(
+                run_periodically(scheduler.scan, interval_s=settings.sla_scan_interval_s,
+                                 first_delay_s=settings.sla_scan_first_delay_s, what="sla scan"),
+                run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
+                                 what="tickets metrics")):
             yield TicketsResources(settings=settings, policy=policy, scheduler=scheduler, metrics=metrics)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     return build_app(SERVICE, settings, routers=[api.router, api.admin_router, api.kb_router],
                      handlers=build_handlers(policy), resources=resources,

@@ -4,8 +4,6 @@ and retried transactions never count twice."""
 
 from __future__ import annotations
 
-import asyncio
-
 from crm_shared.logging import get_logger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -54,14 +52,3 @@ class TicketsMetrics(Collector):
         average = GaugeMetricFamily("crm_tickets_csat_average", "Average satisfaction score (1–5).")
         average.add_metric([], snapshot["csat_avg"])
         yield average
-
-
-async def refresh_forever(metrics: TicketsMetrics, engine: AsyncEngine, interval_s: float) -> None:
-    while True:
-        try:
-            await metrics.refresh(engine)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be restarting; the next round catches up
-            log.warning("tickets metrics refresh failed", error=repr(exc))
-        await asyncio.sleep(interval_s)

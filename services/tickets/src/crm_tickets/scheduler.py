@@ -7,7 +7,6 @@ and a large backlog is worked through in chunks, one transaction each.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from crm_shared.logging import get_logger
@@ -37,14 +36,3 @@ class SlaScheduler:
         if total:
             log.info("sla scan", events=total, as_of=as_of.isoformat())
         return total
-
-    async def run_forever(self, interval_s: float, first_delay_s: float) -> None:
-        await asyncio.sleep(first_delay_s)
-        while True:
-            try:
-                await self.scan()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sla scan failed; retrying at the next interval")
-            await asyncio.sleep(interval_s)
