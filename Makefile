@@ -33,6 +33,7 @@ bench: install
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py
 	$(BIN)/python bench/loyalty.py
+	$(BIN)/python bench/tickets.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench

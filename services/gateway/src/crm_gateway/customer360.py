@@ -27,12 +27,20 @@ class PartSource:
     part: str       # key in the document
     upstream: str   # service that owns it
     target: str     # path and query on that service; {customer_id} is filled in, URL-encoded
+    # A list (the customer's open tickets) answers 200 for anybody, empty for a stranger: an empty
+    # list says nothing about whether the customer exists.
+    is_list: bool = False
+
+    def knows_customer(self, part: PartRead) -> bool:
+        if part.status != "ok":
+            return part.status == "unavailable"  # cannot tell: do not call the customer unknown
+        return not self.is_list or bool((part.data or {}).get("items"))
 
 
 PARTS = (
     PartSource("profile", "profile", "/v1/profiles/{customer_id}"),
     PartSource("loyalty", "loyalty", "/v1/loyalty/accounts/{customer_id}"),
-    PartSource("open_tickets", "tickets", "/v1/tickets?customer_id={customer_id}&status=active"),
+    PartSource("open_tickets", "tickets", "/v1/tickets?customer_id={customer_id}&status=active", is_list=True),
     PartSource("churn", "churn", "/v1/churn/customers/{customer_id}"),
 )
 
@@ -76,7 +84,7 @@ async def assemble(customer_id: str, identity: Identity, resources: GatewayResou
             parts[name] = PartRead(status="unavailable", reason="the call failed")
         else:
             parts[name] = task.result()
-    if all(part.status == "not_found" for part in parts.values()):
+    if not any(source.knows_customer(parts[source.part]) for source in PARTS):
         raise NotFound("customer", customer_id)
     return Customer360Read(customer_id=customer_id,
                            complete=all(p.status != "unavailable" for p in parts.values()), **parts)
