@@ -353,7 +353,9 @@ async def main(args: argparse.Namespace) -> dict:
         postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=True).start()
         server_url = postgres.admin_url
     result: dict = {"bench": "tickets", "rate_per_s": args.rate, "seconds": args.seconds,
-                    "customers": args.customers, "seeded_tickets": args.tickets}
+                    "customers": args.customers, "seeded_tickets": args.tickets,
+                    # anything else running on this small machine (a test suite, another bench) shows here
+                    "cpus": os.cpu_count(), "load_avg_1m_start": round(os.getloadavg()[0], 2)}
     try:
         async with TicketsPhase(server_url, workdir, noop=False) as phase:
             log(f"service up on port {phase.port} (logs in {workdir})")
@@ -378,6 +380,7 @@ async def main(args: argparse.Namespace) -> dict:
         if postgres is not None:
             postgres.stop()
     result["database"] = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded"
+    result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return result
 
 

@@ -31,8 +31,14 @@ def _start_dev(data_dir: Path, env: dict[str, str], log: Path) -> subprocess.Pop
                             env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
 
 
-async def _all_ready(offset: int, dev: subprocess.Popen) -> bool:
-    assert dev.poll() is None, f"crm dev exited with {dev.returncode}"
+def _log_tail(log: Path) -> list[str]:
+    return log.read_text(errors="replace").splitlines()[-40:]
+
+
+async def _all_ready(offset: int, dev: subprocess.Popen, log: Path | None = None) -> bool:
+    if dev.poll() is not None:
+        tail = "\n".join(_log_tail(log)) if log else ""
+        raise AssertionError(f"crm dev exited with {dev.returncode}:\n{tail}")
     async with httpx.AsyncClient(timeout=2) as http:
         for port in SERVICES.values():
             try:
@@ -67,7 +73,8 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
     data_dir, log = tmp_path / "crm", tmp_path / "dev.log"
     dev = _start_dev(data_dir, env, log)
     try:
-        await wait_until(lambda: _all_ready(offset, dev), timeout_s=120, interval_s=0.5, what="all five services ready")
+        await wait_until(lambda: _all_ready(offset, dev, log), timeout_s=120, interval_s=0.5,
+                         what="all five services ready")
         output = log.read_text()
         for name, port in SERVICES.items():
             assert f"http://127.0.0.1:{port + offset}" in output, f"{name} URL printed"
@@ -94,7 +101,8 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
     # The database lives under the data folder: a restart still knows the customer.
     dev = _start_dev(data_dir, env, log)
     try:
-        await wait_until(lambda: _all_ready(offset, dev), timeout_s=120, interval_s=0.5, what="ready after restart")
+        await wait_until(lambda: _all_ready(offset, dev, log), timeout_s=120, interval_s=0.5,
+                         what="ready after restart")
         profile = await _profile(offset, "c-1001", token)
         assert profile is not None and profile["order_count"] == 1
     finally:

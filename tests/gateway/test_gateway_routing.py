@@ -150,7 +150,7 @@ async def test_cors_preflight_and_refusals_carry_the_allowed_origin(gateway_stac
 
 
 async def test_one_openapi_document_describes_every_route(gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty"))
+    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets"))
     async with stack.client() as http:
         document = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")

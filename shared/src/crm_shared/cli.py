@@ -227,13 +227,15 @@ def run_dev(data_dir: Path) -> int:
         _say("try:  TOKEN=$(crm token --role agent --sub agent-1)")
         _say(f"      curl -H \"Authorization: Bearer $TOKEN\" {gateway}/v1/customers/c-1001")
         _say("Ctrl-C stops everything.")
+        failed = False
         while not stopping.is_set():
             for name, process in children:
                 if process.poll() is not None:
                     _say(f"{name} exited with {process.returncode}; stopping")
+                    failed = True
                     stopping.set()
             stopping.wait(0.5)
-        return 0
+        return 1 if failed else 0  # a service that died is a failure, not a normal stop
     finally:
         _say("stopping…")
         for _name, process in children:
