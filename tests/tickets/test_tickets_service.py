@@ -128,6 +128,15 @@ async def test_round_robin_and_least_loaded_over_three_agents(tickets):
     async with tickets.service.client() as http:
         after = [(await tickets.open(http, new_customer_id(), category="delivery"))["assignee"] for _ in range(2)]
     assert after == ["cho", "ann"]  # bob is away
+    # The load kept with each assignment and status change equals the tickets' own count.
+    async with tickets.service.client() as http:
+        await tickets.move(http, manual[0]["ticket_id"], "resolved")
+        await http.post(f"/v1/tickets/{manual[1]['ticket_id']}/assignment", json={"agent_id": "fay"})
+        loads = {a["agent_id"]: a["open_tickets"] for a in (await http.get("/v1/ticketing/agents")).json()}
+    counted = {r["assignee"]: r["n"] for r in await tickets.database.fetch(
+        "SELECT assignee, count(*) AS n FROM tickets WHERE status IN ('new', 'open', 'pending_customer') "
+        "GROUP BY assignee")}
+    assert loads == {agent: counted.get(agent, 0) for agent in loads} and loads["dan"] == 0
 
 
 async def test_illegal_transitions_are_refused_with_409(tickets):

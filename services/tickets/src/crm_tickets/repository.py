@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_tickets.domain.events import sla_event, ticket_event
-from crm_tickets.domain.policy import DEFAULT_POLICY, TicketsPolicy, check_transition
+from crm_tickets.domain.policy import ACTIVE, DEFAULT_POLICY, TicketsPolicy, check_transition
 
 TICKET_COLUMNS = """ticket_id, customer_id, order_id, items, kind, channel, category, subcategory, subject,
     description, priority, priority_overridden, status, group_id, assignee, tier, churn_level, root_cause,
@@ -98,15 +98,9 @@ async def pick_agent(tx: AsyncConnection, group_id: str) -> str | None:
     if group is None:
         return None
     if group.strategy == "least_loaded":
-        # A count per agent through the partial index on active tickets' assignee; a join over the
-        # whole table sorted 66k rows per assignment at 100,000 open tickets (bench/tickets.py).
         agent = (await tx.execute(text("""
-            SELECT a.agent_id FROM agents a
-            WHERE a.available AND :g = ANY(a.groups)
-            ORDER BY (SELECT count(*) FROM tickets t
-                      WHERE t.assignee = a.agent_id AND t.status IN ('new', 'open', 'pending_customer')),
-                     a.agent_id
-            LIMIT 1"""), {"g": group_id})).scalar()
+            SELECT agent_id FROM agents WHERE available AND :g = ANY(groups)
+            ORDER BY active_tickets, agent_id LIMIT 1"""), {"g": group_id})).scalar()
     else:
         agents = [row[0] for row in await tx.execute(text(
             "SELECT agent_id FROM agents WHERE available AND :g = ANY(groups) ORDER BY agent_id"), {"g": group_id})]
@@ -118,6 +112,13 @@ async def pick_agent(tx: AsyncConnection, group_id: str) -> str | None:
         await tx.execute(text("UPDATE agent_groups SET last_agent = :a WHERE group_id = :g"),
                          {"a": agent, "g": group_id})
     return agent
+
+
+async def change_load(tx: AsyncConnection, agent: str | None, delta: int) -> None:
+    """Keep ``agents.active_tickets`` equal to the agent's active tickets (least-loaded reads it)."""
+    if agent is not None and delta:
+        await tx.execute(text("UPDATE agents SET active_tickets = active_tickets + :d WHERE agent_id = :a"),
+                         {"d": delta, "a": agent})
 
 
 async def group_for(tx: AsyncConnection, category: str | None) -> str | None:
@@ -152,6 +153,7 @@ async def open_ticket(tx: AsyncConnection, policy: TicketsPolicy, *, fields: dic
     placeholders = ", ".join(f"CAST(:{c} AS jsonb)" if c == "items" else f":{c}" for c in values)
     row = (await tx.execute(text(f"INSERT INTO tickets ({columns}) VALUES ({placeholders}) RETURNING {TICKET_COLUMNS}"),
                             values)).one()
+    await change_load(tx, assignee, 1)
     await record_history(tx, ticket_id, actor, "opened", {"priority": priority, "status": row.status,
                                                           "group_id": group_id, "assignee": assignee}, now)
     events = [ticket_event("opened", row, now, traceparent)]
@@ -170,6 +172,9 @@ async def assign(tx: AsyncConnection, ticket: Any, *, agent: str | None, group_i
     if ticket.status == "new" and agent:
         values["status"] = "open"
     row = await _update(tx, ticket.ticket_id, values)
+    if ticket.status in ACTIVE and agent != ticket.assignee:
+        await change_load(tx, ticket.assignee, -1)
+        await change_load(tx, agent, 1)
     await record_history(tx, ticket.ticket_id, actor, "assigned",
                          {"assignee": [ticket.assignee, agent], "group_id": [ticket.group_id, group_id]}, now)
     if agent:
@@ -209,6 +214,7 @@ async def transition(tx: AsyncConnection, policy: TicketsPolicy, ticket: Any, ta
                       **{k: v for k, v in sla_times(policy, ticket.priority, ticket.tier, now).items()
                          if k.startswith("resolution")})
     row = await _update(tx, ticket.ticket_id, values)
+    await change_load(tx, ticket.assignee, (target in ACTIVE) - (ticket.status in ACTIVE))
     await record_history(tx, ticket.ticket_id, actor, "status", {"status": [ticket.status, target],
                                                                   "root_cause": root_cause}, now)
     if verb:
