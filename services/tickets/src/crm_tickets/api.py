@@ -441,7 +441,7 @@ async def get_policy(db: DbReadConnection, identity: CurrentIdentity) -> PolicyR
 
 
 @admin_router.put("/policy", response_model=PolicyRead, responses={412: _PROBLEM, 422: _PROBLEM})
-async def put_policy(body: PolicyUpdate, db: DbConnection, identity: CurrentIdentity,
+async def put_policy(body: PolicyUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
                      if_match: Annotated[str | None, Header(alias="If-Match")] = None) -> PolicyRead:
     """Save a new policy version (supervisors). It applies to tickets opened (and clocks resumed)
     from now on; due times already computed stay. ``If-Match: <version>`` refuses a lost update."""
@@ -453,6 +453,7 @@ async def put_policy(body: PolicyUpdate, db: DbConnection, identity: CurrentIden
     await db.execute(text("INSERT INTO policy (version, config, created_by) VALUES (:v, CAST(:c AS jsonb), :by)"),
                      {"v": latest + 1, "c": body.config.model_dump_json(), "by": identity.subject})
     await db.commit()
+    _policy_store(request).forget()
     return await _policy_read(db)
 
 

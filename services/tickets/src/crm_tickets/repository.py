@@ -6,6 +6,7 @@ outside world should know, an event in the outbox, in the caller's transaction.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,10 +30,17 @@ TICKET_COLUMNS = """ticket_id, customer_id, order_id, items, kind, channel, cate
 # -- the policy -----------------------------------------------------------------------------------
 
 class PolicyStore:
-    """The current policy document, parsed once per version."""
+    """The current policy document, parsed once per version and reused for up to a second.
+
+    A ticket opened within a second of a policy change on another replica may still get the
+    previous targets; tickets are never re-timed by a policy change anyway.
+    """
+
+    MAX_AGE_S = 1.0
 
     def __init__(self) -> None:
         self._parsed: tuple[int, TicketsPolicy] | None = None
+        self._checked_at = 0.0
 
     @staticmethod
     async def seed(tx: AsyncConnection) -> None:
@@ -40,13 +48,19 @@ class PolicyStore:
                                  VALUES (1, CAST(:config AS jsonb), 'system') ON CONFLICT DO NOTHING"""),
                          {"config": DEFAULT_POLICY.model_dump_json()})
 
+    def forget(self) -> None:
+        self._checked_at = 0.0
+
     async def current(self, tx: AsyncConnection) -> tuple[int, TicketsPolicy]:
+        if self._parsed is not None and time.monotonic() - self._checked_at < self.MAX_AGE_S:
+            return self._parsed
         version = (await tx.execute(text("SELECT max(version) FROM policy"))).scalar() or 0
         if self._parsed is None or self._parsed[0] != version:
             config = (await tx.execute(text("SELECT config FROM policy WHERE version = :v"), {"v": version})).scalar()
             policy = TicketsPolicy.model_validate(config if isinstance(config, dict) else orjson.loads(config)) \
                 if config is not None else DEFAULT_POLICY
             self._parsed = (version, policy)
+        self._checked_at = time.monotonic()
         return self._parsed
 
 
