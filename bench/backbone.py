@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import psutil
@@ -68,8 +69,21 @@ def serve_noop() -> None:
     uvicorn.run(app, host="127.0.0.1", port=settings.http_port, log_config=None, loop="uvloop")
 
 
+def postgres_server(workdir: Path, *, fast: bool = True) -> tuple[str, EmbeddedPostgres | None]:
+    """DATABASE_URL's server, or an embedded PostgreSQL under ``workdir`` (stop it when done)."""
+    server_url = os.environ.get("DATABASE_URL")
+    if server_url:
+        return server_url.replace("postgresql+asyncpg://", "postgresql://", 1), None
+    postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=fast).start()
+    return postgres.admin_url, postgres
+
+
 class Phase:
-    """A fresh database, a fresh broker and one service process."""
+    """A fresh database, a fresh broker and one service process (the profile service unless a
+    subclass names another, its extra settings and its warm-up)."""
+
+    service = "profile"
+    extra_env: ClassVar[dict[str, str]] = {"PII_KEY": "YmVuY2gtcGlpLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Ng=="}
 
     def __init__(self, server_url: str, workdir: Path, noop: bool) -> None:
         self.server_url = server_url
@@ -80,26 +94,28 @@ class Phase:
 
     async def __aenter__(self) -> Phase:
         await ensure_database(self.server_url, self.db_name)
-        await asyncio.to_thread(upgrade, "crm_profile:migrations",
+        await asyncio.to_thread(upgrade, f"crm_{self.service}:migrations",
                                 self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
         self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
         await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
         port = self.port = free_port()
         env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-               "PII_KEY": "YmVuY2gtcGlpLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Ng=="}
+               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500", **self.extra_env}
         command = ([sys.executable, __file__, "--serve-noop"] if self.noop
-                   else [sys.executable, "-m", "crm_shared.cli", "serve", "profile"])
+                   else [sys.executable, "-m", "crm_shared.cli", "serve", self.service])
         self.process = subprocess.Popen(command, env=env, stdout=open(self.workdir / "service.log", "ab"),
                                         stderr=subprocess.STDOUT)
         wait_for_port(port, timeout_s=60, process=self.process)
         self.db = await asyncpg.connect(self.dsn)
         self.producer = new_producer(self.broker.bootstrap_servers, "bench")
         await self.producer.start()
+        await self.warm_up()
+        return self
+
+    async def warm_up(self) -> None:
         await self.publish([order_paid("warm-up")])  # the consumer has joined and is warm
         await self.wait_applied(1)
-        return self
 
     async def __aexit__(self, *exc) -> None:
         await self.producer.stop()
@@ -180,12 +196,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def main(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
-    postgres = None
-    server_url = os.environ.get("DATABASE_URL")
-    if not server_url:
-        postgres = EmbeddedPostgres(workdir / "pg", free_port()).start()
-        server_url = postgres.admin_url
-    server_url = server_url.replace("postgresql+asyncpg://", "postgresql://")
+    server_url, postgres = postgres_server(workdir, fast=False)
     try:
         async with Phase(server_url, workdir, noop=False) as phase:
             profile_rate, publish_s = await drain_rate(phase, args.events, args.customers)

@@ -37,7 +37,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 import asyncpg
@@ -57,21 +57,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role  # noqa: E402
-from crm_shared.bus.kafka import ensure_topics, new_producer  # noqa: E402
 from crm_shared.devstack import (  # noqa: E402
-    EmbeddedBroker,
-    EmbeddedPostgres,
     drop_database,
     ensure_database,
-    free_port,
-    wait_for_port,
     with_database,
 )
-from crm_shared.events.catalogue import ALL_TOPICS  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile  # noqa: E402
+from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
 from tests.harness.events import order_event  # noqa: E402
 
 MIGRATIONS = "crm_loyalty:migrations"
@@ -82,30 +76,16 @@ PRODUCTS = [(f"SKU-{n}", category) for n, category in
 
 class LoyaltyPhase(Phase):
     """bench/backbone.py's Phase (a fresh database, a fresh Tansu, one service process) for the
-    loyalty service. Phase hard-wires the profile's migrations and command, so only its start-up
-    is redone here; publishing, ``rss_mb`` and the tear-down are Phase's own."""
+    loyalty service, with an HTTP client for its API."""
 
-    async def __aenter__(self) -> LoyaltyPhase:
-        await ensure_database(self.server_url, self.db_name)
-        await asyncio.to_thread(upgrade, MIGRATIONS, self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-        self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
-        await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
-        port = self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-               "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-               # the scheduled jobs (release, expiry, …) would otherwise start a minute in
-               "JOBS_FIRST_DELAY_S": "3600"}
-        self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", "loyalty"], env=env,
-                                        stdout=open(self.workdir / "service.log", "ab"), stderr=subprocess.STDOUT)
-        wait_for_port(port, timeout_s=60, process=self.process)
-        self.db = await asyncpg.connect(self.dsn)
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60)
-        self.producer = new_producer(self.broker.bootstrap_servers, "bench")
-        await self.producer.start()
+    service = "loyalty"
+    # the scheduled jobs would otherwise start a minute in
+    extra_env: ClassVar[dict[str, str]] = {"JOBS_FIRST_DELAY_S": "3600"}
+
+    async def warm_up(self) -> None:
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
         await self.publish([paid_order("warm-up", "warm-up-1", 1, 0, days_ago=1)])  # joined and warm
         await self.wait_applied(1)
-        return self
 
     async def __aexit__(self, *exc) -> None:
         await self.http.aclose()
@@ -436,13 +416,7 @@ async def main(args: argparse.Namespace) -> dict:
     # the shared helpers log through structlog, by default on stdout: keep stdout for the figures
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-loyalty-"))
-    server_url = os.environ.get("DATABASE_URL")
-    postgres = None
-    if server_url:
-        server_url = server_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    else:
-        postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=True).start()
-        server_url = postgres.admin_url
+    server_url, postgres = postgres_server(workdir)
     result: dict = {"bench": "loyalty", "orders": args.orders, "customers": args.customers}
     events = recent_orders(args.orders, args.customers, "c")
     try:

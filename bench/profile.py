@@ -33,12 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.auth import Identity, IdentityCodec, Role  # noqa: E402
-from crm_shared.devstack import EmbeddedPostgres, free_port  # noqa: E402
 from crm_shared.events.catalogue import topic_for  # noqa: E402
 from crm_shared.events.envelope import to_kafka  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile  # noqa: E402
+from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
 from tests.harness.events import interaction, order_event  # noqa: E402
 
 NOW = datetime.now(UTC)
@@ -97,16 +96,9 @@ SEGMENT_RULE = {"all": [{"bought": {"category": "tea", "within_days": 90}}, {"no
 
 
 async def main(args: argparse.Namespace) -> dict:
-    import os
 
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-profile-"))
-    server_url = os.environ.get("DATABASE_URL")
-    postgres = None
-    if server_url:
-        server_url = server_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    else:
-        postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=True).start()
-        server_url = postgres.admin_url
+    server_url, postgres = postgres_server(workdir)
     result: dict = {"bench": "profile"}
     try:
         async with Phase(server_url, workdir, noop=False) as phase:

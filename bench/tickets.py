@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,9 +43,9 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
-import asyncpg
 import orjson
 import psutil
 import structlog
@@ -55,19 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role  # noqa: E402
-from crm_shared.bus.kafka import ensure_topics, new_producer  # noqa: E402
-from crm_shared.devstack import (  # noqa: E402
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    ensure_database,
-    free_port,
-    wait_for_port,
-)
-from crm_shared.events.catalogue import ALL_TOPICS  # noqa: E402
-from crm_shared.migrations import upgrade  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile  # noqa: E402
+from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
 
 MIGRATIONS = "crm_tickets:migrations"
 CATEGORIES = ("delivery", "product_quality", "price", "service_attitude")
@@ -93,29 +82,15 @@ def iso(moment: datetime) -> str:
 
 class TicketsPhase(Phase):
     """bench/backbone.py's Phase (a fresh database, a fresh Tansu, one service process) for the
-    tickets service. Phase hard-wires the profile's migrations and command, so only its start-up is
-    redone here; ``rss_mb`` and the tear-down are Phase's own."""
+    tickets service, with an aiohttp session for its API (nothing to consume, so no warm-up)."""
 
-    async def __aenter__(self) -> TicketsPhase:
-        await ensure_database(self.server_url, self.db_name)
-        await asyncio.to_thread(upgrade, MIGRATIONS, self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-        self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
-        await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
-        port = self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-               "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-               "KAFKA_SESSION_TIMEOUT_MS": "2000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-               # the service's own SLA scan would otherwise start 5 s in; the bench runs it by hand
-               "SLA_SCAN_FIRST_DELAY_S": "3600", "JOBS_ACCEPT_AS_OF": "true"}
-        self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", "tickets"], env=env,
-                                        stdout=open(self.workdir / "service.log", "ab"), stderr=subprocess.STDOUT)
-        wait_for_port(port, timeout_s=60, process=self.process)
-        self.db = await asyncpg.connect(self.dsn)
-        self.producer = new_producer(self.broker.bootstrap_servers, "bench")  # Phase's tear-down stops it
-        await self.producer.start()
-        self.http = aiohttp.ClientSession(f"http://127.0.0.1:{port}", timeout=aiohttp.ClientTimeout(total=600),
+    service = "tickets"
+    # the service's own SLA scan would otherwise start 5 s in; the bench runs it by hand
+    extra_env: ClassVar[dict[str, str]] = {"SLA_SCAN_FIRST_DELAY_S": "3600", "JOBS_ACCEPT_AS_OF": "true"}
+
+    async def warm_up(self) -> None:
+        self.http = aiohttp.ClientSession(f"http://127.0.0.1:{self.port}", timeout=aiohttp.ClientTimeout(total=600),
                                           connector=aiohttp.TCPConnector(limit=200))
-        return self
 
     async def __aexit__(self, *exc) -> None:
         await self.http.close()
@@ -345,13 +320,7 @@ async def main(args: argparse.Namespace) -> dict:
     # the shared helpers log through structlog, by default on stdout: keep stdout for the figures
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-tickets-"))
-    server_url = os.environ.get("DATABASE_URL")
-    postgres = None
-    if server_url:
-        server_url = server_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    else:
-        postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=True).start()
-        server_url = postgres.admin_url
+    server_url, postgres = postgres_server(workdir)
     result: dict = {"bench": "tickets", "rate_per_s": args.rate, "seconds": args.seconds,
                     "customers": args.customers, "seeded_tickets": args.tickets,
                     # anything else running on this small machine (a test suite, another bench) shows here

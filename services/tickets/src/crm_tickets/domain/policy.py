@@ -30,7 +30,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class IllegalTransition(Exception):
-    pass
+    """A status change the workflow does not allow now (the API answers 409 with the message)."""
 
 
 def check_transition(current: str, target: str, *, resolved_at: datetime | None, now: datetime,
