@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from crm_shared.devstack import free_port, port_is_free
+from crm_shared.devstack import port_is_free
 
 from tests.harness.infra import wait_until
 
@@ -18,9 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
 
 
+def _free_low_port() -> int:
+    """A free port below the ephemeral range, so it is still free when the runner restarts."""
+    for _ in range(100):
+        port = random.randrange(5_000, 8_000)
+        if port_is_free(port):
+            return port
+    raise RuntimeError("no free port")
+
+
 def _free_offset() -> int:
     for _ in range(100):
-        offset = random.randrange(20_000, 40_000, 10)
+        # Service ports 8000–8004 + offset stay below Linux's ephemeral range (32768–60999): a
+        # restart's own outgoing connections once took the gateway's port (CI: "address already
+        # in use", crm dev exited).
+        offset = random.randrange(10_000, 24_000, 10)
         if all(port_is_free(port + offset) for port in SERVICES.values()):
             return offset
     raise RuntimeError("no free port range")
@@ -65,9 +77,9 @@ async def _profile(offset: int, customer_id: str, token: str):
 
 async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path):
     offset = _free_offset()
-    broker_port = free_port()
+    broker_port = _free_low_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update({"CRM_PORT_OFFSET": str(offset), "CRM_DEV_POSTGRES_PORT": str(free_port()),
+    env.update({"CRM_PORT_OFFSET": str(offset), "CRM_DEV_POSTGRES_PORT": str(_free_low_port()),
                 "CRM_DEV_BROKER_PORT": str(broker_port), "KAFKA_SESSION_TIMEOUT_MS": "2000",
                 "KAFKA_HEARTBEAT_INTERVAL_MS": "500"})
     data_dir, log = tmp_path / "crm", tmp_path / "dev.log"
