@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from crm_shared.logging import get_logger
@@ -75,6 +76,11 @@ def install_problem_handlers(app: FastAPI) -> None:
                                 type_=PROBLEM_BASE + "invalid-request", instance=request.url.path,
                                 errors=errors)
 
+    # Database and network errors get their own handler: Starlette's catch-all for Exception runs
+    # in its outermost middleware, which re-raises after answering, and uvicorn then closed the
+    # connection (a client saw a dropped connection instead of the 503 for a deadlock).
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(OSError)
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         from crm_shared.db import is_transient

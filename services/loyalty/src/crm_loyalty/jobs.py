@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import stamina
 from crm_shared.bus import add_to_outbox
+from crm_shared.db import is_transient
 from crm_shared.logging import get_logger
 from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -88,13 +90,20 @@ class Jobs:
         members = points = 0
         cursor = ""
         while True:
-            async with self._engine.connect() as tx:
-                if not (await tx.execute(_JOB_LOCK, {"job": job})).scalar():
-                    log.info("job already running elsewhere", job=job)
-                    break
-                timeline = await self._store.timeline(tx)
-                done, moved, cursor = await work(tx, timeline, cursor)
-                await tx.commit()
+            # A consumer batch locks its members stage by stage, not in one global order, so a chunk
+            # can deadlock with it; PostgreSQL aborts one side and the chunk is simply run again.
+            async for attempt in stamina.retry_context(on=is_transient, attempts=5, wait_initial=0.05, wait_max=1.0):
+                with attempt:
+                    async with self._engine.connect() as tx:
+                        if not (await tx.execute(_JOB_LOCK, {"job": job})).scalar():
+                            log.info("job already running elsewhere", job=job)
+                            cursor = None
+                            done = moved = 0
+                            break
+                        timeline = await self._store.timeline(tx)
+                        done, moved, next_cursor = await work(tx, timeline, cursor)
+                        await tx.commit()
+                        cursor = next_cursor
             members += done
             points += moved
             if cursor is None:
