@@ -22,7 +22,7 @@ from tests.harness.events import customer_registered, interaction, new_customer_
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 
 ALL_SCOPES = ("customers:read", "profiles:read", "events:write", "loyalty:read", "loyalty:redeem", "tickets:read",
-              "tickets:write")
+              "tickets:write", "churn:read")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -89,6 +89,10 @@ EXPECTED = {
     ("POST", "/v1/kb/articles"): {"supervisor"},
     ("GET", "/v1/kb/articles/{article_id}"): {"agent", "supervisor"},
     ("PUT", "/v1/kb/articles/{article_id}"): {"supervisor"},
+    ("GET", "/v1/churn/customers/{customer_id}"): {"agent", "supervisor", "service"},
+    ("GET", "/v1/churn/customers"): {"agent", "supervisor", "service"},
+    ("GET", "/v1/churn/model"): {"agent", "supervisor", "service"},
+    ("POST", "/v1/churn/model/refit"): {"supervisor"},
     # Last: it erases customer A.
     ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
@@ -152,7 +156,7 @@ def test_the_matrix_covers_every_route_of_the_table():
 
 
 async def test_authorization_matrix_over_every_route_and_role(broker, gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets"))
+    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets", "churn"))
     customer_a = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer_a)])
     async with stack.client(bearer("agent", "agent-1")) as http:

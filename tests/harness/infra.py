@@ -237,6 +237,8 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
         "JOBS_FIRST_DELAY_S": "3600",
         "JOBS_ACCEPT_AS_OF": "true",
         "SLA_SCAN_FIRST_DELAY_S": "3600",
+        # The churn model is refitted on demand (POST /v1/churn/model/refit), never by the clock.
+        "REFIT_FIRST_DELAY_S": "3600",
         "METRICS_REFRESH_S": "0.5",
     })
     env.update(extra)

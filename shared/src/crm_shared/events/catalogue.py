@@ -243,8 +243,9 @@ class NotificationRequestedData(EventData):
 
 
 class ChurnReason(EventData):
-    factor: ShortText
-    contribution: float
+    factor: ShortText         # a stable key: bgnbd_no_purchase, overdue, sla_breaches_90d, …
+    contribution: float       # log-odds this factor adds against the average customer
+    detail: ShortText | None = None  # the same in words, for an agent
 
 
 class ChurnRiskChangedData(EventData):

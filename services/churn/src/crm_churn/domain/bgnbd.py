@@ -97,3 +97,17 @@ def expected_purchases(params: BgNbdParams, t: float, x, t_x, T) -> np.ndarray:
     ratio = np.where(repeat, a / np.where(repeat, b + x - 1, 1.0), 0.0)
     denominator = 1 + ratio * ((alpha + T) / (alpha + t_x)) ** (r + x)
     return head * tail / denominator
+
+
+def prob_no_purchase(params: BgNbdParams, t: float, x, t_x, T) -> np.ndarray:
+    """P(no purchase in the next ``t`` time units | x, t_x, T): the model's own churn probability.
+
+    Dead customers buy nothing; an alive one has λ ~ Gamma(r + x, α + T) given the history, so
+    P(no purchase in t | alive) = ((α + T) / (α + T + t))^(r + x). Unlike P(alive), this falls
+    for a one-time buyer as their silence grows (the posterior rate shrinks with T), which is why
+    the scoring builds on it.
+    """
+    x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
+    alive = p_alive(params, x, t_x, T)
+    silent_while_alive = np.exp((params.r + x) * (np.log(params.alpha + T) - np.log(params.alpha + T + t)))
+    return (1.0 - alive) + alive * silent_while_alive

@@ -15,6 +15,7 @@ from crm_shared.auth import ALL_ROLES, Role
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 SUPERVISOR = frozenset({Role.SUPERVISOR})
+STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -119,6 +120,13 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/kb/articles", SUPERVISOR, upstream="tickets", timeout_s=5.0),
     Route("GET", "/v1/kb/articles/{article_id}", STAFF, upstream="tickets", timeout_s=2.0),
     Route("PUT", "/v1/kb/articles/{article_id}", SUPERVISOR, upstream="tickets", timeout_s=5.0),
+    # Churn risk is the shop's view of a customer, not the customer's: staff and integrations only.
+    Route("GET", "/v1/churn/customers/{customer_id}", STAFF_AND_SERVICE, upstream="churn", scope="churn:read",
+          timeout_s=2.0),
+    Route("GET", "/v1/churn/customers", STAFF_AND_SERVICE, upstream="churn", scope="churn:read", timeout_s=5.0),
+    Route("GET", "/v1/churn/model", STAFF_AND_SERVICE, upstream="churn", scope="churn:read", timeout_s=2.0),
+    # Fits the model and rescores every customer before answering (about a minute for 100,000).
+    Route("POST", "/v1/churn/model/refit", SUPERVISOR, upstream="churn", timeout_s=600.0),
 )
 
 # Permissions a service checks itself rather than the route table: pii:read lets agents and
