@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/profile.py
 	$(BIN)/python bench/loyalty.py
 	$(BIN)/python bench/tickets.py
+	$(BIN)/python bench/churn.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench
