@@ -88,6 +88,9 @@ async def test_a_complaint_with_an_sla_breach_raises_the_score_and_is_among_the_
     assert factors["sla_breaches_90d"]["contribution"] > 0
     assert factors["sla_breaches_90d"]["detail"] == "tickets with a missed SLA in 90 days: 1"
     assert factors["complaints_90d"]["detail"] == "complaints in 90 days: 1"
+    shown = after["indicators"]
+    assert (shown["complaints_90d"], shown["sla_breaches_90d"], shown["open_tickets"]) == (1, 1, 1)
+    assert before["indicators"]["complaints_90d"] == 0
 
 
 async def test_the_level_change_event_fires_once_per_change_not_on_every_event(churn):
@@ -169,6 +172,9 @@ async def test_p_alive_falls_as_a_repeat_buyers_silence_grows(churn):
     assert scored[0]["score"] < scored[1]["score"] < scored[2]["score"]
     assert scored[0]["expected_orders_90d"] > scored[2]["expected_orders_90d"]
     assert not scored[0]["one_time_buyer"]
+    assert [round(s["indicators"]["days_since_last_order"]) for s in scored] == [10, 100, 250]
+    assert {s["indicators"]["mean_gap_days"] for s in scored} == {30.0}
+    assert {s["indicators"]["orders"] for s in scored} == {3}
 
 
 async def test_customers_at_risk_are_listed_by_value_at_risk_in_pages(churn):

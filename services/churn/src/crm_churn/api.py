@@ -21,14 +21,15 @@ READERS = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 SUPERVISOR = frozenset({Role.SUPERVISOR})
 _PROBLEM = {"content": {PROBLEM_JSON: {}}}
 _COLUMNS = """customer_id, score, level, previous_level, level_changed_at, p_alive, expected_orders_90d,
-              one_time_buyer, value_12m, value_at_risk, currency, reasons, model_version, scored_at"""
+              one_time_buyer, value_12m, value_at_risk, currency, reasons, indicators, model_version, scored_at"""
 _SORTS = {"value_at_risk": "value_at_risk", "score": "score"}
 
 
 def _score_read(row: Any) -> ChurnScoreRead:
     values = dict(row._mapping)
-    if isinstance(values["reasons"], str):
-        values["reasons"] = orjson.loads(values["reasons"])
+    for name in ("reasons", "indicators"):
+        if isinstance(values[name], str):
+            values[name] = orjson.loads(values[name])
     return ChurnScoreRead.model_validate(values)
 
 

@@ -74,15 +74,16 @@ _PURCHASERS = text("""SELECT DISTINCT customer_id FROM churn_orders
 _UPSERT_SCORES = text("""
     INSERT INTO churn_scores AS s (customer_id, score, level, previous_level, level_changed_at, p_alive,
                                    expected_orders_90d, one_time_buyer, value_12m, value_at_risk, currency,
-                                   reasons, model_version, scored_at)
+                                   reasons, indicators, model_version, scored_at)
     SELECT u.customer_id, u.score, u.level, NULL, :at, u.p_alive, u.expected, u.one_time,
            round(CAST(u.value_12m AS numeric), 4), round(CAST(u.value_at_risk AS numeric), 4), u.currency,
-           CAST(u.reasons AS jsonb), :version, :at
+           CAST(u.reasons AS jsonb), CAST(u.indicators AS jsonb), :version, :at
     FROM unnest(CAST(:ids AS text[]), CAST(:scores AS float8[]), CAST(:levels AS text[]),
                 CAST(:p_alive AS float8[]), CAST(:expected AS float8[]), CAST(:one_time AS boolean[]),
                 CAST(:value AS float8[]), CAST(:at_risk AS float8[]), CAST(:currency AS text[]),
-                CAST(:reasons AS text[]))
-         AS u(customer_id, score, level, p_alive, expected, one_time, value_12m, value_at_risk, currency, reasons)
+                CAST(:reasons AS text[]), CAST(:indicators AS text[]))
+         AS u(customer_id, score, level, p_alive, expected, one_time, value_12m, value_at_risk, currency, reasons,
+              indicators)
     ON CONFLICT (customer_id) DO UPDATE SET
         score = excluded.score, level = excluded.level, previous_level = s.level,
         level_changed_at = CASE WHEN s.level IS DISTINCT FROM excluded.level THEN excluded.scored_at
@@ -90,6 +91,7 @@ _UPSERT_SCORES = text("""
         p_alive = excluded.p_alive, expected_orders_90d = excluded.expected_orders_90d,
         one_time_buyer = excluded.one_time_buyer, value_12m = excluded.value_12m,
         value_at_risk = excluded.value_at_risk, currency = excluded.currency, reasons = excluded.reasons,
+        indicators = excluded.indicators,
         model_version = excluded.model_version, scored_at = excluded.scored_at
     -- A score computed from an older read never replaces a newer one (a refit's rescoring
     -- chunk racing the consumer).
@@ -147,6 +149,7 @@ async def write_scores(tx: AsyncConnection, model: ChurnModel, history: History,
         "p_alive": scores.p_alive.tolist(), "expected": scores.expected_orders_90d.tolist(),
         "one_time": scores.one_time_buyer.tolist(), "value": history.value_12m.tolist(),
         "at_risk": at_risk.tolist(), "currency": history.currency, "reasons": reasons_json,
+        "indicators": [orjson.dumps(i).decode() for i in history.indicators_of()],
         "version": model.version, "at": at})).all()
     index = {customer_id: i for i, customer_id in enumerate(history.customer_ids)}
     events = []

@@ -30,6 +30,10 @@ class ChurnScoreRead(BaseModel):
     value_at_risk: Decimal = Field(description="score × value_12m.")
     currency: str | None = None
     reasons: list[ReasonRead]
+    indicators: dict[str, float | None] = Field(
+        description="What the score was computed from, in days and counts: orders, days_since_last_order, "
+                    "customer_age_days, mean_gap_days, last_gap_days, activity_7d/30d/90d, activity_prev_60d, "
+                    "complaints_90d, open_tickets, sla_breaches_90d, last_csat.")
     model_version: str
     scored_at: datetime
 

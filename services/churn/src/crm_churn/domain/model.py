@@ -99,6 +99,23 @@ class History:
                 values[name] = [value[i] for i in index]
         return replace(self, **values)
 
+    def indicators_of(self) -> list[dict[str, Any]]:
+        """Each customer's indicators in plain units (days, counts), as the API shows them."""
+        days_since = (self.as_of - self.last_order) / DAY_S
+        age = (self.as_of - self.first_order) / DAY_S
+        mean_gap = np.where(self.orders >= 2, (self.last_order - self.first_order) / DAY_S
+                            / np.maximum(self.orders - 1, 1), np.nan)
+        last_gap = (self.last_order - self.previous_order) / DAY_S
+        columns = {"orders": self.orders, "days_since_last_order": days_since, "customer_age_days": age,
+                   "mean_gap_days": mean_gap, "last_gap_days": last_gap, "activity_7d": self.activity_7d,
+                   "activity_30d": self.activity_30d, "activity_90d": self.activity_90d,
+                   "activity_prev_60d": self.activity_prev_60d, "complaints_90d": self.complaints_90d,
+                   "open_tickets": self.open_tickets, "sla_breaches_90d": self.sla_breaches_90d,
+                   "last_csat": self.last_csat}
+        rounded = {name: np.round(values, 1).tolist() for name, values in columns.items()}
+        return [{name: (None if value != value else value) for name, value in zip(rounded, row, strict=True)}
+                for row in zip(*rounded.values(), strict=True)]
+
     def summary(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """BG/NBD's (x, t_x, T) in weeks: repeat orders, last repeat and age since the first order."""
         week = DAY_S * WEEK_DAYS

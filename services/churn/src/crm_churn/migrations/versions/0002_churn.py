@@ -79,6 +79,7 @@ def upgrade() -> None:
             value_at_risk        numeric(14, 4) NOT NULL,
             currency             text,
             reasons              jsonb NOT NULL,
+            indicators           jsonb NOT NULL,
             model_version        text NOT NULL,
             scored_at            timestamptz NOT NULL
         )""")
