@@ -238,20 +238,25 @@ async def test_bad_requests_and_poison_records_get_clear_answers(churn):
         assert (await own.get(f"/v1/churn/customers/{customer}")).status_code == 403
 
 
-async def test_erasure_removes_the_history_and_a_merge_moves_it_to_the_survivor(churn):
-    erased, survivor, duplicate = new_customer_id(), new_customer_id(), new_customer_id()
+async def test_cancellation_erasure_and_merge_change_who_is_scored(churn):
+    erased, survivor, duplicate, cancelled = (new_customer_id() for _ in range(4))
     await churn.broker.publish(TOPIC_ORDERS, [
+        order_event("paid", cancelled, "o-c", at=NOW - timedelta(days=2)),
         order_event("paid", erased, "o-e", at=NOW - timedelta(days=5)),
         order_event("paid", survivor, "o-s", at=NOW - timedelta(days=40)),
         order_event("paid", duplicate, "o-d", at=NOW - timedelta(days=10))])
-    await churn.applied(3)
-    assert (await churn.score(survivor))["one_time_buyer"]
+    await churn.applied(4)
+    assert (await churn.score(survivor))["one_time_buyer"] and await churn.score(cancelled) is not None
+    # An order cancelled after payment is no purchase: a customer left without one is not scored.
+    await churn.broker.publish(TOPIC_ORDERS, [order_event("cancelled", cancelled, "o-c", at=NOW)])
+    await churn.applied(5)
+    assert await churn.score(cancelled) is None
     await churn.broker.publish(TOPIC_PROFILE, [
         CloudEvent.new(type="crm.profile.customer.erased", source="crm/profile", subject=erased,
                        data={"customer_id": erased, "erased_at": NOW.isoformat()}),
         CloudEvent.new(type="crm.profile.customer.merged", source="crm/profile", subject=survivor,
                        data={"customer_id": survivor, "merged_customer_id": duplicate, "merged_at": NOW.isoformat()})])
-    await churn.applied(5)
+    await churn.applied(7)
     assert await churn.score(erased) is None and await churn.score(duplicate) is None
     assert await churn.database.fetchval("SELECT count(*) FROM churn_orders WHERE customer_id = $1", erased) == 0
     merged = await churn.score(survivor)

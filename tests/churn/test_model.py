@@ -29,7 +29,7 @@ def history(rows: list[dict], as_of_day: float = 400.0) -> History:
         return np.array([float(r.get(name, default)) for r in rows])
     orders = [sorted(r["orders"]) for r in rows]
     return History(
-        as_of=as_of_day * DAY, customer_ids=[f"c{i}" for i in range(len(rows))],
+        as_of=as_of_day * DAY, customer_ids=[f"c{i}" for i in range(len(rows))], history_version=[0] * len(rows),
         orders=np.array([len(o) for o in orders], dtype=float),
         first_order=np.array([o[0] * DAY for o in orders]), last_order=np.array([o[-1] * DAY for o in orders]),
         previous_order=np.array([o[-2] * DAY if len(o) > 1 else np.nan for o in orders]),

@@ -150,7 +150,7 @@ async def test_cors_preflight_and_refusals_carry_the_allowed_origin(gateway_stac
 
 
 async def test_one_openapi_document_describes_every_route(gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets"))
+    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets", "churn"))
     async with stack.client() as http:
         document = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
@@ -164,6 +164,9 @@ async def test_one_openapi_document_describes_every_route(gateway_stack):
     redeem = document["paths"]["/v1/loyalty/accounts/{customer_id}/redemptions"]["post"]
     assert redeem["requestBody"]["content"]["application/json"]["schema"]["$ref"] \
         == "#/components/schemas/RedemptionCreate"
+    churn_read = document["paths"]["/v1/churn/customers/{customer_id}"]["get"]
+    assert churn_read["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] \
+        == "#/components/schemas/ChurnScoreRead"
     assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKey"}
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

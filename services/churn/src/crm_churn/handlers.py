@@ -82,7 +82,7 @@ _CSAT = text("""
                          CAST(:at AS timestamptz[]))
     ON CONFLICT (ticket_id) DO NOTHING
 """)
-_HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat", "churn_scores")
+_HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat", "churn_scores", "churn_customers")
 _MERGE_ACTIVITY = text("""
     INSERT INTO churn_activity AS a (customer_id, day, events)
     SELECT :survivor, day, events FROM churn_activity WHERE customer_id = :duplicate
@@ -167,7 +167,7 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
             for table in ("churn_orders", "churn_tickets", "churn_csat"):
                 await tx.execute(text(f"UPDATE {table} SET customer_id = :survivor WHERE customer_id = :duplicate"),
                                  moved)
-            for table in ("churn_activity", "churn_scores"):
+            for table in ("churn_activity", "churn_scores", "churn_customers"):
                 await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = :duplicate"), moved)
         await rescore(tx, events, [e.data.customer_id for e in events])
 

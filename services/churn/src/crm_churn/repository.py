@@ -7,6 +7,7 @@ backtest cutoff. Repositories never commit.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -55,18 +56,28 @@ _HISTORY = """
         WHERE submitted_at < :as_of {only}
         ORDER BY customer_id, submitted_at DESC
     )
-    SELECT orders.customer_id, orders.n, extract(epoch FROM orders.first_at) AS first_at,
+    SELECT orders.customer_id, COALESCE(churn_customers.history_version, 0) AS history_version, orders.n,
+           extract(epoch FROM orders.first_at) AS first_at,
            extract(epoch FROM orders.last_at) AS last_at, extract(epoch FROM orders.prev_at) AS prev_at,
            orders.currency, orders.value_12m,
            COALESCE(a7, 0) AS a7, COALESCE(a30, 0) AS a30, COALESCE(a90, 0) AS a90,
            COALESCE(a_prev60, 0) AS a_prev60, COALESCE(complaints, 0) AS complaints,
            COALESCE(open_tickets, 0) AS open_tickets, COALESCE(breaches, 0) AS breaches, csat.score AS csat
     FROM orders LEFT JOIN activity USING (customer_id) LEFT JOIN tickets USING (customer_id)
-         LEFT JOIN csat USING (customer_id)
+         LEFT JOIN csat USING (customer_id) LEFT JOIN churn_customers USING (customer_id)
     ORDER BY orders.customer_id
 """
 _HISTORY_ALL = text(_HISTORY.format(only=""))
 _HISTORY_OF = text(_HISTORY.format(only="AND customer_id = ANY(CAST(:ids AS text[]))"))
+
+# Above this many customers, turning rows into arrays and scoring them runs in a worker thread.
+_OFF_LOOP_ROWS = 2000
+
+_BUMP_HISTORY = text("""
+    INSERT INTO churn_customers AS c (customer_id, history_version)
+    SELECT unnest(CAST(:ids AS text[])), 1
+    ON CONFLICT (customer_id) DO UPDATE SET history_version = c.history_version + 1
+""")
 
 _PURCHASERS = text("""SELECT DISTINCT customer_id FROM churn_orders
                       WHERE paid_at >= :start AND paid_at < :end""")
@@ -74,16 +85,16 @@ _PURCHASERS = text("""SELECT DISTINCT customer_id FROM churn_orders
 _UPSERT_SCORES = text("""
     INSERT INTO churn_scores AS s (customer_id, score, level, previous_level, level_changed_at, p_alive,
                                    expected_orders_90d, one_time_buyer, value_12m, value_at_risk, currency,
-                                   reasons, indicators, model_version, scored_at)
+                                   reasons, indicators, model_version, history_version, scored_at)
     SELECT u.customer_id, u.score, u.level, NULL, :at, u.p_alive, u.expected, u.one_time,
            round(CAST(u.value_12m AS numeric), 4), round(CAST(u.value_at_risk AS numeric), 4), u.currency,
-           CAST(u.reasons AS jsonb), CAST(u.indicators AS jsonb), :version, :at
+           CAST(u.reasons AS jsonb), CAST(u.indicators AS jsonb), :version, u.history_version, :at
     FROM unnest(CAST(:ids AS text[]), CAST(:scores AS float8[]), CAST(:levels AS text[]),
                 CAST(:p_alive AS float8[]), CAST(:expected AS float8[]), CAST(:one_time AS boolean[]),
                 CAST(:value AS float8[]), CAST(:at_risk AS float8[]), CAST(:currency AS text[]),
-                CAST(:reasons AS text[]), CAST(:indicators AS text[]))
+                CAST(:reasons AS text[]), CAST(:indicators AS text[]), CAST(:history_versions AS bigint[]))
          AS u(customer_id, score, level, p_alive, expected, one_time, value_12m, value_at_risk, currency, reasons,
-              indicators)
+              indicators, history_version)
     ON CONFLICT (customer_id) DO UPDATE SET
         score = excluded.score, level = excluded.level, previous_level = s.level,
         level_changed_at = CASE WHEN s.level IS DISTINCT FROM excluded.level THEN excluded.scored_at
@@ -92,10 +103,12 @@ _UPSERT_SCORES = text("""
         one_time_buyer = excluded.one_time_buyer, value_12m = excluded.value_12m,
         value_at_risk = excluded.value_at_risk, currency = excluded.currency, reasons = excluded.reasons,
         indicators = excluded.indicators,
-        model_version = excluded.model_version, scored_at = excluded.scored_at
-    -- A score computed from an older read never replaces a newer one (a refit's rescoring
-    -- chunk racing the consumer).
-    WHERE s.scored_at <= excluded.scored_at
+        model_version = excluded.model_version, history_version = excluded.history_version,
+        scored_at = excluded.scored_at
+    -- A score computed from an older history never replaces one computed from a newer history (a
+    -- refit's rescoring chunk that read just before a consumer transaction committed). The row
+    -- lock of ON CONFLICT makes this check see the committed version.
+    WHERE s.history_version <= excluded.history_version
     RETURNING s.customer_id, s.level, s.previous_level
 """)
 
@@ -113,16 +126,28 @@ async def load_history(db: AsyncConnection, as_of: datetime, ids: Sequence[str] 
     if ids is not None:
         params["ids"] = list(ids)
     rows = (await db.execute(_HISTORY_ALL if ids is None else _HISTORY_OF, params)).all()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(15)]
+    if len(rows) > _OFF_LOOP_ROWS:  # a refit's load: keep the event loop (consumer, HTTP) free meanwhile
+        return await asyncio.to_thread(_history_from_rows, as_of, rows)
+    return _history_from_rows(as_of, rows)
+
+
+def _history_from_rows(as_of: datetime, rows: Sequence[Any]) -> History:
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in range(16)]
 
     def floats(k: int) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in columns[k]], dtype=float)
 
     return History(
-        as_of=as_of.timestamp(), customer_ids=list(columns[0]), orders=floats(1), first_order=floats(2),
-        last_order=floats(3), previous_order=floats(4), currency=list(columns[5]), value_12m=floats(6),
-        activity_7d=floats(7), activity_30d=floats(8), activity_90d=floats(9), activity_prev_60d=floats(10),
-        complaints_90d=floats(11), open_tickets=floats(12), sla_breaches_90d=floats(13), last_csat=floats(14))
+        as_of=as_of.timestamp(), customer_ids=list(columns[0]), history_version=list(columns[1]), orders=floats(2),
+        first_order=floats(3), last_order=floats(4), previous_order=floats(5), currency=list(columns[6]),
+        value_12m=floats(7), activity_7d=floats(8), activity_30d=floats(9), activity_90d=floats(10),
+        activity_prev_60d=floats(11), complaints_90d=floats(12), open_tickets=floats(13),
+        sla_breaches_90d=floats(14), last_csat=floats(15))
+
+
+async def history_changed(tx: AsyncConnection, customer_ids: Sequence[str]) -> None:
+    """Record, in the transaction that changed it, that these customers' history moved on."""
+    await tx.execute(_BUMP_HISTORY, {"ids": sorted(set(customer_ids))})
 
 
 async def purchasers(db: AsyncConnection, start: datetime, end: datetime) -> set[str]:
@@ -140,7 +165,7 @@ async def write_scores(tx: AsyncConnection, model: ChurnModel, history: History,
     each customer whose level changed. Returns (scored, level changes)."""
     if len(history) == 0:
         return 0, 0
-    scores = model.score(history)
+    scores = await asyncio.to_thread(model.score, history) if len(history) > _OFF_LOOP_ROWS else model.score(history)
     level = levels(scores.score, medium_at, high_at)
     at_risk = scores.score * history.value_12m
     reasons_json = [orjson.dumps(r).decode() for r in scores.reasons]
@@ -150,6 +175,7 @@ async def write_scores(tx: AsyncConnection, model: ChurnModel, history: History,
         "one_time": scores.one_time_buyer.tolist(), "value": history.value_12m.tolist(),
         "at_risk": at_risk.tolist(), "currency": history.currency, "reasons": reasons_json,
         "indicators": [orjson.dumps(i).decode() for i in history.indicators_of()],
+        "history_versions": history.history_version,
         "version": model.version, "at": at})).all()
     index = {customer_id: i for i, customer_id in enumerate(history.customer_ids)}
     events = []

@@ -7,11 +7,16 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import stamina
+from crm_shared.db import is_transient
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_churn.domain.model import ChurnModel
-from crm_churn.repository import ModelStore, customers_with_orders, load_history, write_scores
+from crm_churn.repository import ModelStore, customers_with_orders, history_changed, load_history, write_scores
 from crm_churn.settings import ChurnSettings
+
+_FORGET = text("DELETE FROM churn_scores WHERE customer_id = ANY(CAST(:ids AS text[]))")
 
 
 class Scorer:
@@ -23,12 +28,19 @@ class Scorer:
 
     async def rescore(self, tx: AsyncConnection, customer_ids: Sequence[str], *, trigger: str,
                       model: ChurnModel | None = None, traceparent: str | None = None) -> tuple[int, int]:
-        """Score these customers as of now in ``tx`` (customers without a paid order are not scored)."""
+        """Score these customers as of now in ``tx`` (customers without a paid order are not scored).
+        With ``trigger="event"`` their history has just changed in ``tx`` and is marked so first."""
         if not customer_ids:
             return 0, 0
+        if trigger == "event":
+            await history_changed(tx, customer_ids)
         model = model or await self.store.current(tx)
         now = datetime.now(UTC)
-        history = await load_history(tx, now, sorted(set(customer_ids)))
+        wanted = sorted(set(customer_ids))
+        history = await load_history(tx, now, wanted)
+        if len(history) < len(wanted):
+            # No paid order (left) — a prospect, or their only order was cancelled: no score.
+            await tx.execute(_FORGET, {"ids": sorted(set(wanted) - set(history.customer_ids))})
         scored, changed = await write_scores(tx, model, history, at=now,
                                              medium_at=self._settings.churn_level_medium,
                                              high_at=self._settings.churn_level_high, traceparent=traceparent)
@@ -42,9 +54,14 @@ class Scorer:
         total = changes = 0
         chunk = self._settings.rescore_chunk
         for start in range(0, len(everybody), chunk):
-            async with engine.connect() as tx:
-                scored, changed = await self.rescore(tx, everybody[start:start + chunk], trigger="refit", model=model)
-                await tx.commit()
+            # A chunk and a consumer batch lock score rows in different orders; PostgreSQL breaks
+            # such a deadlock by failing one of them, and the chunk is simply run again.
+            async for attempt in stamina.retry_context(on=is_transient, attempts=5, wait_initial=0.05):
+                with attempt:
+                    async with engine.connect() as tx:
+                        scored, changed = await self.rescore(tx, everybody[start:start + chunk], trigger="refit",
+                                                             model=model)
+                        await tx.commit()
             total += scored
             changes += changed
         return total, changes

@@ -70,6 +70,7 @@ class History:
 
     as_of: float
     customer_ids: list[str]
+    history_version: list[int]  # see the churn_customers table: which state of the history this is
     orders: np.ndarray
     first_order: np.ndarray
     last_order: np.ndarray

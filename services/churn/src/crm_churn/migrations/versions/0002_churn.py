@@ -54,6 +54,15 @@ def upgrade() -> None:
             submitted_at  timestamptz NOT NULL
         )""")
     op.execute("CREATE INDEX churn_csat_customer ON churn_csat (customer_id, submitted_at)")
+    # Bumped by every event that changes a customer's history, in the same transaction. A score
+    # records the version it was computed from, and a score from an older version never replaces
+    # a newer one: a refit's rescoring chunk that read the history just before a consumer
+    # transaction committed must not overwrite the score that transaction wrote.
+    op.execute("""
+        CREATE TABLE churn_customers (
+            customer_id      text PRIMARY KEY,
+            history_version  bigint NOT NULL
+        )""")
     op.execute("""
         CREATE TABLE churn_models (
             version      text PRIMARY KEY,
@@ -81,6 +90,7 @@ def upgrade() -> None:
             reasons              jsonb NOT NULL,
             indicators           jsonb NOT NULL,
             model_version        text NOT NULL,
+            history_version      bigint NOT NULL,
             scored_at            timestamptz NOT NULL
         )""")
     # GET /v1/churn/customers?level=…&sort=value_at_risk pages through these.
@@ -89,5 +99,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("churn_scores", "churn_models", "churn_csat", "churn_tickets", "churn_activity", "churn_orders"):
+    for table in ("churn_scores", "churn_models", "churn_customers", "churn_csat", "churn_tickets", "churn_activity",
+                  "churn_orders"):
         op.execute(f"DROP TABLE {table}")
