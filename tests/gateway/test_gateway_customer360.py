@@ -23,7 +23,7 @@ async def test_the_360_has_every_part_and_degrades_within_budget_when_services_f
     customer = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
     await broker.publish(TOPIC_ORDERS, [order_paid(customer, amount="42.00")])
-    async with stack.client(bearer("customer", customer)) as http:
+    async with stack.client(bearer("agent", "agent-1")) as http:
         whole = (await wait_until(lambda: _with_order(http, customer), what="order in the 360")).json()
         assert whole["complete"] is True
         assert whole["profile"]["data"]["total_spent"] == {"CNY": "42.00"}

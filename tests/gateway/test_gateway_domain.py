@@ -96,6 +96,7 @@ def test_a_360_part_reflects_the_services_answer():
     assert part_from_answer(200, b'{"a": 1}').data == {"a": 1}
     assert part_from_answer(404, b"{}").status == "not_found"
     assert part_from_answer(500, b"").status == "unavailable"
+    assert part_from_answer(403, b"{}").status == "forbidden"
     assert part_from_answer(200, b"not json").status == "unavailable"
 
 

@@ -54,6 +54,8 @@ def part_from_answer(status: int, body: bytes) -> PartRead:
             return PartRead(status="unavailable", reason="the service answered with invalid JSON")
     if status == 404:
         return PartRead(status="not_found")
+    if status == 403:  # this caller may not see that part (a customer and their churn risk): not a failure
+        return PartRead(status="forbidden", reason="this caller may not see this part")
     return PartRead(status="unavailable", reason=f"the service answered {status}")
 
 

@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field
 class PartRead(BaseModel):
     """One service's part of the customer 360."""
 
-    status: Literal["ok", "not_found", "unavailable"] = Field(
-        description="ok: data below; not_found: the service holds nothing for this customer; "
+    status: Literal["ok", "not_found", "forbidden", "unavailable"] = Field(
+        description="ok: data below; not_found: the service holds nothing for this customer; forbidden: this "
+                    "caller may not see this part (a customer's churn risk; an integration without the scope); "
                     "unavailable: the service failed or did not answer within the budget.")
     data: Any = None
     reason: str | None = Field(default=None, description="Why the part is unavailable.")
