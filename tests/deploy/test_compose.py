@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,40 @@ def k8s_documents(path: Path) -> list[dict]:
 # --- docker-compose.yml -------------------------------------------------------------------------
 
 
+def test_compose_file_is_valid_against_the_compose_specification():
+    # check-jsonschema ships the Compose Specification's JSON Schema (vendor.compose-spec).
+    checked = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+                              "vendor.compose-spec", str(COMPOSE_FILE)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_mounted_file_and_build_context_exists(services):
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        build = service.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
+
+
+def test_every_variable_the_compose_file_reads_is_documented_in_env_example():
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]+)[:}]", COMPOSE_FILE.read_text()))
+    assert used - documented == set(), "add these to .env.example"
+
+
+def test_third_party_images_are_pinned_to_a_version(services):
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        assert ":" in image and not image.endswith(":latest"), f"{name}: {image}"
+
+
+
 @pytest.mark.parametrize("name,port", SERVICES.items())
 def test_each_service_is_built_from_its_dockerfile_and_serves_itself(services, name, port):
     service = services[name]
@@ -150,7 +186,7 @@ def test_each_service_waits_for_infrastructure_and_one_shot_jobs(services, name)
         "kafka": "service_healthy",
         "postgres": "service_healthy",
         "topics": "service_completed_successfully",
-        "migrate": "service_completed_successfully",
+        f"migrate-{name}": "service_completed_successfully",
     }
 
 
@@ -183,21 +219,31 @@ def test_topics_job_runs_crm_topics_once_kafka_is_healthy(services):
     assert topics.get("restart", "no") == "no"
 
 
-def test_migrate_job_migrates_every_service_once_postgres_is_healthy(services):
-    migrate = services["migrate"]
-    command = command_of(migrate)
-    assert command[:2] == ["crm", "migrate"]
-    # Either every service by name or none (which means all installed ones).
-    assert set(command[2:]) in (set(), set(SERVICES))
-    assert conditions(migrate) == {"postgres": "service_healthy"}
-    assert environment(migrate)["DATABASE_URL"].endswith("@postgres:5432/postgres")
-    assert migrate.get("restart", "no") == "no"
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_has_a_migration_job_run_with_its_own_image_once_postgres_is_healthy(services, name):
+    job = services[f"migrate-{name}"]
+    assert command_of(job) == ["crm", "migrate", name]
+    # The service's own image holds its migrations; built from the same Dockerfile under the same tag.
+    assert job["image"] == services[name]["image"]
+    assert job["build"] == services[name]["build"]
+    assert conditions(job) == {"postgres": "service_healthy"}
+    # The server, not a service database: `crm migrate` creates crm_<name> if it is missing.
+    assert environment(job)["DATABASE_URL"].endswith("@postgres:5432/postgres")
+    assert job.get("restart", "no") == "no"
 
 
-@pytest.mark.parametrize("job", ["topics", "migrate"])
+def test_topics_job_takes_partitions_and_replication_from_config(services):
+    env = environment(services["topics"])
+    assert env["KAFKA_TOPIC_PARTITIONS"] == "${KAFKA_TOPIC_PARTITIONS:-4}"
+    assert env["KAFKA_TOPIC_REPLICATION_FACTOR"] == "${KAFKA_TOPIC_REPLICATION_FACTOR:-1}"
+    cli = (ROOT / "shared/src/crm_shared/cli.py").read_text()
+    assert 'os.environ.get("KAFKA_TOPIC_REPLICATION_FACTOR"' in cli and "replication_factor=" in cli
+
+
+@pytest.mark.parametrize("job", ["topics"])
 def test_jobs_use_an_image_with_every_service_installed(services, job):
-    # `crm migrate` finds each service's migrations, and `crm topics` each group's dead-letter
-    # topics, through installed entry points: the job image must hold all five packages.
+    # `crm topics` finds each group's dead-letter topics through installed entry points: the job
+    # image must hold all five packages.
     build = services[job]["build"]
     stages = dockerfile_stages(ROOT / build["dockerfile"])
     stage = stage_named(stages, build["target"]) if "target" in build else stages[-1]
