@@ -18,11 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from crm_shared.settings import ServiceSettings
 
 
+def max_connections(settings: ServiceSettings) -> int:
+    """The most connections a process opens: the pool's size plus as many again in overflow."""
+    return settings.database_pool_size * 2
+
+
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
+        max_overflow=max_connections(settings) - settings.database_pool_size,
         # No ping per checkout: SQLAlchemy's asyncpg ping is a BEGIN and a ROLLBACK, two round
         # trips that cost 12% of a profile read (py-spy). A connection broken by a database
         # restart fails its request instead; SQLAlchemy then renews the whole pool, the HTTP
@@ -57,7 +62,7 @@ def request_gate(settings: ServiceSettings) -> asyncio.Semaphore:
     few requests waited seconds while most were quick: p99 1.5 s at p50 90 ms with 100 clients
     redeeming points (bench/loyalty.py). asyncio.Semaphore queues its waiters in order.
     """
-    return asyncio.Semaphore(settings.database_pool_size * 2)  # the pool's size plus its overflow
+    return asyncio.Semaphore(max_connections(settings))
 
 
 DbReadConnection = Annotated[AsyncConnection, Depends(_read_connection)]

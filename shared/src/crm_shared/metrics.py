@@ -7,6 +7,9 @@ HTTP metrics use the OpenTelemetry semantic-convention names and labels
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -54,3 +57,26 @@ class ServiceMetrics:
         self.outbox_failures = Counter(
             "crm_outbox_publish_failures", "Outbox publish attempts that failed and will be retried.",
             registry=r)
+
+
+class DatabasePoolMetrics(Collector):
+    """The connection pool read at scrape time: connections in use, idle, and the most it may open.
+
+    ``in_use / max`` near 1 means requests queue for a connection (the request gate in db.py holds
+    them in FIFO order) or the consumer waits: the "DB connection saturation" alert.
+    """
+
+    def __init__(self, engine: AsyncEngine, max_connections: int, registry: CollectorRegistry) -> None:
+        self._pool = engine.sync_engine.pool
+        self._max = max_connections
+        registry.register(self)
+
+    def collect(self):
+        connections = GaugeMetricFamily("crm_db_pool_connections", "Database connections of this process by state.",
+                                        labels=["state"])
+        connections.add_metric(["in_use"], self._pool.checkedout())
+        connections.add_metric(["idle"], self._pool.checkedin())
+        yield connections
+        yield GaugeMetricFamily("crm_db_pool_max_connections",
+                                "The most connections the pool may open (its size plus its overflow).",
+                                value=self._max)

@@ -23,10 +23,10 @@ from crm_shared.auth import IdentityCodec, RequireIdentity
 from crm_shared.bus.consumer import EventConsumer, HandlerTable
 from crm_shared.bus.kafka import new_producer
 from crm_shared.bus.outbox import OutboxRelay
-from crm_shared.db import create_engine, request_gate
+from crm_shared.db import create_engine, max_connections, request_gate
 from crm_shared.http import ObservabilityMiddleware
 from crm_shared.logging import configure_logging, get_logger
-from crm_shared.metrics import ServiceMetrics
+from crm_shared.metrics import DatabasePoolMetrics, ServiceMetrics
 from crm_shared.problems import install_problem_handlers
 from crm_shared.settings import ServiceSettings
 
@@ -56,6 +56,7 @@ class ServiceRuntime:
         self.settings = settings
         self.metrics = ServiceMetrics(settings.service_name)
         self.engine = create_engine(settings)
+        DatabasePoolMetrics(self.engine, max_connections(settings), self.metrics.registry)
         self.db_gate = request_gate(settings)
         self.producer = new_producer(settings.kafka_bootstrap_servers, f"crm-{settings.service_name}")
         self.relay = OutboxRelay(engine=self.engine, dsn=settings.database_dsn, producer=self.producer,
