@@ -14,6 +14,7 @@ $(STAMP): $(PYPROJECTS) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e "shared[dev]" $(addprefix -e ,$(filter services/%,$(PACKAGES))) -r requirements-dev.txt
+	sh deploy/prometheus/fetch-promtool.sh $(BIN)
 	touch $(STAMP)
 
 run: install
