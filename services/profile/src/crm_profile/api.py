@@ -40,6 +40,7 @@ from crm_profile.repository import (
     emit_customer_updated,
     erase_customer,
     export_related,
+    external_field,
     external_ids_of,
     find_duplicates,
     load_profile,
@@ -204,7 +205,7 @@ async def search_profiles(request: Request, db: DbReadConnection, identity: Curr
     kind = None
     if by == "external_id":
         kind, _, raw = value.partition(":")
-        key = vault.index(f"external:{kind}", raw.strip())
+        key = vault.index(external_field(kind), raw.strip())
     ids = [] if key is None else await search_customer_ids(db, by, key, after=cursor or "", limit=limit + 1,
                                                            kind=kind)
     items = []

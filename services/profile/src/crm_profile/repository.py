@@ -98,6 +98,16 @@ _INDEX_NAMES = text("""
 """)
 
 
+def name_index_keys(vault: PiiVault, name: str | None) -> set[bytes]:
+    """The blind indexes a name is found by (customer_name_index): one per prefix."""
+    return {vault.index("name", prefix) for prefix in name_prefixes(name)}
+
+
+def external_field(kind: str) -> str:
+    """The field an external identifier of this kind is sealed and indexed under."""
+    return f"external:{kind}"
+
+
 def _merge(changes: list[IdentityChange]) -> dict[str, IdentityChange]:
     """One change per customer: later values win, fields not said keep the earlier ones."""
     merged: dict[str, IdentityChange] = {}
@@ -166,7 +176,7 @@ async def write_identities(tx: AsyncConnection, vault: PiiVault, changes: list[I
     named = [r for r in rows if r.name is not None and r.customer_id not in erased]
     if named:
         await tx.execute(_CLEAR_NAME_INDEX, {"ids": [r.customer_id for r in named]})
-        pairs = [(vault.index("name", prefix), r.customer_id) for r in named for prefix in name_prefixes(r.name)]
+        pairs = [(key, r.customer_id) for r in named for key in name_index_keys(vault, r.name)]
         await tx.execute(_INDEX_NAMES, {"prefixes": [p for p, _ in pairs], "customer_ids": [c for _, c in pairs]})
     for r in rows:
         if r.tags is not None:
@@ -474,10 +484,10 @@ async def set_external_ids(tx: AsyncConnection, vault: PiiVault, customer_id: st
     """Add or replace a customer's external identifiers (one per kind), encrypted and indexed."""
     for kind, value in ids.items():
         await tx.execute(_SET_EXTERNAL_ID, {"customer_id": customer_id, "kind": kind, "source": source,
-                                            "value_enc": vault.seal(f"external:{kind}", value),
-                                            "value_bidx": vault.index(f"external:{kind}", value)})
+                                            "value_enc": vault.seal(external_field(kind), value),
+                                            "value_bidx": vault.index(external_field(kind), value)})
 
 
 async def external_ids_of(db: AsyncConnection, vault: PiiVault, customer_id: str) -> dict[str, str]:
-    return {row.kind: vault.open(f"external:{row.kind}", row.value_enc)
+    return {row.kind: vault.open(external_field(row.kind), row.value_enc)
             for row in await db.execute(_EXTERNAL_IDS, {"customer_id": customer_id})}

@@ -37,12 +37,12 @@ class ProfileSettings(ServiceSettings):
         if self.environment is Environment.PROD and self.pii_key is None:
             raise ValueError("PII_KEY is required in prod (base64 of 32 random bytes)")
         if self.pii_key is not None:
-            _decode_key(self.pii_key.get_secret_value())
+            decode_pii_key(self.pii_key.get_secret_value())
         return self
 
     def master_pii_key(self) -> bytes:
         if self.pii_key is not None:
-            return _decode_key(self.pii_key.get_secret_value())
+            return decode_pii_key(self.pii_key.get_secret_value())
         path = self.pii_key_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,10 +50,11 @@ class ProfileSettings(ServiceSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(base64.b64encode(os.urandom(32)).decode())
             log.warning("generated a dev PII key; set PII_KEY outside dev", path=str(path))
-        return _decode_key(path.read_text().strip())
+        return decode_pii_key(path.read_text().strip())
 
 
-def _decode_key(text: str) -> bytes:
+def decode_pii_key(text: str) -> bytes:
+    """A PII key as written in PII_KEY or a key file: base64 of at least 32 bytes."""
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

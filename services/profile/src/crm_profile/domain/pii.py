@@ -2,7 +2,9 @@
 
 - :class:`PiiVault` encrypts each value with AES-256-GCM under a key derived from ``PII_KEY``;
   the field name is authenticated with it, so a ciphertext copied into another column does not
-  decrypt. A leading version byte leaves room for key rotation.
+  decrypt. A leading version byte leaves room for a new format.
+- :attr:`PiiVault.key_id` names the master key without revealing it, so the journal of key
+  rotations (pii_rotation.py) can say which key the data is under.
 - Blind indexes are HMAC-SHA256 of the normalised value under a second derived key: equal
   values give equal indexes (exact lookup, duplicate detection) and nothing can be read back.
 - Masking decides what a caller who may not see PII gets instead.
@@ -28,6 +30,8 @@ class PiiVault:
             raise ValueError("PII_KEY must hold at least 32 bytes")
         self._aead = AESGCM(_derive(master_key, b"crm-profile pii encryption v1"))
         self._index_key = _derive(master_key, b"crm-profile pii blind index v1")
+        # 16 hex digits derived like the other keys (HKDF is one-way): safe to log and store.
+        self.key_id = _derive(master_key, b"crm-profile pii key id v1")[:8].hex()
 
     def seal(self, field: str, value: str | None) -> bytes | None:
         if value is None:
