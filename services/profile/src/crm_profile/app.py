@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from crm_profile import api
 from crm_profile.domain.pii import PiiVault
 from crm_profile.handlers import TOPICS, build_handlers
+from crm_profile.pii_rotation import check_service_key
 from crm_profile.segments import ProfileMetrics, refresh_forever
 from crm_profile.settings import ProfileSettings
 
@@ -46,7 +48,19 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
 
-    return build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
-                     handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
-                     resources=resources,
-                     description="The customer archive: identity, purchase statistics and the customer-360 source.")
+    app = build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
+                    handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
+                    resources=resources,
+                    description="The customer archive: identity, purchase statistics and the customer-360 source.")
+    serve = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        # Before the consumer starts: a value sealed under a key the rest of the data is not
+        # under (the old key after a rotation, either key during one) would be unreadable later.
+        await check_service_key(settings.database_url, vault)
+        async with serve(app) as state:
+            yield state
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -134,3 +134,14 @@ segment_members = Table(
     Column("customer_id", Text, primary_key=True),
     Column("entered_at", DateTime(timezone=True), nullable=False),
 )
+
+# One row per run of crm-profile-rotate-pii-key (pii_rotation.py); key ids, never keys.
+pii_key_rotations = Table(
+    "pii_key_rotations", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("old_key_id", Text, nullable=False),
+    Column("new_key_id", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("report", JSONB),
+)
