@@ -4,8 +4,12 @@
                             the five services on 8000-8004, logs prefixed; Ctrl-C stops all
     crm serve NAME          one service process (what the Dockerfiles run)
     crm migrate [NAME ...]  apply migrations (DATABASE_URL names the server)
-    crm topics              create the topics (KAFKA_BOOTSTRAP_SERVERS)
+    crm topics              create the topics (KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PARTITIONS,
+                            KAFKA_TOPIC_REPLICATION_FACTOR)
     crm publish FILE.jsonl  publish CloudEvents (structured JSON, one a line) to Kafka
+    crm import FILE.csv     backfill order history as commerce.order.* events (backfill.py)
+    crm dlq show TOPIC      what a dead-letter topic holds, by reason (dlq.py)
+    crm dlq replay TOPIC    publish its records back to their original topics
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ DEV_BROKER_PORT = int(os.environ.get("CRM_DEV_BROKER_PORT", "19092"))
 # Added to every service's default port (8000-8004).
 PORT_OFFSET = int(os.environ.get("CRM_PORT_OFFSET", "0"))
 TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
+TOPIC_REPLICATION_FACTOR = int(os.environ.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("topics", help="create all topics")
     publish = sub.add_parser("publish", help="publish CloudEvents from a JSON-lines file")
     publish.add_argument("file", type=Path)
+    backfill = sub.add_parser("import", help="backfill order history from a CSV file as events")
+    backfill.add_argument("file", type=Path)
+    backfill.add_argument("--currency", default="CNY", help="for rows without a currency column (default CNY)")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dlq = sub.add_parser("dlq", help="inspect or replay a dead-letter topic")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, text in (("show", "count the records a replay would move, by reason"),
+                       ("replay", "publish the records back to their original topics")):
+        action = dlq_sub.add_parser(name, help=text)
+        action.add_argument("topic", help="<topic>.<group>.dlq")
+        action.add_argument("--group", default="crm-dlq-replay",
+                            help="the replay's consumer group: where the last replay stopped")
+        if name == "replay":
+            action.add_argument("--limit", type=int, default=None, help="replay at most this many records")
     token = sub.add_parser("token", help="print a dev bearer token (HS256, signed with the gateway's JWT_SECRET)")
     token.add_argument("--role", required=True, choices=["customer", "agent", "supervisor", "service"])
     token.add_argument("--sub", required=True, help="subject: agent id, or the customer id for --role customer")
@@ -65,9 +84,51 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return print_token(args)
     if args.command == "publish":
-        return asyncio.run(publish_file(args.file, os.environ.get("KAFKA_BOOTSTRAP_SERVERS",
-                                                                  f"127.0.0.1:{DEV_BROKER_PORT}")))
+        return asyncio.run(publish_file(args.file, bootstrap_servers()))
+    if args.command == "import":
+        return import_orders(args.file, currency=args.currency, progress=not args.no_progress)
+    if args.command == "dlq":
+        return run_dlq(args)
     return 2
+
+
+def bootstrap_servers() -> str:
+    """KAFKA_BOOTSTRAP_SERVERS, else the broker of `crm dev`."""
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEV_BROKER_PORT}")
+
+
+def import_orders(path: Path, *, currency: str, progress: bool) -> int:
+    from crm_shared.backfill import BackfillError, publish_orders, read_orders
+
+    try:
+        events = read_orders(path, default_currency=currency)
+    except (BackfillError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    report = asyncio.run(publish_orders(events, bootstrap_servers(), progress=progress))
+    print(f"imported {report.orders} order(s) as {report.events} event(s) to {bootstrap_servers()}")
+    return 0
+
+
+def run_dlq(args: argparse.Namespace) -> int:
+    from crm_shared import dlq
+
+    if args.dlq_command == "show":
+        summary = asyncio.run(dlq.show(bootstrap_servers(), args.topic, group_id=args.group))
+        print(f"{summary.records} record(s) to replay in {args.topic}")
+        for reason, n in summary.by_reason.most_common():
+            print(f"  reason {reason}: {n}")
+        for topic, n in summary.by_original_topic.most_common():
+            print(f"  from {topic}: {n}")
+        for sample in summary.samples:
+            print(f"  e.g. {sample['offset']} {sample['type']} {sample['reason']}: {sample['error']}")
+        return 0
+    report = asyncio.run(dlq.replay(bootstrap_servers(), args.topic, group_id=args.group, limit=args.limit))
+    targets = ", ".join(f"{topic} {n}" for topic, n in report.to_topics.most_common()) or "nothing"
+    print(f"replayed {report.replayed} record(s) from {args.topic}: {targets}")
+    if report.skipped_without_origin:
+        print(f"left {report.skipped_without_origin} record(s) without a dlq.original.topic header", file=sys.stderr)
+    return 0
 
 
 def serve_one(name: str) -> int:
@@ -138,7 +199,8 @@ def all_topics() -> list[str]:
 async def create_topics(bootstrap_servers: str) -> None:
     from crm_shared.bus.kafka import ensure_topics
 
-    await ensure_topics(bootstrap_servers, all_topics(), partitions=TOPIC_PARTITIONS)
+    await ensure_topics(bootstrap_servers, all_topics(), partitions=TOPIC_PARTITIONS,
+                        replication_factor=TOPIC_REPLICATION_FACTOR)
 
 
 async def publish_file(path: Path, bootstrap_servers: str) -> int:

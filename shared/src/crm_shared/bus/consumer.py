@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crm_shared.bus.kafka import dead_letter_topic, ensure_topics, new_consumer
+from crm_shared.bus.kafka import dead_letter_headers, dead_letter_topic, ensure_topics, new_consumer
 from crm_shared.db import is_transient
 from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
@@ -214,16 +214,9 @@ class EventConsumer:
         async def send_all() -> None:
             sends = []
             for record, reason, error in dead:
-                headers = [*list(record.headers or ()),
-                           ("dlq.original.topic", record.topic.encode()),
-                           ("dlq.original.partition", str(record.partition).encode()),
-                           ("dlq.original.offset", str(record.offset).encode()),
-                           ("dlq.consumer.group", self._group_id.encode()),
-                           ("dlq.reason", reason.encode()),
-                           ("dlq.error", error.encode("utf-8", "replace")[:4000])]
                 sends.append(await self._producer.send(
-                    dead_letter_topic(record.topic, self._group_id),
-                    key=record.key, value=record.value, headers=headers))
+                    dead_letter_topic(record.topic, self._group_id), key=record.key, value=record.value,
+                    headers=dead_letter_headers(record, self._group_id, reason, error)))
             await asyncio.gather(*sends)
 
         await self._retry_transient(lambda _: send_all(), None)

@@ -74,3 +74,20 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], *, partit
 
 def dead_letter_topic(topic: str, group_id: str) -> str:
     return f"{topic}.{group_id}.dlq"
+
+
+# Headers a dead letter carries besides the original record's own (read by `crm dlq`, dlq.py).
+DLQ_ORIGINAL_TOPIC = "dlq.original.topic"
+DLQ_REASON = "dlq.reason"
+DLQ_ERROR = "dlq.error"
+
+
+def dead_letter_headers(record, group_id: str, reason: str, error: str) -> list[tuple[str, bytes]]:
+    """The original record's headers plus where it came from and why it could not be applied."""
+    return [*list(record.headers or ()),
+            (DLQ_ORIGINAL_TOPIC, record.topic.encode()),
+            ("dlq.original.partition", str(record.partition).encode()),
+            ("dlq.original.offset", str(record.offset).encode()),
+            ("dlq.consumer.group", group_id.encode()),
+            (DLQ_REASON, reason.encode()),
+            (DLQ_ERROR, error.encode("utf-8", "replace")[:4000])]
