@@ -3,15 +3,12 @@ history as events, ``crm dlq replay`` moves dead letters back, and both apply ev
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import subprocess
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from pathlib import Path
 
 import orjson
 from aiokafka.structs import ConsumerRecord
@@ -20,6 +17,7 @@ from crm_shared.events.catalogue import TOPIC_ORDERS
 from crm_shared.events.envelope import to_kafka
 
 from tests.harness.events import new_customer_id, order_event
+from tests.harness.history import write_order_history
 from tests.harness.infra import publish_raw, wait_until
 
 
@@ -41,34 +39,7 @@ async def caught_up(service, metric: str, events: int) -> bool:
 # --- crm import ---------------------------------------------------------------------------------
 
 CUSTOMERS, ORDERS_EACH = 2_000, 5  # 10,000 orders
-
-
 RETURN_WINDOW = timedelta(days=7)  # the default programme's: points of a paid order are pending that long
-
-
-def write_history(path: Path) -> list[dict]:
-    """10,000 orders of the last 90 days; most of those older than 10 days completed. Each customer
-    spends under 5,000 (the vip threshold), so every order earns floor(amount) points at the
-    regular tier. No order is paid within a day of the return window's end (no race with the clock)."""
-    rng = random.Random(20261201)
-    now = datetime.now(UTC).replace(microsecond=0)
-    rows = []
-    for c in range(CUSTOMERS):
-        customer = f"imp-{c:05d}"
-        for n in range(ORDERS_EACH):
-            age = rng.choice([rng.uniform(0.5, 6), rng.uniform(8, 90), rng.uniform(8, 90)])
-            paid_at = now - timedelta(days=age)
-            completed = age > 10 and rng.random() < 0.8
-            rows.append({"order_id": f"{customer}-o{n}", "customer_id": customer,
-                         "paid_at": paid_at.isoformat(), "total_amount": f"{rng.uniform(10, 899.99):.2f}",
-                         "channel": rng.choice(["web", "app", "store"]),
-                         "completed_at": (paid_at + timedelta(days=10)).isoformat() if completed else ""})
-    rng.shuffle(rows)  # the importer publishes in time order whatever the file's order
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
 
 
 async def test_crm_import_of_10000_orders_gives_the_right_profile_and_points_totals_even_when_run_twice(
@@ -76,7 +47,7 @@ async def test_crm_import_of_10000_orders_gives_the_right_profile_and_points_tot
     profile_db, loyalty_db = make_database("profile"), make_database("loyalty")
     profile = start_service("profile", profile_db)
     loyalty = start_service("loyalty", loyalty_db)
-    rows = write_history(tmp_path / "orders.csv")
+    rows = write_order_history(tmp_path / "orders.csv", customers=CUSTOMERS, orders_each=ORDERS_EACH)
     points = lambda row: int(Decimal(row["total_amount"]).to_integral_value(rounding=ROUND_FLOOR))  # noqa: E731
     cutoff = datetime.now(UTC) - RETURN_WINDOW
     pending = lambda row: not row["completed_at"] and datetime.fromisoformat(row["paid_at"]) > cutoff  # noqa: E731
