@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/loyalty.py
 	$(BIN)/python bench/tickets.py
 	$(BIN)/python bench/churn.py
+	$(BIN)/python bench/backfill.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench
