@@ -74,8 +74,11 @@ def test_a_key_id_names_a_key_without_revealing_it():
 def test_a_customer_under_the_old_key_is_rewritten_wholly_under_the_new_one():
     old, new = PiiVault(OLD_KEY), PiiVault(NEW_KEY)
     stored = _stored(old, external={"erp": "E-1001", "wechat": "oX5f"})
+    checked = plan_rewrite(stored, old, new, check_only=True)
+    assert checked.changes and checked.under_old_key == 6 and checked.inconsistent == 0
+    assert checked.sealed == stored.sealed  # a check seals nothing
     rewrite = plan_rewrite(stored, old, new)
-    assert rewrite.changes and rewrite.ciphertexts == 6 and rewrite.under_old_key == 6 and rewrite.repaired == 0
+    assert rewrite.changes and rewrite.ciphertexts == 6 and rewrite.under_old_key == 6
     assert {k: new.open(k, v) for k, v in rewrite.sealed.items()} == {
         "email": "mei@example.com", "phone": "+8613800138000", "name": "Mei Chen", "address": "1 Rd"}
     for name, sealed in rewrite.sealed.items():
@@ -116,8 +119,8 @@ def test_an_index_the_service_would_not_have_written_is_rebuilt_and_counted():
     stored = _stored(old)
     stored.bidx["email"] = old.index("email", "someone.else@example.com")
     stored.name_index = frozenset(name_index_keys(old, "Someone Else"))
+    assert plan_rewrite(stored, old, new, check_only=True).inconsistent == 2
     rewrite = plan_rewrite(stored, old, new)
-    assert rewrite.repaired == 2
     assert rewrite.bidx["email"] == new.index("email", "mei@example.com")
     assert rewrite.name_index == name_index_keys(new, "Mei Chen")
 
@@ -275,7 +278,7 @@ async def test_a_rotation_refused_interrupted_and_resumed_keeps_every_profile_an
                                  env=env, capture_output=True, text=True, timeout=60)
         assert resumed.returncode == 0, resumed.stderr + resumed.stdout
         report = json.loads(resumed.stdout.strip().splitlines()[-1])
-        assert report["complete"] and report["customers"] == 6 and report["indexes_repaired"] == 0
+        assert report["complete"] and report["customers"] == 6 and report["preflight"]["indexes_inconsistent"] == 0
         assert report["verification"]["under_new_key"] == total and report["verification"]["under_old_key"] == 0
         assert first.ciphertexts_resealed + report["ciphertexts_resealed"] == total
         output = resumed.stdout + resumed.stderr + wrong.stdout + wrong.stderr

@@ -36,7 +36,6 @@ import json
 import os
 import sys
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,9 @@ class ScanReport:
     under_new_key: int = 0
     unreadable: int = 0              # opens with neither key
     customers_to_rewrite: int = 0
-    indexes_inconsistent: int = 0    # an index the service would not have written for the value
+    # An index the service would not have written for its value: the rotation rebuilds it from the
+    # value. The service never writes one; a non-zero count means rows were edited by hand.
+    indexes_inconsistent: int = 0
     unreadable_examples: list[str] = field(default_factory=list)  # "customer_id/field", the first few
 
 
@@ -98,7 +99,6 @@ class RotationReport:
     ciphertexts_resealed: int = 0
     blind_indexes_rewritten: int = 0  # email_bidx, phone_bidx and external ids' value_bidx
     name_index_rows: int = 0          # written for the customers whose name index changed
-    indexes_repaired: int = 0         # were not what the service writes for the value (see ScanReport)
     batches: int = 0
     seconds: float = 0.0              # in all: the check before, the rewriting, the check after
     preflight_seconds: float = 0.0
@@ -137,7 +137,7 @@ class Rewrite:
     ciphertexts: int = 0
     under_old_key: int = 0
     bidx_rewritten: int = 0
-    repaired: int = 0
+    inconsistent: int = 0
 
     @property
     def changes(self) -> bool:
@@ -165,11 +165,12 @@ def open_with_either(old: PiiVault, new: PiiVault, field_name: str, sealed: byte
     raise LookupError(field_name)
 
 
-def plan_rewrite(stored: StoredCustomer, old: PiiVault, new: PiiVault) -> Rewrite:
+def plan_rewrite(stored: StoredCustomer, old: PiiVault, new: PiiVault, *, check_only: bool = False) -> Rewrite:
     """Every ciphertext of the customer under the new key and every index recomputed from its value.
 
-    Raises :class:`Unreadable` when a value opens with neither key. ``repaired`` counts indexes that
-    differ from what the service writes for the value under the key the value was found under.
+    Raises :class:`Unreadable` when a value opens with neither key. With ``check_only`` nothing is
+    sealed (the plan only counts) and ``inconsistent`` counts the indexes that differ from what the
+    service writes for the value under the key the value was found under.
     """
     rewrite = Rewrite(stored.customer_id, dict(stored.sealed), dict(stored.bidx))
     plain: dict[str, str | None] = {}
@@ -184,31 +185,36 @@ def plan_rewrite(stored: StoredCustomer, old: PiiVault, new: PiiVault) -> Rewrit
         rewrite.under_old_key += vault is old
         return value, vault
 
+    def reseal(field_name: str, value: str, sealed: bytes, vault: PiiVault) -> bytes:
+        return new.seal(field_name, value) if vault is old and not check_only else sealed
+
     for name in FIELDS:
         sealed = stored.sealed[name]
         plain[name], found_under[name] = None, new
         if sealed is not None:
             plain[name], found_under[name] = opened(name, sealed)
-            if found_under[name] is old:
-                rewrite.sealed[name] = new.seal(name, plain[name])
+            rewrite.sealed[name] = reseal(name, plain[name], sealed, found_under[name])
     for name in INDEXED:
         expected = new.index(name, plain[name])
         if stored.bidx[name] != expected:
             rewrite.bidx[name] = expected
             rewrite.bidx_rewritten += 1
-            rewrite.repaired += stored.bidx[name] != found_under[name].index(name, plain[name])
+            if check_only:
+                rewrite.inconsistent += stored.bidx[name] != found_under[name].index(name, plain[name])
     names = frozenset(name_index_keys(new, plain["name"]))
     if stored.name_index != names:
         rewrite.name_index = names
-        rewrite.repaired += stored.name_index != name_index_keys(found_under["name"], plain["name"])
+        if check_only:
+            rewrite.inconsistent += stored.name_index != name_index_keys(found_under["name"], plain["name"])
     for kind, (sealed, bidx) in sorted(stored.external.items()):
         name = external_field(kind)
         value, vault = opened(name, sealed)
         expected = new.index(name, value)
         if vault is old or bidx != expected:
-            rewrite.external[kind] = (new.seal(name, value) if vault is old else sealed, expected)
+            rewrite.external[kind] = (reseal(name, value, sealed, vault), expected)
             rewrite.bidx_rewritten += bidx != expected
-            rewrite.repaired += bidx != vault.index(name, value)
+            if check_only:
+                rewrite.inconsistent += bidx != vault.index(name, value)
     return rewrite
 
 
@@ -229,15 +235,19 @@ def key_problem(latest: Any, key_id: str) -> str | None:
 
 # ---- I/O
 
+# One statement per batch, a row per customer: its name index and external ids as arrays.
 _CUSTOMERS = """
-    SELECT customer_id, email_enc, email_bidx, phone_enc, phone_bidx, name_enc, address_enc FROM customers
-    WHERE customer_id > :after ORDER BY customer_id LIMIT :limit"""
+    SELECT c.customer_id, c.email_enc, c.email_bidx, c.phone_enc, c.phone_bidx, c.name_enc, c.address_enc,
+           ARRAY(SELECT n.prefix_bidx FROM customer_name_index n WHERE n.customer_id = c.customer_id) AS names,
+           ARRAY(SELECT e.kind FROM customer_external_ids e WHERE e.customer_id = c.customer_id
+                 ORDER BY e.kind) AS kinds,
+           ARRAY(SELECT e.value_enc FROM customer_external_ids e WHERE e.customer_id = c.customer_id
+                 ORDER BY e.kind) AS value_encs,
+           ARRAY(SELECT e.value_bidx FROM customer_external_ids e WHERE e.customer_id = c.customer_id
+                 ORDER BY e.kind) AS value_bidxs
+    FROM customers c WHERE c.customer_id > :after ORDER BY c.customer_id LIMIT :limit"""
 _READ_CUSTOMERS = text(_CUSTOMERS)
-_LOCK_CUSTOMERS = text(_CUSTOMERS + " FOR UPDATE")
-_NAME_INDEX = text("SELECT customer_id, prefix_bidx FROM customer_name_index "
-                   "WHERE customer_id = ANY(CAST(:ids AS text[]))")
-_EXTERNAL_IDS = text("SELECT customer_id, kind, value_enc, value_bidx FROM customer_external_ids "
-                     "WHERE customer_id = ANY(CAST(:ids AS text[]))")
+_LOCK_CUSTOMERS = text(_CUSTOMERS + " FOR UPDATE OF c")
 
 _UPDATE_CUSTOMERS = text("""
     UPDATE customers c SET email_enc = u.email_enc, email_bidx = u.email_bidx, phone_enc = u.phone_enc,
@@ -273,21 +283,14 @@ _RECORD = text("UPDATE pii_key_rotations SET report = CAST(:report AS jsonb), "
 
 
 async def _read_batch(db: AsyncConnection, after: str, limit: int, *, lock: bool) -> list[StoredCustomer]:
-    rows = (await db.execute(_LOCK_CUSTOMERS if lock else _READ_CUSTOMERS, {"after": after, "limit": limit})).all()
-    ids = [row.customer_id for row in rows]
-    if not ids:
-        return []
-    names: dict[str, set[bytes]] = defaultdict(set)
-    for row in await db.execute(_NAME_INDEX, {"ids": ids}):
-        names[row.customer_id].add(bytes(row.prefix_bidx))
-    external: dict[str, dict[str, tuple[bytes, bytes]]] = defaultdict(dict)
-    for row in await db.execute(_EXTERNAL_IDS, {"ids": ids}):
-        external[row.customer_id][row.kind] = (bytes(row.value_enc), bytes(row.value_bidx))
+    rows = await db.execute(_LOCK_CUSTOMERS if lock else _READ_CUSTOMERS, {"after": after, "limit": limit})
     return [StoredCustomer(
         customer_id=row.customer_id,
         sealed={name: _bytes(getattr(row, f"{name}_enc")) for name in FIELDS},
         bidx={name: _bytes(getattr(row, f"{name}_bidx")) for name in INDEXED},
-        name_index=frozenset(names.get(row.customer_id, ())), external=external.get(row.customer_id, {}),
+        name_index=frozenset(bytes(key) for key in row.names),
+        external={kind: (bytes(enc), bytes(bidx))
+                  for kind, enc, bidx in zip(row.kinds, row.value_encs, row.value_bidxs, strict=True)},
     ) for row in rows]
 
 
@@ -331,7 +334,7 @@ async def scan(engine: AsyncEngine, old: PiiVault, new: PiiVault, batch_size: in
         for stored in batch:
             report.customers += 1
             try:
-                rewrite = plan_rewrite(stored, old, new)
+                rewrite = plan_rewrite(stored, old, new, check_only=True)
             except Unreadable as unreadable:
                 report.unreadable += 1
                 if len(report.unreadable_examples) < 5:
@@ -341,7 +344,7 @@ async def scan(engine: AsyncEngine, old: PiiVault, new: PiiVault, batch_size: in
             report.under_old_key += rewrite.under_old_key
             report.under_new_key += rewrite.ciphertexts - rewrite.under_old_key
             report.customers_to_rewrite += rewrite.changes
-            report.indexes_inconsistent += rewrite.repaired
+            report.indexes_inconsistent += rewrite.inconsistent
 
 
 async def check_pii_keys(engine: AsyncEngine, old_key: bytes, new_key: bytes,
@@ -453,7 +456,6 @@ async def _rewrite_all(engine: AsyncEngine, old: PiiVault, new: PiiVault, batch_
         report.customers_rewritten += len(rewrites)
         report.ciphertexts_resealed += sum(r.under_old_key for r in rewrites)
         report.blind_indexes_rewritten += sum(r.bidx_rewritten for r in rewrites)
-        report.indexes_repaired += sum(r.repaired for r in rewrites)
         if time.monotonic() - logged >= 5:
             logged = time.monotonic()
             log.info("pii key rotation progress", customers=report.customers, rewritten=report.customers_rewritten,
