@@ -1,6 +1,7 @@
-"""The deployment files say what they should: these machines have no Docker engine or cluster, so
-docker-compose.yml, the Dockerfiles, the Prometheus/Grafana provisioning and the Kustomize base are
-parsed and checked for the properties a broken deployment would lose."""
+"""The deployment files say what they should: these machines have no Docker engine, so
+docker-compose.yml, the Dockerfiles and the Prometheus/Grafana provisioning are parsed, validated
+against the Compose Specification and checked for the properties a broken deployment would lose.
+(Kubernetes: tests/deploy/test_kubernetes.py; alert rules and dashboards: test_observability.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-K8S_BASE = ROOT / "deploy" / "k8s" / "base"
 
 SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
 # Published on the host but bound to the loopback interface only (an operator console).
@@ -115,10 +115,6 @@ def final_user(stage: dict) -> str | None:
 
 def is_root(user: str | None) -> bool:
     return user is None or user.split(":")[0] in {"root", "0"}
-
-
-def k8s_documents(path: Path) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 # --- docker-compose.yml -------------------------------------------------------------------------
@@ -355,54 +351,13 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_build_context():
     assert entries & {"__pycache__", "**/__pycache__"}
 
 
-# --- Kubernetes (Kustomize base) ----------------------------------------------------------------
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_variable_set_for_a_service_is_a_setting_it_reads(services, name):
+    # A misspelt variable would be ignored without a word; each must be a field of the service's settings.
+    from crm_shared.devstack import discover_services
 
-
-def test_kustomize_base_lists_exactly_the_resource_files_in_its_folder():
-    kustomization = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
-    listed = kustomization["resources"]
-    assert len(listed) == len(set(listed))
-    present = {p.name for p in K8S_BASE.iterdir() if p.suffix in {".yaml", ".yml"}} - {"kustomization.yaml"}
-    assert set(listed) == present
-
-
-def test_every_service_has_a_probed_deployment_and_a_service_in_the_base():
-    documents = [doc for name in yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())["resources"]
-                 for doc in k8s_documents(K8S_BASE / name)]
-    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
-    k8s_services = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Service"}
-    assert set(deployments) == set(SERVICES)
-    assert set(k8s_services) == set(SERVICES)
-    assert "crm-config" in {d["metadata"]["name"] for d in documents if d["kind"] == "ConfigMap"}
-
-    for name, deployment in deployments.items():
-        labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert labels["app.kubernetes.io/name"] == name
-        assert labels["app.kubernetes.io/part-of"] == "crm"
-        assert "app.kubernetes.io/component" in labels
-        selector = deployment["spec"]["selector"]["matchLabels"]
-        assert selector.items() <= labels.items()
-        assert k8s_services[name]["spec"]["selector"].items() <= labels.items()
-
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        (container,) = pod["containers"]
-        assert container["image"].split(":")[0] == f"crm-{name}"
-        assert [p["containerPort"] for p in container["ports"]] == [SERVICES[name]]
-        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["startupProbe"]["httpGet"]["path"] == "/livez"
-        assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
-        assert "memory" in container["resources"]["limits"]
-        assert {"name": "crm-config"} in [e.get("configMapRef") for e in container["envFrom"]]
-        secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
-                       if "secretKeyRef" in e.get("valueFrom", {})}
-        assert secret_refs == {"crm-secrets"}
-
-
-def test_example_overlay_sets_every_service_image():
-    overlay = yaml.safe_load((ROOT / "deploy/k8s/overlays/example/kustomization.yaml").read_text())
-    assert "../../base" in overlay["resources"]
-    images = {image["name"]: image for image in overlay["images"]}
-    assert set(images) == {f"crm-{name}" for name in SERVICES}
-    assert all(image.get("newTag") for image in images.values())
+    settings_class = discover_services()[name].settings_class
+    known = {field.upper() for field in settings_class.model_fields}
+    for job in (name, f"migrate-{name}"):
+        unknown = set(environment(services[job])) - known
+        assert not unknown, f"{job} sets {sorted(unknown)}, which {settings_class.__name__} does not read"
