@@ -769,11 +769,23 @@ def admits(objects: list[dict], target: dict, port: int, source: dict | None) ->
                 and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])]
     if not policies:
         return True
+
+    def port_matches(rule_port: dict) -> bool:
+        if "endPort" in rule_port:
+            raise AssertionError("port ranges are not modelled by this test")
+        if rule_port.get("protocol", "TCP") != "TCP":
+            return False
+        if "port" not in rule_port:
+            return True
+        if isinstance(rule_port["port"], int):
+            return rule_port["port"] == port
+        # A named port means the target container's port of that name.
+        return (resolve_port(container, rule_port["port"]) or {}).get("containerPort") == port
+
     for policy in policies:
         for rule in policy["spec"].get("ingress", []):
             ports = rule.get("ports", [])
-            if ports and not any((resolve_port(container, p["port"]) or {}).get("containerPort") == port
-                                 and p.get("protocol", "TCP") == "TCP" for p in ports):
+            if ports and not any(port_matches(p) for p in ports):
                 continue
             peers = rule.get("from", [])
             if not peers:
