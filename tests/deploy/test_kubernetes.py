@@ -628,6 +628,19 @@ def test_config_and_secret_references_resolve_to_what_is_defined_or_documented(b
     assert not any("CONSUMER_GROUP" in cm.get("data", {}) for cm in configmaps.values())
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_variable_a_deployment_sets_is_a_setting_its_service_reads(builds, specs, name):
+    # A misspelt variable would be ignored without a word. The one exception is documented in
+    # configmap.yaml: KAFKA_TOPIC_PARTITIONS is read by `crm topics`, and here by the replica-cap checks.
+    objects = builds["overlay"]
+    configmaps = of_kind(objects, "ConfigMap")
+    (container,) = of_kind(objects, "Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    variables = {key for source in container["envFrom"] for key in configmaps[source["configMapRef"]["name"]]["data"]}
+    variables |= {env["name"] for env in container.get("env", [])}
+    known = {field.upper() for field in specs[name].settings_class.model_fields}
+    assert variables - known == {"KAFKA_TOPIC_PARTITIONS"}
+
+
 @pytest.mark.parametrize("build", ["base", "overlay"])
 def test_each_service_has_a_migration_job_running_crm_migrate_with_its_own_image(builds, build, specs):
     objects = builds[build]
