@@ -18,14 +18,17 @@ import pytest
 from crm_profile import pii_rotation
 from crm_profile.domain.pii import PiiVault
 from crm_profile.pii_rotation import (
+    PiiKeyMismatch,
     RotationRefused,
     StoredCustomer,
     Unreadable,
     check_pii_keys,
+    check_service_key,
     key_problem,
     main,
     plan_rewrite,
     rotate_pii_key,
+    sample_problem,
 )
 from crm_profile.repository import external_field, name_index_keys
 from crm_shared.auth import Identity, Role
@@ -137,6 +140,15 @@ def test_the_service_refuses_a_key_the_data_is_not_under_or_an_unfinished_rotati
     assert "has not finished" in key_problem(unfinished, new) and "has not finished" in key_problem(unfinished, old)
 
 
+def test_the_service_refuses_a_key_that_opens_none_of_the_values_it_samples():
+    old, wrong = PiiVault(OLD_KEY), PiiVault(WRONG_KEY)
+    sample = [("email", old.seal("email", "mei@example.com")), ("name", old.seal("name", "Mei"))]
+    assert sample_problem([], wrong) is None and sample_problem(sample, old) is None
+    assert sample_problem([("email", b"\x01damaged"), *sample], old) is None  # one damaged value is no reason
+    problem = sample_problem(sample, wrong)
+    assert "opens none of the 2 stored values" in problem and wrong.key_id in problem and "mei" not in problem
+
+
 def test_the_command_refuses_unreadable_key_files_without_echoing_them(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     monkeypatch.setattr(pii_rotation, "configure_logging", lambda *args: None)  # the test process's logging stays
@@ -242,6 +254,9 @@ async def test_a_rotation_refused_interrupted_and_resumed_keeps_every_profile_an
             await rotate_pii_key(engine, OLD_KEY, NEW_KEY, service_grace_s=0)
         service.stop()
         original = await _raw(database)
+        with pytest.raises(PiiKeyMismatch, match="opens none"):  # no rotation yet: the values themselves tell
+            await check_service_key(database.url, PiiVault(WRONG_KEY))
+        await check_service_key(database.url, PiiVault(OLD_KEY))
         # Mei: e-mail, phone, name, address, 2 external ids; Wei, Li, Keep: e-mail, phone, name;
         # Dup (merged into Keep) and Gone (erased): none.
         assert _under(PiiVault(OLD_KEY), original) == (15, 15)

@@ -22,8 +22,8 @@ decrypted values with the functions repository.py writes them with. Running agai
 customers already under the new key are skipped, so an interrupted run is finished by running it
 again with the same keys (or undone by running it with the keys swapped). A last read-only pass
 checks that everything opens with the new key; only then is the run journaled as finished
-(``pii_key_rotations``), and the service refuses to start with any other key, or while a run is
-unfinished.
+(``pii_key_rotations``), and the service refuses to start with any other key, while a run is
+unfinished, or with a key that opens none of a few stored values (:func:`check_service_key`).
 
 Neither keys nor PII values are ever logged: key ids (derived, one-way), customer ids and counts.
 """
@@ -277,6 +277,9 @@ _SERVICE_SESSIONS = text("""
 _JOURNAL_EXISTS = text("SELECT to_regclass('pii_key_rotations') IS NOT NULL")
 _LATEST_ROTATION = text("SELECT old_key_id, new_key_id, started_at, finished_at FROM pii_key_rotations "
                         "ORDER BY id DESC LIMIT 1")
+_CUSTOMERS_EXIST = text("SELECT to_regclass('customers') IS NOT NULL")
+_SAMPLE = text("SELECT email_enc, phone_enc, name_enc, address_enc FROM customers "
+               "WHERE num_nonnulls(email_enc, phone_enc, name_enc, address_enc) > 0 LIMIT 5")
 _START = text("INSERT INTO pii_key_rotations (old_key_id, new_key_id) VALUES (:old, :new) RETURNING id")
 _RECORD = text("UPDATE pii_key_rotations SET report = CAST(:report AS jsonb), "
                "finished_at = CASE WHEN :complete THEN now() END WHERE id = :id")
@@ -469,27 +472,49 @@ def _summary(report: RotationReport) -> dict[str, Any]:
 # ---- the service's side: refuse to start under the wrong key
 
 async def check_service_key(database_url: str, vault: PiiVault, *, timeout_s: float = 60.0) -> None:
-    """Raise :class:`PiiKeyMismatch` when a rotation is unfinished or moved the data to another key.
+    """Raise :class:`PiiKeyMismatch` when the service must not start with ``vault``'s key.
 
     Called before the service consumes or serves anything: a value sealed under a key the rest
-    of the data is not under would be unreadable later. Waits for the database like the broker.
+    of the data is not under would be unreadable later. Refused: a rotation is unfinished; the
+    last rotation moved the data to another key; or, whatever the journal says, none of a few
+    stored values opens with the key (a wrong secret, a backup from before a rotation). Waits for
+    the database like the runtime waits for the broker.
     """
     engine = create_async_engine(database_url, poolclass=NullPool,
                                  connect_args={"server_settings": {"application_name": SERVICE_APPLICATION}})
-    latest = None
+    latest, sample = None, []
     try:
         async for attempt in stamina.retry_context(on=is_transient, attempts=None, timeout=timeout_s,
                                                     wait_initial=0.2, wait_max=3.0):
             with attempt:
                 async with engine.connect() as db:
-                    latest = (await db.execute(_LATEST_ROTATION)).first() if await db.scalar(_JOURNAL_EXISTS) \
-                        else None
+                    if await db.scalar(_JOURNAL_EXISTS):
+                        latest = (await db.execute(_LATEST_ROTATION)).first()
+                    if await db.scalar(_CUSTOMERS_EXIST):
+                        sample = [(name, bytes(sealed)) for row in await db.execute(_SAMPLE)
+                                  for name, sealed in zip(FIELDS, row, strict=True) if sealed is not None]
     finally:
         await engine.dispose()
-    problem = key_problem(latest, vault.key_id)
+    problem = key_problem(latest, vault.key_id) or sample_problem(sample, vault)
     if problem is not None:
         log.error("refusing to start: PII_KEY does not match the data", detail=problem)
         raise PiiKeyMismatch(problem)
+
+
+def sample_problem(sample: list[tuple[str, bytes]], vault: PiiVault) -> str | None:
+    """Why the key must not be used when it opens none of the sampled ciphertexts (one is enough:
+    a single damaged value must not keep the service down)."""
+    for name, sealed in sample:
+        try:
+            vault.open(name, sealed)
+            return None
+        except (InvalidTag, ValueError):
+            continue
+    if not sample:
+        return None
+    return (f"PII_KEY (key id {vault.key_id}) opens none of the {len(sample)} stored values sampled: it is not "
+            "the key this database was written with (a backup from before a key rotation needs the key of its "
+            "time; docs/pii-key-rotation.md)")
 
 
 # ---- the operator's command
