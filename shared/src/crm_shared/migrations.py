@@ -27,6 +27,26 @@ def upgrade(script_location: str, database_url: str, revision: str = "head") -> 
     command.upgrade(alembic_config(script_location, database_url), revision)
 
 
+class SchemaNotMigrated(RuntimeError):
+    """The service's database is behind the code: `crm migrate NAME` has not run."""
+
+
+def schema_state(script_location: str, current: str | None) -> str:
+    """``current`` (the database's alembic_version) against the code's revisions.
+
+    ``"ok"``: at the head. ``"newer"``: a revision this code does not know, i.e. a later release
+    migrated it (expand/contract migrations keep the previous release working during a rollout).
+    ``"behind"``: missing or an older revision of this code; the service must not start on it.
+    """
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(script_location, "postgresql://unused"))
+    if current is not None and current in script.get_heads():
+        return "ok"
+    known = {revision.revision for revision in script.walk_revisions()}
+    return "newer" if current is not None and current not in known else "behind"
+
+
 def run_env() -> None:
     """The body of every service's ``env.py``: run migrations online over asyncpg."""
     url = context.config.get_main_option("sqlalchemy.url")

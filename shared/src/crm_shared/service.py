@@ -17,6 +17,7 @@ from typing import Any
 
 import stamina
 from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
 
 from crm_shared import health
 from crm_shared.auth import IdentityCodec, RequireIdentity
@@ -27,6 +28,7 @@ from crm_shared.db import create_engine, max_connections, request_gate
 from crm_shared.http import ObservabilityMiddleware
 from crm_shared.logging import configure_logging, get_logger
 from crm_shared.metrics import DatabasePoolMetrics, ServiceMetrics
+from crm_shared.migrations import SchemaNotMigrated, schema_state
 from crm_shared.problems import install_problem_handlers
 from crm_shared.settings import ServiceSettings
 
@@ -52,8 +54,9 @@ class ServiceRuntime:
     """Resources of one service process, opened in the lifespan and closed in reverse order."""
 
     def __init__(self, settings: ServiceSettings, *, handlers: HandlerTable | None = None,
-                 topics: Sequence[str] = ()) -> None:
+                 topics: Sequence[str] = (), migrations: str | None = None) -> None:
         self.settings = settings
+        self.migrations = migrations
         self.metrics = ServiceMetrics(settings.service_name)
         self.engine = create_engine(settings)
         DatabasePoolMetrics(self.engine, max_connections(settings), self.metrics.registry)
@@ -75,6 +78,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task] = []
 
     async def __aenter__(self) -> ServiceRuntime:
+        if self.migrations is not None:
+            await self._check_schema()
         # The broker may still be starting (compose, k8s): wait for it instead of crash-looping.
         async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
                                                     wait_initial=0.2, wait_max=3.0):
@@ -101,6 +106,25 @@ class ServiceRuntime:
         await self.producer.stop()
         await self.engine.dispose()
         log.info("service stopped")
+
+    async def _check_schema(self) -> None:
+        """Refuse to start on a database its migrations have not reached: handlers would fail on
+        missing tables and columns, and such failures are not transient, so events would be
+        dead-lettered instead of applied. The database may still be starting: wait for it."""
+        async for attempt in stamina.retry_context(on=lambda exc: not isinstance(exc, SchemaNotMigrated),
+                                                    attempts=None, timeout=60.0, wait_initial=0.2, wait_max=3.0):
+            with attempt:
+                async with self.engine.connect() as conn:
+                    migrated = (await conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar()
+                    current = ((await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+                               if migrated else None)
+                state = schema_state(self.migrations, current)
+                if state == "behind":
+                    raise SchemaNotMigrated(
+                        f"the database of {self.settings.service_name} is at revision {current or 'none'}, "
+                        f"behind this release: run `crm migrate {self.settings.service_name}` first")
+                if state == "newer":
+                    log.warning("database schema is newer than this release", revision=current)
 
     async def _supervise(self, name: str, run: Callable) -> None:
         """Keep a background loop alive: a crash is logged and the loop restarts after a pause."""
@@ -130,7 +154,8 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes) as runtime:
+        async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes,
+                                  migrations=spec.migrations) as runtime:
             app.state.runtime = runtime
             if resources is None:
                 _freeze_startup_objects()
