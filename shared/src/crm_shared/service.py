@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,9 +54,11 @@ class ServiceRuntime:
     """Resources of one service process, opened in the lifespan and closed in reverse order."""
 
     def __init__(self, settings: ServiceSettings, *, handlers: HandlerTable | None = None,
-                 topics: Sequence[str] = (), migrations: str | None = None) -> None:
+                 topics: Sequence[str] = (), migrations: str | None = None,
+                 before_start: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.migrations = migrations
+        self.before_start = before_start
         self.metrics = ServiceMetrics(settings.service_name)
         self.engine = create_engine(settings)
         DatabasePoolMetrics(self.engine, max_connections(settings), self.metrics.registry)
@@ -80,6 +82,8 @@ class ServiceRuntime:
     async def __aenter__(self) -> ServiceRuntime:
         if self.migrations is not None:
             await self._check_schema()
+        if self.before_start is not None:
+            await self.before_start()  # the service's own refusals, before anything is consumed
         # The broker may still be starting (compose, k8s): wait for it instead of crash-looping.
         async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
                                                     wait_initial=0.2, wait_max=3.0):
@@ -142,20 +146,23 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
               handlers: HandlerTable | None = None, description: str = "",
               resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[Any]] | None = None,
               middleware: Sequence[tuple[type, dict[str, Any]]] = (), public: bool = False,
-              openapi_url: str | None = "/openapi.json") -> FastAPI:
+              openapi_url: str | None = "/openapi.json",
+              before_start: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     """The FastAPI app every service returns from ``create_app``.
 
     ``resources`` opens what only this service needs (the gateway's upstream pool) after the
     runtime and stores it as ``app.state.resources``. ``middleware`` is added inside the
     observability layer, innermost first. Services behind the gateway require its forwarded
     identity on ``/v1/…``; the gateway (``public=True``) authenticates callers itself.
+    ``before_start`` runs once the schema is known to be migrated, before anything consumes or
+    serves: a check that must refuse the start (it raises), such as the profile's PII key check.
     """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes,
-                                  migrations=spec.migrations) as runtime:
+                                  migrations=spec.migrations, before_start=before_start) as runtime:
             app.state.runtime = runtime
             if resources is None:
                 _freeze_startup_objects()

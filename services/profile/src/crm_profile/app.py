@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
@@ -48,19 +47,12 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await job
 
-    app = build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
-                    handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
-                    resources=resources,
-                    description="The customer archive: identity, purchase statistics and the customer-360 source.")
-    serve = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+    async def check_key() -> None:
         # Before the consumer starts: a value sealed under a key the rest of the data is not
         # under (the old key after a rotation, either key during one) would be unreadable later.
         await check_service_key(settings.database_url, vault)
-        async with serve(app) as state:
-            yield state
 
-    app.router.lifespan_context = lifespan
-    return app
+    return build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
+                     handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
+                     resources=resources, before_start=check_key,
+                     description="The customer archive: identity, purchase statistics and the customer-360 source.")
