@@ -20,50 +20,24 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
-
-import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.bus.kafka import ensure_topics  # noqa: E402
-from crm_shared.devstack import (  # noqa: E402
-    EmbeddedBroker,
-    drop_database,
-    ensure_database,
-    free_port,
-    wait_for_port,
-    with_database,
-)
+from crm_shared.devstack import EmbeddedBroker, free_port  # noqa: E402
 from crm_shared.events.catalogue import ALL_TOPICS  # noqa: E402
-from crm_shared.migrations import upgrade  # noqa: E402
 
-from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench._stack import start_service, stop_services  # noqa: E402
+from bench.backbone import postgres_server  # noqa: E402
 from tests.harness.history import write_order_history  # noqa: E402
 
 SERVICES = ("profile", "loyalty")
 ORDER_EVENTS = "SELECT count(*) FROM inbox WHERE event_type LIKE 'commerce.order.%'"
-
-
-async def start_service(name: str, server_url: str, broker: EmbeddedBroker, workdir: Path):
-    database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    await ensure_database(server_url, database)
-    dsn = with_database(server_url, database)
-    await asyncio.to_thread(upgrade, f"crm_{name}:migrations", dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-    port = free_port()
-    env = {**os.environ, **Phase.extra_env, "DATABASE_URL": dsn, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-           "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-           "SEGMENT_REFRESH_FIRST_DELAY_S": "3600", "JOBS_FIRST_DELAY_S": "3600"}
-    process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", name], env=env,
-                               stdout=open(workdir / f"{name}.log", "ab"), stderr=subprocess.STDOUT)
-    wait_for_port(port, timeout_s=60, process=process)
-    return database, process, await asyncpg.connect(dsn)
 
 
 async def main(args) -> dict:
@@ -91,19 +65,14 @@ async def main(args) -> dict:
                     await asyncio.sleep(0.05)
                 caught_up[name] = time.perf_counter() - t0
 
-            watchers = [asyncio.create_task(watch(name, db))
-                        for name, (_d, _p, db) in zip(SERVICES, started, strict=True)]
+            watchers = [asyncio.create_task(watch(service.name, service.db)) for service in started]
             _out, err = await importer.communicate()
             import_s = time.perf_counter() - t0
             if importer.returncode != 0:
                 raise SystemExit(err.decode())
             await asyncio.wait_for(asyncio.gather(*watchers), timeout=1800)
         finally:
-            for database, process, db in started:
-                await db.close()
-                process.terminate()
-                process.wait(20)
-                await drop_database(server_url, database)
+            await stop_services(started, server_url)
             broker.stop()
             if postgres:
                 postgres.stop()
