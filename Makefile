@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/tickets.py
 	$(BIN)/python bench/churn.py
 	$(BIN)/python bench/backfill.py
+	$(BIN)/python bench/replay.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench
