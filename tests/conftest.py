@@ -20,7 +20,7 @@ from crm_shared.devstack import (
 from crm_shared.migrations import upgrade
 
 from tests.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
-from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, service_env
+from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, leaks_in, service_env
 
 
 @pytest.fixture(scope="session")
@@ -100,9 +100,14 @@ def start_service(tmp_path, broker) -> Iterator[Callable[..., ServiceProcess]]:
         return process.start()
 
     yield start
+    leaks = []
     for process in started:
         process.stop()
         log = Path(process.log_path)
         if log.exists():  # shown by pytest only when the test failed
+            text = log.read_text(errors="replace")
             print(f"----- {process.name} log (tail) -----")
-            print("\n".join(log.read_text(errors="replace").splitlines()[-60:]))
+            print("\n".join(text.splitlines()[-60:]))
+            leaks += [f"{process.name} logged {leak}" for leak in leaks_in(text)]
+    # Every test that starts a service also checks that its logs hold no secret, token or test PII.
+    assert not leaks, "\n".join(leaks[:20])

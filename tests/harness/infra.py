@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -245,6 +246,29 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
     return env
 
 
+# What must never reach a log line: the test secrets, bearer tokens, and the PII the event
+# builders put in every registration (tests/harness/events.py).
+_NEVER_LOGGED = [
+    ("AUTH_SECRET", re.compile(re.escape(TEST_AUTH_SECRET))),
+    ("PII_KEY", re.compile(re.escape(TEST_PII_KEY))),
+    ("JWT secret", re.compile(r"test-jwt-secret-of-the-identity-provider")),
+    ("a bearer token", re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}")),
+    ("an e-mail address", re.compile(r"[\w.+-]+@example\.com", re.IGNORECASE)),
+    ("a phone number", re.compile(r"\+?86 ?138 ?0013 ?8000|13800138000")),
+    ("a customer's name", re.compile(r"Test Customer")),
+]
+
+
+def leaks_in(log_text: str) -> list[str]:
+    """What a service log shows that it must not: secrets, tokens, test PII (one line each)."""
+    found = []
+    for line in log_text.splitlines():
+        for what, pattern in _NEVER_LOGGED:
+            if pattern.search(line):
+                found.append(f"{what}: {line[:300]}")
+    return found
+
+
 def structured_line(event: CloudEvent) -> str:
     return orjson.dumps(event.to_structured()).decode()
 
@@ -254,5 +278,5 @@ def database_url_for(server_url: str, name: str) -> str:
 
 
 __all__ = ["TEST_AGENT", "TEST_AUTH_SECRET", "Broker", "Database", "ServiceProcess", "database_url_for",
-           "free_port", "identity_headers", "publish_events", "publish_raw", "service_env", "structured_line",
-           "wait_until"]
+           "free_port", "identity_headers", "leaks_in", "publish_events", "publish_raw", "service_env",
+           "structured_line", "wait_until"]
