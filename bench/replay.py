@@ -133,6 +133,9 @@ def to_import_csv(log: Path, out: Path, *, currency: str) -> tuple[int, int]:
             line = reader.line_num
             if not any(cell.strip() for cell in row):
                 continue
+            if len(row) <= max(columns[key] for key in REQUIRED):
+                errors.append(f"{log}:{line}: {len(row)} column(s), too few")
+                continue
             try:
                 customer = row[columns["customer"]].strip()
                 paid_at = _parse_time(row[columns["date"]])
@@ -143,7 +146,7 @@ def to_import_csv(log: Path, out: Path, *, currency: str) -> tuple[int, int]:
                     raise ValueError(f"amount {amount_text!r} is not a decimal") from None
                 row_currency = (row[columns["currency"]].strip() if columns.get("currency") is not None
                                 and len(row) > columns["currency"] else "") or currency
-            except (IndexError, ValueError) as exc:
+            except ValueError as exc:
                 errors.append(f"{log}:{line}: {exc}")
                 continue
             order = row[columns["order"]].strip() if "order" in columns and len(row) > columns["order"] else ""
