@@ -27,9 +27,13 @@ Over HTTP through the gateway (aiohttp clients, see bench/loyalty.py for why not
 
 Phase 1, "steady": ``--rate`` Kafka events/s for ``--seconds``, open loop (a tick every 20 ms
 publishes what is due). Every 10th paid order goes to a probe customer (an existing customer with
-no other order in flight): from the moment it is handed to the producer, the bench polls
-``GET /v1/loyalty/accounts/{id}`` through the gateway every 10 ms until ``lifetime_earned`` or
-``pending`` changed → p50/p99/max ms (order paid → points visible to a caller of the API).
+no other order in flight; at most 8 probes in flight, else that order stays an ordinary one)
+as a fresh order of its own: from the moment it is handed to the producer, the bench polls
+``GET /v1/loyalty/accounts/{id}`` through the gateway until ``lifetime_earned`` or ``pending``
+grew → p50/p99/max ms (order paid → points visible to a caller of the API), also per 10 s window.
+The polling is kept light: every 10 ms at first, then every tenth of the time waited so far, at
+most every 200 ms (a slow answer is resolved to within ~10%, and a slow service is not buried
+under polls). Every 2 s the bench also reads each consumer's lag (its /metrics), per window.
 
 Phase 2, "saturation": ``--saturation-events`` Kafka events of the same mix, generated
 beforehand, published as fast as the producer goes; timed from the first send until every
@@ -112,12 +116,16 @@ PERIODIC = {
     "REFIT_FIRST_DELAY_S": "45", "REFIT_INTERVAL_S": "300",
     "METRICS_REFRESH_S": "15",
 }
+# --no-periodic (diagnosis only): the jobs start an hour in, i.e. never during the run
+QUIET = {"SLA_SCAN_FIRST_DELAY_S": "3600", "JOBS_FIRST_DELAY_S": "3600", "SEGMENT_REFRESH_FIRST_DELAY_S": "3600",
+         "REFIT_FIRST_DELAY_S": "3600", "METRICS_REFRESH_S": "15"}
 INTERACTIONS = [("page_view", 20), ("product_view", 20), ("search", 6), ("cart_add", 7), ("email_open", 2),
                 ("email_click", 1)]
 PRODUCTS = [("SKU-1", "tea"), ("SKU-2", "tea"), ("SKU-3", "teaware"), ("SKU-4", "snacks"), ("SKU-5", "gifts")]
 MIX = [("register", 4), ("interaction", 56), ("placed", 14), ("paid", 12), ("cancelled", 1), ("completed", 11),
        ("refunded", 2)]
 PROBES = 50
+MAX_PROBES_IN_FLIGHT = 8
 
 
 def token(role: str, subject: str) -> str:
@@ -202,8 +210,9 @@ class Mix:
 class Stack:
     """PostgreSQL, Tansu, the five services; metrics scraping and memory figures."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, periodic: bool = True) -> None:
         self.workdir = workdir
+        self.periodic = periodic
         self.processes: dict[str, subprocess.Popen] = {}
         self.ports = {name: free_port() for name in SERVICES}
         self.databases = {name: f"bench_e2e_{name}_{os.getpid()}" for name in SERVICES}
@@ -230,7 +239,7 @@ class Stack:
                 "PII_KEY": PII_KEY, "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
                 # the probes poll their own accounts every 10 ms: limits are checked, never hit
                 "RATE_LIMIT_CLIENT": "100000000/minute", "RATE_LIMIT_CUSTOMER": "100000000/minute",
-                **PERIODIC, **upstreams,
+                **(PERIODIC if self.periodic else QUIET), **upstreams,
             })
             log = open(self.workdir / f"{name}.log", "ab")
             self.processes[name] = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", name],
@@ -390,6 +399,8 @@ class Probes:
         self.seen: dict[str, tuple[int, int]] = {}
         self.latencies: list[float] = []
         self.get_latencies: list[float] = []
+        self.timeline: list[tuple[float, float | None]] = []  # (sent at, latency ms or None: timed out)
+        self.error_times: list[tuple[float, int]] = []
         self.timeouts = 0
         self.errors: Counter = Counter()
         self.tasks: set[asyncio.Task] = set()
@@ -400,14 +411,29 @@ class Probes:
         async with self.http.get(f"{self.gateway}/v1/loyalty/accounts/{customer}", headers=self.headers) as answer:
             if answer.status != 200:
                 self.errors[answer.status] += 1
+                self.error_times.append((started, answer.status))
                 await answer.read()
                 return None
             body = await answer.json()
             self.get_latencies.append((time.perf_counter() - started) * 1000)
             return body["lifetime_earned"], body["pending"]
 
+    def windows(self, start: float, width_s: float = 10.0) -> list[dict]:
+        """The probes by the window (seconds into the phase) their order was paid in."""
+        out = []
+        last = max([t for t, _ in self.timeline] + [start])
+        for k in range(int((last - start) // width_s) + 1):
+            low, high = start + k * width_s, start + (k + 1) * width_s
+            done = [ms for t, ms in self.timeline if low <= t < high and ms is not None]
+            out.append({"from_s": int(k * width_s), **summary(done),
+                        "timeouts": sum(1 for t, ms in self.timeline if low <= t < high and ms is None),
+                        "account_get_non_200": sum(1 for t, _ in self.error_times if low <= t < high)})
+        return out
+
     def take(self) -> str | None:
-        return self.idle.popleft() if self.idle else None
+        if not self.idle or len(self.tasks) >= MAX_PROBES_IN_FLIGHT:
+            return None
+        return self.idle.popleft()
 
     def watch(self, customer: str, sent_at: float) -> None:
         task = asyncio.create_task(self._watch(customer, sent_at))
@@ -422,10 +448,14 @@ class Probes:
                 now = await self.account(customer)
                 if now is not None and now != before and (before is None or now[0] > before[0] or now[1] > before[1]):
                     self.latencies.append((time.perf_counter() - sent_at) * 1000)
+                    self.timeline.append((sent_at, self.latencies[-1]))
                     self.seen[customer] = now
                     return
-                await asyncio.sleep(0.01)
+                # 10 ms at first, then a tenth of the time waited so far, at most 200 ms: a fine
+                # resolution where it matters, and slow answers do not multiply the polling
+                await asyncio.sleep(min(0.2, max(0.01, 0.1 * (time.perf_counter() - sent_at))))
             self.timeouts += 1
+            self.timeline.append((sent_at, None))
             with contextlib.suppress(Exception):
                 self.seen[customer] = await self.account(customer) or before
         finally:
@@ -502,6 +532,23 @@ class HttpLoad:
                 self.failures.append(f"POST /v1/events → {answer.status}: {payload[:300].decode(errors='replace')}")
 
 
+async def sample_lag(stack: Stack, http: aiohttp.ClientSession, into: list) -> None:
+    """Every 2 s, each consumer's lag (records) from its /metrics, until cancelled."""
+    while True:
+        with contextlib.suppress(Exception):
+            into.append((time.perf_counter(), {n: int((await stack.metrics(http, n))["lag"]) for n in CONSUMERS}))
+        await asyncio.sleep(2)
+
+
+def lag_windows(samples: list[tuple[float, dict[str, int]]], start: float, width_s: float = 10.0) -> list[dict]:
+    out: dict[int, dict[str, int]] = {}
+    for at, lags in samples:
+        window = out.setdefault(int((at - start) // width_s * width_s), dict.fromkeys(lags, 0))
+        for name, lag in lags.items():
+            window[name] = max(window[name], lag)
+    return [{"from_s": k, **v} for k, v in sorted(out.items())]
+
+
 async def steady(stack: Stack, publisher: Publisher, mix: Mix, probes: Probes, load: HttpLoad,
                  rate: float, seconds: float) -> dict:
     """Phase 1: ``rate`` Kafka events/s, open loop, plus the HTTP load, for ``seconds``."""
@@ -550,7 +597,6 @@ async def steady(stack: Stack, publisher: Publisher, mix: Mix, probes: Probes, l
         await asyncio.sleep(max(0.0, 0.02 - (time.perf_counter() - now)))
     elapsed = time.perf_counter() - started
     await publisher.flush()
-    await asyncio.wait_for(asyncio.gather(*load.tasks, *probes.tasks, return_exceptions=True), timeout=60)
     return {"rate_per_s": rate, "seconds": round(elapsed, 1), "kafka_events": sent,
             "achieved_rate_per_s": round(sent / elapsed, 1), "max_events_behind_schedule": behind_max}
 
@@ -577,9 +623,10 @@ async def saturation(stack: Stack, http: aiohttp.ClientSession, publisher: Publi
 
 async def main(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-e2e-"))
-    stack = Stack(workdir)
+    stack = Stack(workdir, periodic=args.periodic)
     rng = random.Random(args.seed)
-    result: dict = {"date": datetime.now(UTC).date().isoformat(), "cpus": os.cpu_count()}
+    result: dict = {"date": datetime.now(UTC).date().isoformat(), "cpus": os.cpu_count(),
+                    "args": vars(args), "periodic_jobs": PERIODIC if args.periodic else "off"}
     run_started = time.perf_counter()
     try:
         await stack.start()
@@ -613,17 +660,24 @@ async def main(args: argparse.Namespace) -> dict:
             mix = Mix(rng, customers)
             load = HttpLoad(http, stack.url("gateway"), rng, mix)
             before, phase_started = await stack.batches(http), time.perf_counter()
+            lag_samples: list[tuple[float, dict[str, int]]] = []
+            sampler = asyncio.create_task(sample_lag(stack, http, lag_samples))
             result["steady"] = await steady(stack, publisher, mix, probes, load, args.rate, args.seconds)
             for topic, n in load.accepted.items():
                 publisher.published[topic] += n  # relayed by the gateway's outbox to the same topics
             progress("steady phase done", run_started)
             drain = await stack.drained(http, publisher.published, timeout_s=120)
             progress(f"lag back to zero: {drain}", run_started)
+            sampler.cancel()
+            await asyncio.wait_for(asyncio.gather(*load.tasks, *probes.tasks, return_exceptions=True), timeout=60)
             result["steady"]["consumer_batches"] = stack.batch_delta(before, await stack.batches(http),
                                                                      time.perf_counter() - phase_started)
             result["steady"]["order_paid_to_points_visible"] = {**summary(probes.latencies),
                                                                 "timeouts_30s": probes.timeouts,
                                                                 "account_get": summary(probes.get_latencies),
+                                                                "by_10s": probes.windows(phase_started),
+                                                                "max_lag_by_10s": lag_windows(lag_samples,
+                                                                                              phase_started),
                                                                 "non_200": dict(probes.errors)}
             result["steady"]["lag_back_to_zero"] = drain
             result["steady"]["http"] = {
@@ -660,5 +714,7 @@ if __name__ == "__main__":
     parser.add_argument("--saturation-events", type=int, default=100_000, help="Kafka events in phase 2 (0: skip)")
     parser.add_argument("--customers", type=int, default=2000, help="customers registered before phase 1")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--no-periodic", dest="periodic", action="store_false",
+                        help="diagnosis: keep the periodic jobs from running during the bench")
     parser.add_argument("--keep-logs", default=None, help="copy the services' logs into this folder")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
