@@ -15,6 +15,8 @@ inbox (a redelivered event is skipped) → commit the database → send dead let
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -97,6 +99,8 @@ class EventConsumer:
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
+        self._kill_after_db_commit = _fault_kill_after_db_commit_batches()
+        self._batches_committed = 0
         self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
 
     @property
@@ -125,8 +129,19 @@ class EventConsumer:
                 self.ready.set()
             if batch:
                 await self.process(batch)
+                self._fault_point_between_commits()
                 await self._commit(batch)
             await self._update_lag(consumer)
+
+    def _fault_point_between_commits(self) -> None:
+        """Fault injection for tests only (off unless FAULT_KILL_AFTER_DB_COMMIT_BATCHES is set)."""
+        if self._kill_after_db_commit is None:
+            return
+        self._batches_committed += 1
+        if self._batches_committed >= self._kill_after_db_commit:
+            log.warning("fault injection: SIGKILL between the database commit and the offset commit",
+                        batches=self._batches_committed)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     async def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
         """Apply one fetched batch: everything valid exactly once, everything invalid dead-lettered."""
@@ -249,6 +264,22 @@ class EventConsumer:
                 continue  # revoked meanwhile
             self._metrics.consumer_lag.labels(self._group_id, tp.topic, str(tp.partition)).set(
                 max(0, highwater - position))
+
+
+def _fault_kill_after_db_commit_batches() -> int | None:
+    """``FAULT_KILL_AFTER_DB_COMMIT_BATCHES=N``: the process SIGKILLs itself after the N-th batch's
+    database commit and before its offset commit.
+
+    It exists only so tests/reliability can land a crash deterministically in the one gap that
+    matters (effects committed, offsets not): the redelivered batch must change nothing (the inbox).
+    Never set it in production; it is refused there.
+    """
+    value = os.environ.get("FAULT_KILL_AFTER_DB_COMMIT_BATCHES")
+    if not value:
+        return None
+    if os.environ.get("ENVIRONMENT", "").lower() == "prod":
+        raise RuntimeError("FAULT_KILL_AFTER_DB_COMMIT_BATCHES is a test fault hook; refused in production")
+    return max(1, int(value))
 
 
 def _stages(events: list[Inbound[Any]]) -> list[dict[str, list[Inbound[Any]]]]:
