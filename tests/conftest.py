@@ -78,12 +78,13 @@ def broker(tmp_path) -> Iterator[Broker]:
         result = Broker(configured, namespace)
     else:
         embedded = EmbeddedBroker(free_port(), log_path=tmp_path / "tansu.log").start()
-        result = Broker(embedded.bootstrap_servers, namespace)
+        result = Broker(embedded.bootstrap_servers, namespace, process=embedded.process)
     run_blocking(result.create_topics())
     try:
         yield result
     finally:
         if embedded:
+            result.resume()  # a test may have paused it; a stopped process cannot act on SIGTERM
             embedded.stop()
 
 

@@ -61,6 +61,16 @@ async def wait_until(probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20
 class Broker:
     bootstrap_servers: str
     namespace: str  # unique per test: consumer groups carry it, so an external Kafka is shared safely
+    process: subprocess.Popen | None = None  # the embedded broker's process; None for an external Kafka
+
+    def pause(self) -> None:
+        """SIGSTOP the embedded broker: it keeps its sockets but answers nothing (a hung broker)."""
+        assert self.process is not None, "only an embedded broker can be paused"
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None, "only an embedded broker can be resumed"
+        self.process.send_signal(signal.SIGCONT)
 
     async def create_topics(self, topics=ALL_TOPICS, partitions: int = 4) -> None:
         await ensure_topics(self.bootstrap_servers, topics, partitions=partitions)
