@@ -28,6 +28,7 @@ soak: install
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/e2e.py
 
 bench: install
 	$(BIN)/python bench/backbone.py
