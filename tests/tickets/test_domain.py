@@ -77,3 +77,13 @@ def test_illegal_transitions_and_the_reopen_window():
             check_transition(current, target, resolved_at=None, now=now, reopen_days=14)
     with pytest.raises(IllegalTransition, match="within 14 days"):
         check_transition("closed", "open", resolved_at=now - timedelta(days=15), now=now, reopen_days=14)
+
+
+@pytest.mark.parametrize("value", [0, 32400, "09:00+02:00", time(9, tzinfo=UTC), "nine", None])
+def test_working_hours_are_local_times_of_day_only(value):
+    # Found by schemathesis: an int end (read as seconds in UTC) made the ordering check raise a
+    # TypeError, a 500; and JSON Schema's "time" format demands an offset the hours never carry.
+    with pytest.raises(ValidationError):
+        Hours(start="09:00", end=value)
+    assert Hours(start="09:00", end="18:00:30").end == time(18, 0, 30)
+    assert "format" not in Hours.model_json_schema()["properties"]["end"]

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 Priority = Literal["low", "normal", "high", "urgent"]
 PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
@@ -47,9 +47,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A wall-clock time of the calendar's time zone ("09:00", "18:00:00"). Not JSON Schema's "time"
+# format: that one (RFC 3339 full-time) requires an offset, which working hours do not carry.
+def _local_time(value: object) -> time:
+    """Only a time of day without an offset: numbers (pydantic reads them as seconds, in UTC) and
+    times with an offset would not compare with the calendar's local hours."""
+    if isinstance(value, str):
+        try:
+            value = time.fromisoformat(value)
+        except ValueError:
+            raise ValueError("a local time HH:MM or HH:MM:SS") from None
+    if not isinstance(value, time) or value.tzinfo is not None:
+        raise ValueError("a local time HH:MM or HH:MM:SS, without an offset")
+    return value
+
+
+LocalTime = Annotated[time, BeforeValidator(_local_time), WithJsonSchema({
+    "type": "string", "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+    "description": "Local time of the calendar's time zone, HH:MM or HH:MM:SS.", "examples": ["09:00"]})]
+
+
 class Hours(_Section):
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _ordered(self) -> Hours:
