@@ -85,6 +85,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         from crm_shared.db import is_transient
 
+        if (sqlstate := _data_exception(exc)) is not None:
+            # A value the database cannot store (a NUL character in text, a number out of range,
+            # an impossible date): the client's input, so a 422; the transaction rolled back.
+            log.info("value refused by the database", path=request.url.path, sqlstate=sqlstate)
+            return problem_response(422, "Invalid request", "A value in the request cannot be stored "
+                                    "(for example a NUL character in a text, or a number out of range).",
+                                    type_=PROBLEM_BASE + "invalid-value", instance=request.url.path)
         if is_transient(exc):  # the database restarting or out of connections: worth a retry
             log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
             return problem_response(503, "Service Unavailable", "The database is not reachable right now; retry.",
@@ -93,3 +100,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(500, "Internal Server Error", "An unexpected error occurred; it has been logged.",
                                 instance=request.url.path)
+
+
+# PostgreSQL data exceptions that mean "this input value cannot be stored" (not a bug of ours, such
+# as a division by zero): 22000 is also what asyncpg raises for a value it cannot encode.
+_INPUT_VALUE_STATES = {"22000", "22001", "22003", "22007", "22008", "22021", "22P02", "22P05"}
+
+
+def _data_exception(exc: BaseException) -> str | None:
+    """The SQLSTATE behind ``exc`` if it is a data exception about an input value, else None."""
+    seen = 0
+    while exc is not None and seen < 5:
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate if sqlstate in _INPUT_VALUE_STATES else None
+        exc = getattr(exc, "orig", None) or exc.__cause__
+        seen += 1
+    return None
