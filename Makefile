@@ -25,6 +25,7 @@ test: install
 
 soak: install
 	$(BIN)/python -m pytest -m soak -p no:cacheprovider
+	FUZZ_MAX_EXAMPLES=100 $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_http_fuzz.py
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py
