@@ -58,12 +58,17 @@ async def test_postgres_restart_then_broker_paused_for_10_s(broker, private_post
     await run_faulty(rig, orders=BOUNDED_ORDERS, faults=["pg_restart", "broker_pause"])
 
 
-@pytest.mark.soak
-@pytest.mark.timeout(2400)
-async def test_soak_every_fault_several_times(request, broker, private_postgres, start_service):
+@pytest.fixture
+def soak_only(request) -> None:
+    """Skip unless ``-m soak`` selected the test (before any other fixture starts something)."""
     markexpr = request.config.getoption("markexpr") or ""
     if "soak" not in markexpr or "not soak" in markexpr:
         pytest.skip("50,000 orders: only under `make soak` (-m soak)")
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(2400)
+async def test_soak_every_fault_several_times(soak_only, broker, private_postgres, start_service):
     if broker.process is None:
         pytest.skip("an external Kafka cannot be paused")
     server, databases = private_postgres
