@@ -27,7 +27,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import uuid
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from crm_shared.bus.kafka import new_producer
+from crm_shared.bus.kafka import all_delivered, new_producer
 from crm_shared.events.catalogue import OrderData, dataschema_for, topic_for
 from crm_shared.events.envelope import CloudEvent, to_kafka, validation_summary
 
@@ -137,7 +136,7 @@ async def publish_orders(events: list[CloudEvent], bootstrap_servers: str, *, pr
                     key, value, headers = to_kafka(event)
                     deliveries.append(await producer.send(topic_for(event.type), value=value, key=key,
                                                           headers=headers))
-                await asyncio.gather(*deliveries)
+                await all_delivered(deliveries)
                 bar.update(len(chunk))
     finally:
         await producer.stop()

@@ -21,14 +21,13 @@ Guarantees:
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from crm_shared.bus.kafka import DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_REASON, new_producer
+from crm_shared.bus.kafka import DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_REASON, all_delivered, new_producer
 
 DLQ_HEADER_PREFIX = "dlq."
 REPLAYED_FROM_HEADER = "dlq.replayed-from"  # kept on the replayed record: where it came back from
@@ -141,7 +140,7 @@ async def replay(bootstrap_servers: str, topic: str, *, group_id: str = DEFAULT_
                 deliveries.append(await producer.send(original, value=record.value, key=record.key,
                                                       headers=kept))
                 report.to_topics[original] += 1
-            await asyncio.gather(*deliveries)  # acknowledged by the broker before the commit below
+            await all_delivered(deliveries)  # acknowledged by the broker before the commit below
             report.replayed += len(deliveries)
             last = {}
             for record in records:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crm_shared.bus.kafka import dead_letter_headers, dead_letter_topic, ensure_topics, new_consumer
+from crm_shared.bus.kafka import all_delivered, dead_letter_headers, dead_letter_topic, ensure_topics, new_consumer
 from crm_shared.db import is_transient
 from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
@@ -232,7 +232,7 @@ class EventConsumer:
                 sends.append(await self._producer.send(
                     dead_letter_topic(record.topic, self._group_id), key=record.key, value=record.value,
                     headers=dead_letter_headers(record, self._group_id, reason, error)))
-            await asyncio.gather(*sends)
+            await all_delivered(sends)
 
         await self._retry_transient(lambda _: send_all(), None)
         for record, reason, error in dead:

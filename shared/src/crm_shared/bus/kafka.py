@@ -72,6 +72,18 @@ async def ensure_topics(bootstrap_servers: str, topics: Iterable[str], *, partit
         await admin.close()
 
 
+async def all_delivered(deliveries) -> None:
+    """Wait for every send's acknowledgement; raise the first failure only after all are settled.
+
+    A plain ``gather`` raises at the first failure and leaves the other futures' errors unread
+    ("Future exception was never retrieved" in the log after a broker pause).
+    """
+    results = await asyncio.gather(*deliveries, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
 def dead_letter_topic(topic: str, group_id: str) -> str:
     return f"{topic}.{group_id}.dlq"
 

@@ -22,6 +22,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from crm_shared.bus.kafka import all_delivered
 from crm_shared.events.catalogue import topic_for
 from crm_shared.events.envelope import CloudEvent, to_kafka
 from crm_shared.logging import get_logger
@@ -104,7 +105,7 @@ class OutboxRelay:
             rows = (await tx.execute(_CLAIM, {"limit": self._batch_max})).all()
             if not rows:
                 return 0
-            await asyncio.gather(*await self._send(rows))  # every record acknowledged by all in-sync replicas
+            await all_delivered(await self._send(rows))  # every record acknowledged by all in-sync replicas
             await tx.execute(_DELETE, {"ids": [row.id for row in rows]})
             await tx.commit()
         for row in rows:
