@@ -1,6 +1,7 @@
-"""Fault injection: profile and loyalty under SIGKILL, a crash between the commits, a PostgreSQL restart
-and a paused broker, with duplicated, reordered and poison input; the end state must equal the
-fault-free expectation computed from the input (tests/reliability/faults.py).
+"""Fault injection: profile, loyalty and churn (every consumer of commerce.orders) under SIGKILL, a
+crash between the commits, a PostgreSQL restart and a paused broker, with duplicated, reordered and
+poison input; the end state must equal the fault-free expectation computed from the input
+(tests/reliability/faults.py).
 
 The bounded runs (one fault kind each) are in ``make test``; the 50,000-order run with every fault,
 several times, is ``make soak`` (``-m soak``).
@@ -18,12 +19,14 @@ from tests.harness.infra import Database, database_url_for
 from tests.reliability.faults import SERVICES, Rig, run_faulty
 
 BOUNDED_ORDERS = 6_000
+# The bounded runs in `make test`: profile and loyalty; churn too under `make soak` (time: make test < 20 min).
+BOUNDED_SERVICES = ("profile", "loyalty")
 SOAK_ORDERS = 50_000
 
 
 @pytest.fixture
 def private_postgres(tmp_path) -> Iterator[tuple[EmbeddedPostgres, dict[str, Database]]]:
-    """A PostgreSQL of this test alone (the session's is shared), with migrated profile and loyalty databases."""
+    """A PostgreSQL of this test alone (the session's is shared), with a migrated database per service."""
     server = EmbeddedPostgres(tmp_path / "pg" / "data", free_port(), fast=True).start()
     try:
         specs = discover_services()
@@ -45,7 +48,7 @@ def _rig(broker, start_service, databases, postgres=None) -> Rig:
 
 async def test_sigkill_mid_run_and_between_the_commits(broker, make_database, start_service):
     """Each service SIGKILLs itself after a database commit, before the offset commit; then each is killed."""
-    rig = _rig(broker, start_service, {s: make_database(s) for s in SERVICES})
+    rig = _rig(broker, start_service, {s: make_database(s) for s in BOUNDED_SERVICES})
     await run_faulty(rig, orders=BOUNDED_ORDERS,
                      faults=["commit_gap:profile", "commit_gap:loyalty", "kill:profile", "kill:loyalty"])
 
@@ -54,7 +57,7 @@ async def test_postgres_restart_then_broker_paused_for_10_s(broker, private_post
     if broker.process is None:
         pytest.skip("an external Kafka cannot be paused")
     server, databases = private_postgres
-    rig = _rig(broker, start_service, databases, server)
+    rig = _rig(broker, start_service, {s: databases[s] for s in BOUNDED_SERVICES}, server)
     await run_faulty(rig, orders=BOUNDED_ORDERS, faults=["pg_restart", "broker_pause"])
 
 
@@ -74,5 +77,6 @@ async def test_soak_every_fault_several_times(soak_only, broker, private_postgre
     server, databases = private_postgres
     rig = _rig(broker, start_service, databases, server)
     await run_faulty(rig, orders=SOAK_ORDERS, settle_timeout_s=900, faults=[
-        "kill:profile", "kill:loyalty", "commit_gap:profile", "pg_restart", "kill:profile", "broker_pause",
-        "kill:loyalty", "commit_gap:loyalty", "kill:profile", "kill:loyalty"])
+        "kill:profile", "kill:loyalty", "kill:churn", "commit_gap:profile", "pg_restart", "kill:profile",
+        "broker_pause", "kill:loyalty", "commit_gap:loyalty", "kill:churn", "kill:profile", "kill:loyalty",
+        "commit_gap:churn", "kill:churn"])

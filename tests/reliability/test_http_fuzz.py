@@ -1,4 +1,5 @@
-"""HTTP robustness through the real gateway to the real services, with a supervisor's token.
+"""HTTP robustness through the real gateway to the real services, with a supervisor's token, and of
+each service on its own.
 
 1. schemathesis generates valid and invalid requests (its examples, coverage and fuzzing phases)
    for every operation of the gateway's merged OpenAPI, which routes to every service: no request
@@ -16,21 +17,26 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 
 from tests.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id
-from tests.harness.infra import wait_until
+from tests.harness.infra import identity_headers, wait_until
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "5"))  # per operation and phase; `make soak`: 100
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "3"))  # per operation and phase; `make soak`: 100
+# Each service on its own, with the identity the gateway would forward: fewer examples, as the
+# gateway run above already reaches every operation.
+SERVICE_MAX_EXAMPLES = int(os.environ.get("FUZZ_SERVICE_MAX_EXAMPLES", "3"))
 INJECTIONS = ["'; DROP TABLE tickets; --", "\" OR 1=1 --", "<script>alert(1)</script>", "{{7*7}}${7*7}",
               "../../etc/passwd", "Robert'); DELETE FROM customers;--", "\u202eevil"]
 
 
-def schemathesis(url: str, headers: dict[str, str]) -> subprocess.CompletedProcess:
+def schemathesis(url: str, headers: dict[str, str], max_examples: int = MAX_EXAMPLES) -> subprocess.CompletedProcess:
     command = [str(Path(sys.executable).parent / "st"), "run", f"{url}/openapi.json",
                "--checks", "not_a_server_error,response_schema_conformance",
-               "--max-examples", str(MAX_EXAMPLES), "--seed", "20261201", "--no-color",
+               "--max-examples", str(max_examples), "--seed", "20261201", "--no-color",
                "--phases", "examples,coverage,fuzzing", "--request-timeout", "10", "--generation-database", "none",
                *[arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
@@ -89,14 +95,27 @@ async def test_generated_and_hostile_requests_never_get_a_5xx_or_an_answer_outsi
         await wait_until(lambda: _exists(http, customer), what="the customer in the profile")
         await hostile_requests(http, customer)
 
-    result = schemathesis(stack.gateway.url, bearer("supervisor", "sup-fuzz"))
+    assert_clean(schemathesis(stack.gateway.url, bearer("supervisor", "sup-fuzz")))
+    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200  # still standing
+
+
+@pytest.mark.soak  # the gateway run reaches every operation; each service alone under `make soak`
+@pytest.mark.parametrize("name", ["profile", "loyalty", "tickets", "churn"])
+async def test_each_service_on_its_own_never_answers_a_5xx_or_outside_its_schema(name, make_database, start_service):
+    service = start_service(name, make_database(name))
+    supervisor = identity_headers(Identity(subject="sup-fuzz", role=Role.SUPERVISOR))
+    assert_clean(schemathesis(service.url, supervisor, SERVICE_MAX_EXAMPLES))
+    async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200
+
+
+def assert_clean(result: subprocess.CompletedProcess) -> None:
     report = result.stdout[-8000:] + result.stderr[-2000:]
     assert result.returncode == 0, report
     cases = result.stdout.split("Test cases:")[-1]
     assert "generated" in cases and " failed" not in cases, report
     assert "Rate limited" not in result.stdout, report
-    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as http:
-        assert (await http.get("/readyz")).status_code == 200  # still standing
 
 
 async def _exists(http: httpx.AsyncClient, customer: str) -> bool:
