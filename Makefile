@@ -24,8 +24,7 @@ test: install
 	$(BIN)/python -m pytest
 
 soak: install
-	FUZZ_SERVICE_MAX_EXAMPLES=50 $(BIN)/python -m pytest -m soak -p no:cacheprovider
-	FUZZ_MAX_EXAMPLES=100 $(BIN)/python -m pytest -p no:cacheprovider tests/reliability/test_http_fuzz.py
+	FUZZ_MAX_EXAMPLES=100 FUZZ_SERVICE_MAX_EXAMPLES=50 $(BIN)/python -m pytest -m soak -p no:cacheprovider
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py

@@ -84,17 +84,29 @@ async def hostile_requests(http: httpx.AsyncClient, customer: str) -> None:
     assert (await http.get(f"/v1/profiles/{customer}")).status_code == 200
 
 
-async def test_generated_and_hostile_requests_never_get_a_5xx_or_an_answer_outside_the_schema(broker, gateway_stack):
+async def _stack(broker, gateway_stack):
     # The rate limits off: the point is what reaches the services (tests/gateway covers the limiter).
     stack = gateway_stack(RATE_LIMIT_CLIENT="1000000/minute", RATE_LIMIT_CUSTOMER="1000000/minute")
+    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200
+    return stack
+
+
+async def test_hostile_requests_get_clear_problems_and_injection_strings_are_only_data(broker, gateway_stack):
+    stack = await _stack(broker, gateway_stack)
     customer = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=30,
                                  headers=bearer("supervisor", "sup-fuzz")) as http:
-        assert (await http.get("/readyz")).status_code == 200
         await wait_until(lambda: _exists(http, customer), what="the customer in the profile")
         await hostile_requests(http, customer)
+        assert (await http.get("/readyz")).status_code == 200  # still standing
 
+
+# Under `make soak` for now: with it, `make test` ran past its 20 minutes (about 60 s here).
+@pytest.mark.soak
+async def test_generated_requests_never_get_a_5xx_or_an_answer_outside_the_schema(broker, gateway_stack):
+    stack = await _stack(broker, gateway_stack)
     assert_clean(schemathesis(stack.gateway.url, bearer("supervisor", "sup-fuzz")))
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200  # still standing
