@@ -78,6 +78,28 @@ def postgres_server(workdir: Path, *, fast: bool = True) -> tuple[str, EmbeddedP
     return postgres.admin_url, postgres
 
 
+async def start_broker_with_topics(workdir: Path) -> EmbeddedBroker:
+    """A fresh embedded Tansu holding every topic of the catalogue (stop it when done)."""
+    broker = EmbeddedBroker(free_port(), log_path=workdir / "tansu.log").start()
+    try:
+        # 4 partitions, as `crm topics` creates them by default: the services never rely on auto-create.
+        await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=4)
+    except BaseException:
+        broker.stop()  # the caller never got the broker, so it cannot stop it
+        raise
+    return broker
+
+
+async def create_migrated_database(server_url: str, database: str, migrations: str) -> str:
+    """Create ``database`` on the server and migrate it to the head of ``migrations`` (a service's
+    Alembic location, e.g. ``crm_profile:migrations``); returns its URL, in the form the services take."""
+    await ensure_database(server_url, database)
+    dsn = with_database(server_url, database)
+    # Alembic goes through SQLAlchemy, which needs the async driver named in the URL.
+    await asyncio.to_thread(upgrade, migrations, dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+    return dsn
+
+
 class Phase:
     """A fresh database, a fresh broker and one service process (the profile service unless a
     subclass names another, its extra settings and its warm-up)."""
@@ -93,11 +115,8 @@ class Phase:
         self.dsn = with_database(server_url, self.db_name)
 
     async def __aenter__(self) -> Phase:
-        await ensure_database(self.server_url, self.db_name)
-        await asyncio.to_thread(upgrade, f"crm_{self.service}:migrations",
-                                self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
-        self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
-        await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
+        await create_migrated_database(self.server_url, self.db_name, f"crm_{self.service}:migrations")
+        self.broker = await start_broker_with_topics(self.workdir)
         port = self.port = free_port()
         env = {**os.environ, "DATABASE_URL": self.dsn, "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
                "HTTP_PORT": str(port), "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",

@@ -28,12 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crm_shared.bus.kafka import ensure_topics  # noqa: E402
-from crm_shared.devstack import EmbeddedBroker, free_port  # noqa: E402
-from crm_shared.events.catalogue import ALL_TOPICS  # noqa: E402
-
-from bench._stack import start_service, stop_services  # noqa: E402
-from bench.backbone import postgres_server  # noqa: E402
+from bench._stack import running_services  # noqa: E402
 from tests.harness.history import write_order_history  # noqa: E402
 
 SERVICES = ("profile", "loyalty")
@@ -45,15 +40,8 @@ async def main(args) -> dict:
         workdir = Path(tmp)
         rows = write_order_history(workdir / "orders.csv", customers=args.customers, orders_each=args.orders_each)
         events = len(rows) + sum(1 for r in rows if r["completed_at"])
-        server_url, postgres = postgres_server(workdir)
-        broker = EmbeddedBroker(free_port(), log_path=workdir / "tansu.log").start()
-        started = []
-        try:
-            await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=4)
-            for name in SERVICES:
-                started.append(await start_service(name, server_url, broker, workdir))
-            await asyncio.sleep(2)  # the consumers have joined their groups
-            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers}
+        async with running_services(SERVICES, workdir) as stack:
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": stack.broker.bootstrap_servers}
             t0 = time.perf_counter()
             importer = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "crm_shared.cli", "import", str(workdir / "orders.csv"), "--no-progress",
@@ -65,17 +53,12 @@ async def main(args) -> dict:
                     await asyncio.sleep(0.05)
                 caught_up[name] = time.perf_counter() - t0
 
-            watchers = [asyncio.create_task(watch(service.name, service.db)) for service in started]
+            watchers = [asyncio.create_task(watch(service.name, service.db)) for service in stack.services]
             _out, err = await importer.communicate()
             import_s = time.perf_counter() - t0
             if importer.returncode != 0:
                 raise SystemExit(err.decode())
             await asyncio.wait_for(asyncio.gather(*watchers), timeout=1800)
-        finally:
-            await stop_services(started, server_url)
-            broker.stop()
-            if postgres:
-                postgres.stop()
     slowest = max(caught_up.values())
     return {"bench": "backfill", "orders": len(rows), "events": events, "import_s": round(import_s, 2),
             "import_events_per_s": round(events / import_s),

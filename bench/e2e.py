@@ -75,26 +75,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.auth import mint_user_token  # noqa: E402
-from crm_shared.bus.kafka import ensure_topics, new_producer  # noqa: E402
-from crm_shared.devstack import (  # noqa: E402
-    EmbeddedBroker,
-    discover_services,
-    drop_database,
-    ensure_database,
-    free_port,
-    wait_for_port,
-    with_database,
-)
+from crm_shared.bus.kafka import new_producer  # noqa: E402
+from crm_shared.devstack import discover_services, drop_database, free_port, wait_for_port  # noqa: E402
 from crm_shared.events.catalogue import (  # noqa: E402
-    ALL_TOPICS,
     TOPIC_CUSTOMERS,
     TOPIC_INTERACTIONS,
     TOPIC_ORDERS,
 )
 from crm_shared.events.envelope import to_kafka  # noqa: E402
-from crm_shared.migrations import upgrade  # noqa: E402
 
-from bench.backbone import postgres_server  # noqa: E402
+from bench._stack import serve_process, stop_processes  # noqa: E402
+from bench.backbone import create_migrated_database, postgres_server, start_broker_with_topics  # noqa: E402
 from tests.harness.events import customer_registered, interaction, order_event  # noqa: E402
 
 AUTH_SECRET = "bench-auth-secret-for-forwarded-identities-0123456789"
@@ -220,20 +211,16 @@ class Stack:
 
     async def start(self) -> None:
         self.server_url, self.postgres = postgres_server(self.workdir)
-        self.broker = EmbeddedBroker(free_port(), log_path=self.workdir / "tansu.log").start()
-        await ensure_topics(self.broker.bootstrap_servers, ALL_TOPICS, partitions=4)
+        self.broker = await start_broker_with_topics(self.workdir)
         specs = discover_services()
-        for name in SERVICES:
-            await ensure_database(self.server_url, self.databases[name])
-            url = with_database(self.server_url, self.databases[name]).replace(
-                "postgresql://", "postgresql+asyncpg://", 1)
-            await asyncio.to_thread(upgrade, specs[name].migrations, url)
+        dsns = {name: await create_migrated_database(self.server_url, self.databases[name], specs[name].migrations)
+                for name in SERVICES}
         upstreams = {f"{n.upper()}_URL": f"http://127.0.0.1:{self.ports[n]}" for n in CONSUMERS}
         for name in SERVICES:
             env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
             env.update({
                 "SERVICE_NAME": name, "ENVIRONMENT": "test", "LOG_LEVEL": "WARNING",
-                "DATABASE_URL": with_database(self.server_url, self.databases[name]),
+                "DATABASE_URL": dsns[name],
                 "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers, "HTTP_PORT": str(self.ports[name]),
                 "CONSUMER_GROUP": f"crm-{name}", "AUTH_SECRET": AUTH_SECRET, "JWT_SECRET": JWT_SECRET,
                 "PII_KEY": PII_KEY, "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
@@ -241,9 +228,7 @@ class Stack:
                 "RATE_LIMIT_CLIENT": "100000000/minute", "RATE_LIMIT_CUSTOMER": "100000000/minute",
                 **(PERIODIC if self.periodic else QUIET), **upstreams,
             })
-            log = open(self.workdir / f"{name}.log", "ab")
-            self.processes[name] = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", name],
-                                                    env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = serve_process(name, env, self.workdir)
         for name in SERVICES:
             wait_for_port(self.ports[name], timeout_s=90, process=self.processes[name])
 
@@ -351,13 +336,7 @@ class Stack:
         return found
 
     async def stop(self) -> None:
-        for process in self.processes.values():
-            process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes.values(), wait_s=20)
         for name in SERVICES:
             with contextlib.suppress(Exception):  # best-effort cleanup of a bench database
                 await drop_database(self.server_url, self.databases[name])

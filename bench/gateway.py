@@ -40,19 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.auth import Identity, IdentityCodec, Role, mint_user_token  # noqa: E402
-from crm_shared.devstack import (  # noqa: E402
-    EmbeddedBroker,
-    EmbeddedPostgres,
-    discover_services,
-    drop_database,
-    ensure_database,
-    free_port,
-    wait_for_port,
-    with_database,
-)
-from crm_shared.events.catalogue import ALL_TOPICS, TOPIC_CUSTOMERS, TOPIC_ORDERS  # noqa: E402
-from crm_shared.migrations import upgrade  # noqa: E402
+from crm_shared.devstack import discover_services, drop_database, free_port, wait_for_port  # noqa: E402
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS  # noqa: E402
 
+from bench._stack import serve_process, stop_processes  # noqa: E402
+from bench.backbone import create_migrated_database, postgres_server, start_broker_with_topics  # noqa: E402
 from tests.harness.events import customer_registered, order_paid  # noqa: E402
 from tests.harness.infra import Broker  # noqa: E402
 
@@ -214,26 +206,18 @@ def wrk(url: str, headers: dict[str, str], connections: int, seconds: int) -> di
 async def main(args: argparse.Namespace) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-gateway-"))
     processes: list[subprocess.Popen] = []
-    postgres = broker_process = None
-    server_url = os.environ.get("DATABASE_URL")
-    if server_url:
-        server_url = server_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    else:
-        postgres = EmbeddedPostgres(workdir / "pg", free_port(), fast=True).start()
-        server_url = postgres.admin_url
-    broker_process = EmbeddedBroker(free_port(), log_path=workdir / "tansu.log").start()
-    broker = Broker(broker_process.bootstrap_servers, "bench")
+    broker_process = None
+    server_url, postgres = postgres_server(workdir)
     databases = {name: f"bench_gw_{name}_{os.getpid()}" for name in SERVICES}
     ports = {name: free_port() for name in SERVICES}
     try:
-        await broker.create_topics(ALL_TOPICS)
+        broker_process = await start_broker_with_topics(workdir)
+        broker = Broker(broker_process.bootstrap_servers, "bench")
         specs = discover_services()
+        dsns = {name: await create_migrated_database(server_url, databases[name], specs[name].migrations)
+                for name in SERVICES}
         for name in SERVICES:
-            await ensure_database(server_url, databases[name])
-            url = with_database(server_url, databases[name]).replace("postgresql://", "postgresql+asyncpg://", 1)
-            await asyncio.to_thread(upgrade, specs[name].migrations, url)
-        for name in SERVICES:
-            env = {**os.environ, "DATABASE_URL": with_database(server_url, databases[name]),
+            env = {**os.environ, "DATABASE_URL": dsns[name],
                    "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "HTTP_PORT": str(ports[name]),
                    "ENVIRONMENT": "test", "AUTH_SECRET": AUTH_SECRET, "JWT_SECRET": JWT_SECRET,
                    "CONSUMER_GROUP": f"bench-{name}", "PII_KEY": BENCH_PII_KEY, "KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -241,9 +225,7 @@ async def main(args: argparse.Namespace) -> dict:
                    # The bench is one client hammering one customer: limits are checked, never hit.
                    "RATE_LIMIT_CLIENT": "100000000/minute", "RATE_LIMIT_CUSTOMER": "100000000/minute",
                    **{f"{n.upper()}_URL": f"http://127.0.0.1:{ports[n]}" for n in SERVICES if n != "gateway"}}
-            log = open(workdir / f"{name}.log", "ab")
-            processes.append(subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", name], env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+            processes.append(serve_process(name, env, workdir))
         for name, process in zip(SERVICES, processes, strict=True):
             wait_for_port(ports[name], timeout_s=60, process=process)
         nginx, nginx_port = start_nginx(workdir, ports["profile"])
@@ -325,17 +307,12 @@ async def main(args: argparse.Namespace) -> dict:
         }
         return result
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(reversed(processes), wait_s=15)  # the proxies before the services behind them
         for name in SERVICES:
             with contextlib.suppress(Exception):  # best-effort cleanup of a bench database
                 await drop_database(server_url, databases[name])
-        broker_process.stop()
+        if broker_process is not None:
+            broker_process.stop()
         if postgres is not None:
             postgres.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -52,12 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_shared.backfill import BackfillError, publish_orders, read_orders  # noqa: E402
-from crm_shared.bus.kafka import ensure_topics  # noqa: E402
-from crm_shared.devstack import EmbeddedBroker, free_port  # noqa: E402
-from crm_shared.events.catalogue import ALL_TOPICS  # noqa: E402
 
-from bench._stack import start_service, stop_services  # noqa: E402
-from bench.backbone import postgres_server  # noqa: E402
+from bench._stack import running_services  # noqa: E402
 
 # Every service whose ServiceSpec.subscribes includes commerce.orders (tickets does not).
 SERVICES = ("profile", "loyalty", "churn")
@@ -175,14 +171,7 @@ async def main(args) -> dict:
         orders, duplicates = to_import_csv(log, workdir / "orders.csv", currency=args.currency)
         events = read_orders(workdir / "orders.csv", default_currency=args.currency)
         read_s = time.perf_counter() - t_read
-        server_url, postgres = postgres_server(workdir)
-        broker = EmbeddedBroker(free_port(), log_path=workdir / "tansu.log").start()
-        started = []
-        try:
-            await ensure_topics(broker.bootstrap_servers, ALL_TOPICS, partitions=4)
-            for name in SERVICES:
-                started.append(await start_service(name, server_url, broker, workdir))
-            await asyncio.sleep(2)  # the consumers have joined their groups
+        async with running_services(SERVICES, workdir) as stack:
             caught_up: dict[str, float] = {}
             t0 = time.perf_counter()
 
@@ -191,16 +180,11 @@ async def main(args) -> dict:
                     await asyncio.sleep(0.1)
                 caught_up[name] = time.perf_counter() - t0
 
-            watchers = [asyncio.create_task(watch(service.name, service.db)) for service in started]
-            await publish_orders(events, broker.bootstrap_servers, progress=False)
+            watchers = [asyncio.create_task(watch(service.name, service.db)) for service in stack.services]
+            await publish_orders(events, stack.broker.bootstrap_servers, progress=False)
             publish_s = time.perf_counter() - t0
             await asyncio.wait_for(asyncio.gather(*watchers), timeout=3600)
-            rss = {service.name: round(service.rss_mb(), 1) for service in started}
-        finally:
-            await stop_services(started, server_url)
-            broker.stop()
-            if postgres:
-                postgres.stop()
+            rss = {service.name: round(service.rss_mb(), 1) for service in stack.services}
     slowest = max(caught_up.values())
     return {"bench": "replay", "orders": orders, "duplicate_lines_dropped": duplicates,
             "first": events[0].time.isoformat(), "last": events[-1].time.isoformat(),
