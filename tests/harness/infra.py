@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role
 from crm_shared.bus.kafka import ensure_topics, new_producer
 from crm_shared.devstack import free_port, wait_for_port, with_database
@@ -92,6 +92,31 @@ class Broker:
         from crm_shared.events.envelope import from_kafka
         return [from_kafka(r.value, r.headers) for r in await self.read_all(topic, expect=expect, timeout_s=timeout_s)]
 
+    async def read_to_end(self, topics: list[str] | tuple[str, ...], *, timeout_s: float = 20.0) -> list[Any]:
+        """Every record of ``topics`` up to the end they have now (no group; returns at the end, no idle wait)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
+                                    fetch_max_wait_ms=25)
+        await consumer.start()
+        records: list[Any] = []
+        try:
+            await consumer.topics()  # fetches the cluster metadata, so partitions_for_topic knows them
+            partitions = [TopicPartition(topic, p) for topic in topics
+                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            deadline = time.monotonic() + timeout_s
+            # end_offsets() answers 1 on Tansu; the high watermark each fetch response carries is right.
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                for recs in batch.values():
+                    records.extend(recs)
+                if await _at_end(consumer, partitions):
+                    return records
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"could not read {topics} to the end in {timeout_s}s")
+        finally:
+            await consumer.stop()
+
     async def read_all(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
         """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
@@ -108,6 +133,14 @@ class Broker:
         finally:
             await consumer.stop()
         return records
+
+
+async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    for tp in partitions:
+        end = consumer.highwater(tp)
+        if end is None or await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def publish_events(producer: AIOKafkaProducer, topic: str, events: list[CloudEvent]) -> None:

@@ -33,7 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from crm_shared.bus.kafka import dead_letter_topic
 from crm_shared.devstack import EmbeddedPostgres
-from crm_shared.events.catalogue import TOPIC_ORDERS
+from crm_shared.events.catalogue import ALL_TOPICS, TOPIC_ORDERS
 from crm_shared.events.envelope import CloudEvent, to_kafka
 
 from tests.harness.events import order_event
@@ -175,8 +175,8 @@ class Rig:
 @dataclass
 class GapProof:
     service: str
-    committed: dict[int, int]  # partition → committed offset at the moment of death
-    applied: set[str]  # paid event ids in the inbox at the moment of death
+    committed: dict[TopicPartition, int]  # every partition the group reads → its committed offset at death
+    applied: set[str]  # every event id in the inbox at death (orders, and the other services' events)
 
 
 async def run_faulty(rig: Rig, *, orders: int, faults: list[str], seed: int = 20261201,
@@ -238,7 +238,7 @@ async def run_faulty(rig: Rig, *, orders: int, faults: list[str], seed: int = 20
     rig.note("published everything")
     await check_end_state(rig, plan, offsets, settle_timeout_s=settle_timeout_s)
     for proof in proofs:
-        _check_gap_proof(proof, offsets)
+        await _check_gap_proof(rig.broker, proof)
     return plan
 
 
@@ -274,10 +274,9 @@ async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int) -> 
         rig.hooked.discard(service)
         assert process.process.returncode == -9, f"{service} exited with {process.process.returncode}, not SIGKILL"
         proof = GapProof(service, await committed_offsets(rig.broker, rig.group(service)),
-                         set(await rig.databases[service].fetch_texts(
-                             "SELECT event_id FROM inbox WHERE event_type = 'commerce.order.paid'")))
+                         set(await rig.databases[service].fetch_texts("SELECT event_id FROM inbox")))
         rig.note(f"{service} killed itself between the commits with {len(proof.applied)} applied; "
-                 f"committed offsets {proof.committed}")
+                 f"committed offsets {_short(proof.committed)}")
         await rig.restart(service)
         rig.note(f"restarted {service}")
         return proof
@@ -309,26 +308,38 @@ async def _more_applied(db: Database, at_least: int) -> bool:
     return await _applied(db) >= at_least
 
 
-async def committed_offsets(broker: Broker, group: str) -> dict[int, int]:
-    """The group's committed offsets on the orders topic (read without joining the group)."""
+async def committed_offsets(broker: Broker, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offsets on every topic it has committed on (read without joining the group)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers, group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
         result = {}
-        for p in range(PARTITIONS):
-            result[p] = await consumer.committed(TopicPartition(TOPIC_ORDERS, p)) or 0
+        for tp in (TopicPartition(topic, p) for topic in ALL_TOPICS for p in range(PARTITIONS)):
+            offset = await consumer.committed(tp)
+            if offset is not None:
+                result[tp] = offset
         return result
     finally:
         await consumer.stop()
 
 
-def _check_gap_proof(proof: GapProof, offsets: list[tuple[int, int, str]]) -> None:
-    """The self-kill landed between the commits: some event applied then had no committed offset."""
-    committed_ids = {eid for p, o, eid in offsets if o < proof.committed[p]}
-    uncommitted_applied = {eid for p, o, eid in offsets if o >= proof.committed[p]} - committed_ids
-    assert uncommitted_applied & proof.applied, (
-        f"{proof.service}: no applied event beyond the committed offsets {proof.committed}")
+async def _check_gap_proof(broker: Broker, proof: GapProof) -> None:
+    """The self-kill landed between the commits: some event applied then had no committed offset.
+
+    Every topic counts: a profile batch may hold only the loyalty service's events, not orders.
+    """
+    committed_ids, beyond = set(), set()
+    for record in await broker.read_to_end(ALL_TOPICS):  # a topic without a commit yet counts from 0
+        event_id = dict(record.headers).get("ce_id", b"").decode()
+        tp = TopicPartition(record.topic, record.partition)
+        (committed_ids if record.offset < proof.committed.get(tp, 0) else beyond).add(event_id)
+    assert (beyond - committed_ids) & proof.applied, (
+        f"{proof.service}: no applied event beyond the committed offsets {_short(proof.committed)}")
+
+
+def _short(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}/{tp.partition}@{offset}" for tp, offset in sorted(offsets.items()))
 
 
 async def check_end_state(rig: Rig, plan: Plan, offsets: list[tuple[int, int, str]], *,

@@ -101,6 +101,7 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._kill_after_db_commit = _fault_kill_after_db_commit_batches()
         self._batches_committed = 0
+        self._fresh_in_batch = 0  # events applied for the first time by the batch being processed
         self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
 
     @property
@@ -128,14 +129,18 @@ class EventConsumer:
             if consumer.assignment():
                 self.ready.set()
             if batch:
-                await self.process(batch)
-                self._fault_point_between_commits()
+                applied = await self.process(batch)
+                self._fault_point_between_commits(applied)
                 await self._commit(batch)
             await self._update_lag(consumer)
 
-    def _fault_point_between_commits(self) -> None:
-        """Fault injection for tests only (off unless FAULT_KILL_AFTER_DB_COMMIT_BATCHES is set)."""
-        if self._kill_after_db_commit is None:
+    def _fault_point_between_commits(self, applied: int) -> None:
+        """Fault injection for tests only (off unless FAULT_KILL_AFTER_DB_COMMIT_BATCHES is set).
+
+        Only a batch that committed fresh effects counts: a batch of duplicates or ignored types
+        changes nothing in the database, so a crash after it would prove nothing about the gap.
+        """
+        if self._kill_after_db_commit is None or not applied:
             return
         self._batches_committed += 1
         if self._batches_committed >= self._kill_after_db_commit:
@@ -143,9 +148,13 @@ class EventConsumer:
                         batches=self._batches_committed)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
-        """Apply one fetched batch: everything valid exactly once, everything invalid dead-lettered."""
+    async def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> int:
+        """Apply one fetched batch: everything valid exactly once, everything invalid dead-lettered.
+
+        Returns how many events it applied for the first time (duplicates and ignored types not counted).
+        """
         started = time.perf_counter()
+        self._fresh_in_batch = 0
         valid: list[Inbound[Any]] = []
         dead: list[tuple[ConsumerRecord, str, str]] = []
         for records in batch.values():
@@ -173,6 +182,7 @@ class EventConsumer:
             await self._dead_letter(dead)
         self._metrics.consumer_batch_duration.observe(time.perf_counter() - started)
         self._metrics.consumer_batch_size.observe(sum(len(r) for r in batch.values()))
+        return self._fresh_in_batch
 
     async def _apply_with_retry(self, events: list[Inbound[Any]]) -> list[tuple[ConsumerRecord, str, str]]:
         try:
@@ -214,6 +224,7 @@ class EventConsumer:
                 for event_type, group in stage.items():
                     await self._handlers[event_type](tx, group)
             await tx.commit()
+        self._fresh_in_batch += len(fresh)
         applied: dict[str, int] = defaultdict(int)
         for inbound in fresh:
             applied[inbound.event.type] += 1
