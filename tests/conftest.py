@@ -88,21 +88,38 @@ def broker(tmp_path) -> Iterator[Broker]:
             embedded.stop()
 
 
+class ServiceStarter:
+    """``start_service("profile", database, **env)`` starts one service and waits until it listens;
+    ``start_service.together([(name, database, env), …])`` starts several at once (a service
+    start is mostly imports and the broker's one-second group join, which overlap)."""
+
+    def __init__(self, tmp_path: Path, broker: Broker) -> None:
+        self._tmp_path, self._broker = tmp_path, broker
+        self.started: list[ServiceProcess] = []
+
+    def __call__(self, name: str, database: Database, **extra_env: str) -> ServiceProcess:
+        return self._launch(name, database, extra_env).wait_listening()
+
+    def together(self, specs: list[tuple[str, Database, dict[str, str]]]) -> list[ServiceProcess]:
+        launched = [self._launch(name, database, env) for name, database, env in specs]
+        return [process.wait_listening() for process in launched]
+
+    def _launch(self, name: str, database: Database, extra_env: dict[str, str]) -> ServiceProcess:
+        port = int(extra_env["HTTP_PORT"]) if "HTTP_PORT" in extra_env else free_port()  # a port chosen ahead
+        process = ServiceProcess(name, service_env(name, database=database, broker=self._broker, port=port,
+                                                   **extra_env),
+                                 port, self._tmp_path / f"{name}-{len(self.started)}.log")
+        self.started.append(process)
+        return process.launch()
+
+
 @pytest.fixture
-def start_service(tmp_path, broker) -> Iterator[Callable[..., ServiceProcess]]:
-    """``start_service("profile", database, **env)`` → a running service process, stopped after the test."""
-    started: list[ServiceProcess] = []
-
-    def start(name: str, database: Database, **extra_env: str) -> ServiceProcess:
-        port = free_port()
-        process = ServiceProcess(name, service_env(name, database=database, broker=broker, port=port, **extra_env),
-                                 port, tmp_path / f"{name}-{len(started)}.log")
-        started.append(process)
-        return process.start()
-
-    yield start
+def start_service(tmp_path, broker) -> Iterator[ServiceStarter]:
+    """A :class:`ServiceStarter`; every service it started is stopped after the test."""
+    starter = ServiceStarter(tmp_path, broker)
+    yield starter
     leaks = []
-    for process in started:
+    for process in starter.started:
         process.stop()
         log = Path(process.log_path)
         if log.exists():  # shown by pytest only when the test failed

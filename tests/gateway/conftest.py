@@ -42,11 +42,14 @@ def gateway_stack(make_database, start_service) -> Callable[..., GatewayStack]:
     routing to them; the services not started are unreachable (nothing listens on their port)."""
 
     def start(upstreams: tuple[str, ...] = UPSTREAMS, **gateway_env: str) -> GatewayStack:
-        started = {name: start_service(name, make_database(name)) for name in upstreams}
-        urls = {f"{name.upper()}_URL": started[name].url if name in started else f"http://127.0.0.1:{free_port()}"
-                for name in UPSTREAMS}
+        # The gateway needs only its upstreams' addresses, so all of them start at once.
+        databases = {name: make_database(name) for name in (*upstreams, "gateway")}
+        ports = {name: free_port() for name in upstreams}
+        urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{ports.get(name) or free_port()}" for name in UPSTREAMS}
         env = {"JWT_SECRET": TEST_JWT_SECRET, "BREAKER_RECOVERY_S": "2", **urls, **gateway_env}
-        database = make_database("gateway")
-        return GatewayStack(start_service("gateway", database, **env), database, started)
+        *services, gateway = start_service.together(
+            [(name, databases[name], {"HTTP_PORT": str(ports[name])}) for name in upstreams]
+            + [("gateway", databases["gateway"], env)])
+        return GatewayStack(gateway, databases["gateway"], dict(zip(upstreams, services, strict=True)))
 
     return start

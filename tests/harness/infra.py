@@ -117,6 +117,16 @@ class Broker:
         finally:
             await consumer.stop()
 
+    async def events_published_by(self, database: Database, topic: str, *, timeout_s: float = 20.0) -> list[CloudEvent]:
+        """Every event on ``topic`` once the service of ``database`` has relayed all its outbox: exact, no
+        idle wait (the relay deletes a row only after the broker acknowledged it)."""
+        from crm_shared.events.envelope import from_kafka
+
+        async def outbox_empty() -> bool:
+            return await database.fetchval("SELECT count(*) FROM outbox") == 0
+        await wait_until(outbox_empty, timeout_s=timeout_s, what="the outbox relayed")
+        return [from_kafka(r.value, r.headers) for r in await self.read_to_end([topic], timeout_s=timeout_s)]
+
     async def read_all(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
         """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
@@ -209,9 +219,16 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServiceProcess:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", self.name],
-                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self.launch().wait_listening()
+
+    def launch(self) -> ServiceProcess:
+        """Start the process and return at once (several launched together start in parallel)."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", self.name],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_listening(self) -> ServiceProcess:
         wait_for_port(self.port, timeout_s=60, process=self.process)
         return self
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_ORDERS, TOPIC_PROFILE
-from crm_shared.events.envelope import from_kafka
 
 from tests.harness.events import new_customer_id, order_event
 from tests.harness.infra import wait_until
@@ -33,17 +32,17 @@ async def _orders_are(service, counts: dict[str, int]) -> None:
     await wait_until(probe, what="orders applied")
 
 
-async def _segment_events(broker, customer: str, *, rfm: bool) -> list[tuple[str, str]]:
+async def _segment_events(broker, database, customer: str, *, rfm: bool) -> list[tuple[str, str]]:
     """This customer's segment events on the bus, RFM or custom ones, in order."""
-    records = await broker.read_all(TOPIC_PROFILE, expect=10_000, timeout_s=3)
-    events = [from_kafka(r.value, r.headers) for r in records]
+    events = await broker.events_published_by(database, TOPIC_PROFILE)
     return [(e.type.rsplit(".", 1)[1], e.data["segment_id"]) for e in events
             if e.type.startswith("crm.profile.segment.") and e.subject == customer
             and e.data["segment_id"].startswith("rfm:") == rfm]
 
 
 async def test_a_customers_rfm_segment_moves_as_their_orders_age(broker, make_database, start_service):
-    service = start_service("profile", make_database("profile"))
+    database = make_database("profile")
+    service = start_service("profile", database)
     star, others = new_customer_id(), [new_customer_id() for _ in range(5)]
     for days_ago in (30, 10, 1):
         await _paid(broker, star, days_ago=days_ago, amount="500.00")
@@ -67,13 +66,14 @@ async def test_a_customers_rfm_segment_moves_as_their_orders_age(broker, make_da
     assert (after["r"], after["segment"]) == (1, "cannot_lose")
     assert [m["customer_id"] for m in members["items"]] == [star]
     assert listed["rfm:cannot_lose"] == 1 and sum(v for k, v in listed.items() if k.startswith("rfm:")) == 6
-    assert await _segment_events(broker, star, rfm=True) == [
+    assert await _segment_events(broker, database, star, rfm=True) == [
         ("entered", "rfm:champions"), ("exited", "rfm:champions"), ("entered", "rfm:cannot_lose")]
     assert await service.metric("crm_profile_segment_members", segment="rfm:cannot_lose") == 1
 
 
 async def test_a_custom_segment_gains_and_loses_members_as_events_arrive(broker, make_database, start_service):
-    service = start_service("profile", make_database("profile"))
+    database = make_database("profile")
+    service = start_service("profile", database)
     lapsing, fresh = new_customer_id(), new_customer_id()
     await _paid(broker, lapsing, days_ago=40)
     await _paid(broker, fresh, days_ago=2)
@@ -101,9 +101,9 @@ async def test_a_custom_segment_gains_and_loses_members_as_events_arrive(broker,
         members = (await http.get("/v1/segments/vip-spenders/members")).json()
     assert profile["segments"] == ["vip-spenders"]
     assert [m["customer_id"] for m in members["items"]] == [lapsing]
-    assert await _segment_events(broker, lapsing, rfm=False) == [
+    assert await _segment_events(broker, database, lapsing, rfm=False) == [
         ("entered", "tea-lapsing"), ("exited", "tea-lapsing"), ("entered", "vip-spenders")]
-    assert await _segment_events(broker, fresh, rfm=False) == []
+    assert await _segment_events(broker, database, fresh, rfm=False) == []
 
 
 async def test_invalid_rules_are_refused_and_change_nothing(broker, make_database, start_service):
