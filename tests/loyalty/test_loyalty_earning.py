@@ -41,7 +41,7 @@ async def test_earned_points_are_pending_until_the_order_completes_or_the_window
     assert (before["available"], before["pending"]) == (0, 0)
     assert (after_payment["available"], after_payment["pending"]) == (0, 80)
 
-    earned = await loyalty.broker.read_events(TOPIC_LOYALTY, expect=2)
+    earned = await loyalty.broker.events_published_by(loyalty.database, TOPIC_LOYALTY)
     assert sorted((e.data["customer_id"], e.data["points"], e.data["pending"]) for e in earned
                   if e.type == "crm.loyalty.points.earned") == sorted([(alice, 120, 120), (bob, 80, 80)])
     await loyalty.consistent()

@@ -77,7 +77,7 @@ async def test_a_breach_is_announced_exactly_once_with_two_schedulers(tickets, s
     counts = await asyncio.gather(*(tickets.scan(later, service) for service in
                                     (tickets.service, second, tickets.service, second)))
     assert sum(counts) == 20  # first response and resolution, for each of the ten
-    events = await tickets.broker.read_events(TOPIC_TICKETS, expect=40)
+    events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
     breaches = [(e.data["ticket_id"], e.data["target"]) for e in events if e.type == "crm.tickets.ticket.sla_breached"]
     assert sorted(breaches) == sorted((t["ticket_id"], target) for t in opened
                                       for target in ("first_response", "resolution"))
@@ -174,7 +174,7 @@ async def test_csat_once_after_resolution_and_only_by_the_customer(tickets):
     assert early.status_code == 409 and by_agent.status_code == 403
     assert rated.status_code == 201 and rated.json()["agent"] == "ann" and rated.json()["group_id"] == "delivery-desk"
     assert twice.status_code == 409 and bad.status_code == 422
-    events = await tickets.broker.read_events(TOPIC_TICKETS, expect=4)
+    events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
     assert [e.data["score"] for e in events if e.type == "crm.tickets.csat.submitted"] == [4]
 
 
