@@ -45,8 +45,7 @@ RETURN_WINDOW = timedelta(days=7)  # the default programme's: points of a paid o
 async def test_crm_import_of_10000_orders_gives_the_right_profile_and_points_totals_even_when_run_twice(
         tmp_path, broker, make_database, start_service):
     profile_db, loyalty_db = make_database("profile"), make_database("loyalty")
-    profile = start_service("profile", profile_db)
-    loyalty = start_service("loyalty", loyalty_db)
+    profile, loyalty = start_service.together([("profile", profile_db, {}), ("loyalty", loyalty_db, {})])
     rows = write_order_history(tmp_path / "orders.csv", customers=CUSTOMERS, orders_each=ORDERS_EACH)
     points = lambda row: int(Decimal(row["total_amount"]).to_integral_value(rounding=ROUND_FLOOR))  # noqa: E731
     cutoff = datetime.now(UTC) - RETURN_WINDOW
@@ -138,8 +137,7 @@ def as_dead_letter(event, *, group: str, offset: int) -> tuple[bytes, bytes, lis
 async def test_crm_dlq_replay_moves_records_back_and_each_is_applied_once(
         broker, make_database, start_service):
     profile_db, loyalty_db = make_database("profile"), make_database("loyalty")
-    profile = start_service("profile", profile_db)
-    loyalty = start_service("loyalty", loyalty_db)
+    profile, loyalty = start_service.together([("profile", profile_db, {}), ("loyalty", loyalty_db, {})])
     group = profile.env["CONSUMER_GROUP"]
     dlq = dead_letter_topic(TOPIC_ORDERS, group)
     applied_everywhere, missed = new_customer_id(), new_customer_id()

@@ -11,8 +11,7 @@ from tests.harness.infra import wait_until
 
 
 async def test_points_earned_and_reversed_appear_on_the_profile_timeline(broker, make_database, start_service):
-    profile = start_service("profile", make_database("profile"))
-    loyalty = start_service("loyalty", make_database("loyalty"))
+    profile, loyalty = start_service.together([(name, make_database(name), {}) for name in ("profile", "loyalty")])
     customer = new_customer_id()
     paid_at = datetime.now(UTC) - timedelta(days=2)
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])

@@ -70,8 +70,7 @@ async def test_replicas_share_counters_through_redis(make_database, start_servic
            "JWT_SECRET": "test-jwt-secret-of-the-identity-provider-0123456789"}
     import httpx
     subject = f"agent-{os.urandom(4).hex()}"  # fresh counters: Redis outlives the test
-    one = start_service("gateway", make_database("gateway"), **env)
-    two = start_service("gateway", make_database("gateway"), **env)
+    one, two = start_service.together([("gateway", make_database("gateway"), env) for _ in range(2)])
     await away_from_a_minute_boundary()
     statuses = []
     for replica in (one, two, one, two, one):

@@ -8,13 +8,13 @@ gets fresh databases copied from a migrated template, so tests never see each ot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,17 +93,9 @@ class Broker:
         return [from_kafka(r.value, r.headers) for r in await self.read_all(topic, expect=expect, timeout_s=timeout_s)]
 
     async def read_to_end(self, topics: list[str] | tuple[str, ...], *, timeout_s: float = 20.0) -> list[Any]:
-        """Every record of ``topics`` up to the end they have now (no group; returns at the end, no idle wait)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False,
-                                    fetch_max_wait_ms=25)
-        await consumer.start()
-        records: list[Any] = []
-        try:
-            await consumer.topics()  # fetches the cluster metadata, so partitions_for_topic knows them
-            partitions = [TopicPartition(topic, p) for topic in topics
-                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
+        """Every record of ``topics`` up to the end they have now (returns at the end, no idle wait)."""
+        async with _assigned_reader(self.bootstrap_servers, topics, timeout_s) as (consumer, partitions):
+            records: list[Any] = []
             deadline = time.monotonic() + timeout_s
             # end_offsets() answers 1 on Tansu; the high watermark each fetch response carries is right.
             while True:
@@ -114,8 +106,6 @@ class Broker:
                     return records
                 if time.monotonic() > deadline:
                     raise AssertionError(f"could not read {topics} to the end in {timeout_s}s")
-        finally:
-            await consumer.stop()
 
     async def events_published_by(self, database: Database, topic: str, *, timeout_s: float = 20.0) -> list[CloudEvent]:
         """Every event on ``topic`` once the service of ``database`` has relayed all its outbox: exact, no
@@ -129,20 +119,36 @@ class Broker:
 
     async def read_all(self, topic: str, *, expect: int, timeout_s: float = 20.0) -> list[Any]:
         """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=self.bootstrap_servers,
-                                    group_id=f"reader-{uuid.uuid4().hex}", auto_offset_reset="earliest",
-                                    enable_auto_commit=False, fetch_max_wait_ms=25)
-        await consumer.start()
-        records: list[Any] = []
-        try:
+        async with _assigned_reader(self.bootstrap_servers, [topic], timeout_s) as (consumer, _):
+            records: list[Any] = []
             deadline = time.monotonic() + timeout_s
             while len(records) < expect and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=200)
                 for recs in batch.values():
                     records.extend(recs)
-        finally:
-            await consumer.stop()
-        return records
+            return records
+
+
+@contextlib.asynccontextmanager
+async def _assigned_reader(bootstrap_servers: str, topics, timeout_s: float):
+    """A consumer assigned every partition of ``topics`` from the start: no group, so no group join
+    (Tansu holds a join for at least a second)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=25)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            await consumer.topics()  # fetches the cluster metadata, so partitions_for_topic knows them
+            known = {topic: consumer.partitions_for_topic(topic) for topic in topics}
+            if all(known.values()) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)  # a topic a service has yet to create
+        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(known[topic] or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
 
 
 async def _at_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:

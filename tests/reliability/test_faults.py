@@ -19,8 +19,7 @@ from tests.harness.infra import Database, database_url_for
 from tests.reliability.faults import SERVICES, Rig, run_faulty
 
 BOUNDED_ORDERS = 6_000
-# The bounded runs in `make test`: profile and loyalty; churn too under `make soak` (time: make test < 20 min).
-BOUNDED_SERVICES = ("profile", "loyalty")
+BOUNDED_SERVICES = SERVICES  # profile, loyalty and churn in the bounded runs as in the soak
 SOAK_ORDERS = 50_000
 
 
@@ -50,7 +49,7 @@ async def test_sigkill_mid_run_and_between_the_commits(broker, make_database, st
     """Each service SIGKILLs itself after a database commit, before the offset commit; then each is killed."""
     rig = _rig(broker, start_service, {s: make_database(s) for s in BOUNDED_SERVICES})
     await run_faulty(rig, orders=BOUNDED_ORDERS,
-                     faults=["commit_gap:profile", "commit_gap:loyalty", "kill:profile", "kill:loyalty"])
+                     faults=[*(f"commit_gap:{s}" for s in BOUNDED_SERVICES), *(f"kill:{s}" for s in BOUNDED_SERVICES)])
 
 
 async def test_postgres_restart_then_broker_paused_for_10_s(broker, private_postgres, start_service):

@@ -103,8 +103,6 @@ async def test_hostile_requests_get_clear_problems_and_injection_strings_are_onl
         assert (await http.get("/readyz")).status_code == 200  # still standing
 
 
-# Under `make soak` for now: with it, `make test` ran past its 20 minutes (about 60 s here).
-@pytest.mark.soak
 async def test_generated_requests_never_get_a_5xx_or_an_answer_outside_the_schema(broker, gateway_stack):
     stack = await _stack(broker, gateway_stack)
     assert_clean(schemathesis(stack.gateway.url, bearer("supervisor", "sup-fuzz")))
@@ -112,7 +110,6 @@ async def test_generated_requests_never_get_a_5xx_or_an_answer_outside_the_schem
         assert (await http.get("/readyz")).status_code == 200  # still standing
 
 
-@pytest.mark.soak  # the gateway run reaches every operation; each service alone under `make soak`
 @pytest.mark.parametrize("name", ["profile", "loyalty", "tickets", "churn"])
 async def test_each_service_on_its_own_never_answers_a_5xx_or_outside_its_schema(name, make_database, start_service):
     service = start_service(name, make_database(name))
