@@ -225,11 +225,15 @@ async def run_faulty(rig: Rig, *, orders: int, faults: list[str], seed: int = 20
             await wait_until(lambda share=share: _true(progress["sent"] >= min(total, total * share)),
                              timeout_s=settle_timeout_s, interval_s=0.05, what=f"publishing before {fault}")
             rig.note(f"fault {fault} at {progress['sent']} records sent")
-            proof = await _inject(rig, fault, applied_share=share * 0.9, valid=len(plan.valid_ids))
+
+            def publish_on(n=n) -> None:  # let the publisher go on to the next fault's share
+                progress["allowed"] = int(total * shares[n + 1]) + margin if n + 1 < len(faults) else total
+                allowed_more.set()
+            proof = await _inject(rig, fault, applied_share=share * 0.9, valid=len(plan.valid_ids),
+                                  publish_on=publish_on)
             if proof is not None:
                 proofs.append(proof)
-            progress["allowed"] = int(total * shares[n + 1]) + margin if n + 1 < len(faults) else total
-            allowed_more.set()
+            publish_on()
         await publishing
     finally:
         if not publishing.done():
@@ -249,7 +253,8 @@ async def _true(value: bool) -> bool:
 _HOOK = {"FAULT_KILL_AFTER_DB_COMMIT_BATCHES": "3"}
 
 
-async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int) -> GapProof | None:
+async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int,
+                  publish_on: Callable[[], None]) -> GapProof | None:
     kind, _, service = fault.partition(":")
     if kind == "kill":
         # Kill once the service applied its share of the run, and before it applied everything.
@@ -269,6 +274,9 @@ async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int) -> 
             await rig.restart(service, **_HOOK)
             rig.hooked.add(service)
         process = rig.services[service]
+        # The hook fires on a batch that applies something new: the service may have caught up with
+        # everything published so far, so the publisher goes on now.
+        publish_on()
         await wait_until(lambda: _true(process.process.poll() is not None), timeout_s=300, interval_s=0.02,
                          what=f"{service} killing itself between the commits")
         rig.hooked.discard(service)
