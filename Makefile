@@ -23,8 +23,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# soak: the 50,000-order fault run; the schemathesis runs of make test again with many more
+# examples per operation and phase; the benchmarks.
 soak: install
-	FUZZ_MAX_EXAMPLES=100 FUZZ_SERVICE_MAX_EXAMPLES=50 $(BIN)/python -m pytest -m soak -p no:cacheprovider
+	$(BIN)/python -m pytest -m soak -p no:cacheprovider
+	FUZZ_MAX_EXAMPLES=100 FUZZ_SERVICE_MAX_EXAMPLES=50 $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/reliability/test_http_fuzz.py -k "generated or on_its_own"
 	$(BIN)/python bench/backbone.py
 	$(BIN)/python bench/gateway.py
 	$(BIN)/python bench/profile.py
