@@ -257,9 +257,14 @@ async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int,
                   publish_on: Callable[[], None]) -> GapProof | None:
     kind, _, service = fault.partition(":")
     if kind == "kill":
-        # Kill once the service applied its share of the run, and before it applied everything.
+        # Kill once the service applied its share of the run, and before it applied everything; and
+        # only once it applied something since its last start (else the kill hits a process that
+        # has done nothing yet). If it is past its share already, the publisher goes on meanwhile.
         db = rig.databases[service]
-        await wait_until(lambda: _more_applied(db, int(valid * applied_share)), timeout_s=300, interval_s=0.02,
+        share, since_start = int(valid * applied_share), await _applied(db) + 1
+        if since_start > share:
+            publish_on()
+        await wait_until(lambda: _more_applied(db, max(share, since_start)), timeout_s=300, interval_s=0.02,
                          what=f"{service} applying its share before the kill")
         rig.services[service].kill()
         applied = await _applied(db)
