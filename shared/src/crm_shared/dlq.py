@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from crm_shared.bus.kafka import DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_REASON, all_delivered, new_producer
+from crm_shared.bus.kafka import (
+    DLQ_ERROR,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_REASON,
+    Kafka,
+    all_delivered,
+    connection_options,
+    new_producer,
+)
 
 DLQ_HEADER_PREFIX = "dlq."
 REPLAYED_FROM_HEADER = "dlq.replayed-from"  # kept on the replayed record: where it came back from
@@ -84,16 +92,16 @@ async def _read_until_end(consumer: AIOKafkaConsumer, topic: str, *, limit: int 
             await on_batch(records)
 
 
-def _consumer(bootstrap_servers: str, group_id: str | None) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, client_id="crm-dlq",
+def _consumer(kafka: Kafka, group_id: str | None) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(**connection_options(kafka), group_id=group_id, client_id="crm-dlq",
                             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=50)
 
 
-async def show(bootstrap_servers: str, topic: str, *, group_id: str = DEFAULT_REPLAY_GROUP,
+async def show(kafka: Kafka, topic: str, *, group_id: str = DEFAULT_REPLAY_GROUP,
                samples: int = 5) -> DeadLetterSummary:
     """What a replay with ``group_id`` would replay now; reads without committing anything."""
     summary = DeadLetterSummary()
-    consumer = _consumer(bootstrap_servers, group_id)
+    consumer = _consumer(kafka, group_id)
     await consumer.start()
     try:
         async def tally(records: list[ConsumerRecord]) -> None:
@@ -116,14 +124,14 @@ async def show(bootstrap_servers: str, topic: str, *, group_id: str = DEFAULT_RE
     return summary
 
 
-async def replay(bootstrap_servers: str, topic: str, *, group_id: str = DEFAULT_REPLAY_GROUP,
+async def replay(kafka: Kafka, topic: str, *, group_id: str = DEFAULT_REPLAY_GROUP,
                  limit: int | None = None) -> ReplayReport:
     """Publish the dead letters of ``topic`` back to their original topics (see the module doc)."""
     if not topic.endswith(".dlq"):
         raise SystemExit(f"{topic!r} is not a dead-letter topic (<topic>.<group>.dlq)")
     report = ReplayReport()
-    consumer = _consumer(bootstrap_servers, group_id)
-    producer = new_producer(bootstrap_servers, "crm-dlq-replay")
+    consumer = _consumer(kafka, group_id)
+    producer = new_producer(kafka, "crm-dlq-replay")
     await consumer.start()
     await producer.start()
     try:

@@ -63,14 +63,16 @@ class ServiceRuntime:
         self.engine = create_engine(settings)
         DatabasePoolMetrics(self.engine, max_connections(settings), self.metrics.registry)
         self.db_gate = request_gate(settings)
-        self.producer = new_producer(settings.kafka_bootstrap_servers, f"crm-{settings.service_name}")
+        self.producer = new_producer(settings.kafka, f"crm-{settings.service_name}")
         self.relay = OutboxRelay(engine=self.engine, dsn=settings.database_dsn, producer=self.producer,
                                  metrics=self.metrics, batch_max=settings.outbox_batch_max,
-                                 poll_interval_s=settings.outbox_poll_interval_s)
+                                 poll_interval_s=settings.outbox_poll_interval_s,
+                                 service=settings.service_name, kafka=settings.kafka,
+                                 max_record_bytes=settings.kafka_max_request_bytes)
         self.consumer = (
             EventConsumer(engine=self.engine, producer=self.producer, metrics=self.metrics,
                           handlers=handlers, topics=topics, group_id=settings.group_id,
-                          bootstrap_servers=settings.kafka_bootstrap_servers,
+                          kafka=settings.kafka,
                           fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
                           batch_max=settings.consumer_batch_max, client_id=f"crm-{settings.service_name}",
                           session_timeout_ms=settings.kafka_session_timeout_ms,

@@ -31,7 +31,14 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from crm_shared.bus.kafka import all_delivered, dead_letter_headers, dead_letter_topic, ensure_topics, new_consumer
+from crm_shared.bus.kafka import (
+    Kafka,
+    all_delivered,
+    dead_letter_headers,
+    dead_letter_topic,
+    ensure_topics,
+    new_consumer,
+)
 from crm_shared.db import is_transient
 from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
@@ -83,7 +90,7 @@ def _is_retryable(exc: Exception) -> bool:
 
 class EventConsumer:
     def __init__(self, *, engine: AsyncEngine, producer: AIOKafkaProducer, metrics: ServiceMetrics,
-                 handlers: HandlerTable, topics: Sequence[str], group_id: str, bootstrap_servers: str,
+                 handlers: HandlerTable, topics: Sequence[str], group_id: str, kafka: Kafka,
                  fetch_max_wait_ms: int, batch_max: int, client_id: str,
                  session_timeout_ms: int = 10_000, heartbeat_interval_ms: int = 3_000) -> None:
         self._engine = engine
@@ -92,7 +99,7 @@ class EventConsumer:
         self._handlers = handlers
         self._topics = list(topics)
         self._group_id = group_id
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._batch_max = batch_max
         self._client_id = client_id
@@ -109,9 +116,9 @@ class EventConsumer:
         return self._group_id
 
     async def start(self) -> None:
-        await ensure_topics(self._bootstrap, [dead_letter_topic(t, self._group_id) for t in self._topics],
+        await ensure_topics(self._kafka, [dead_letter_topic(t, self._group_id) for t in self._topics],
                             partitions=1)
-        self._consumer = new_consumer(self._bootstrap, self._group_id, self._topics,
+        self._consumer = new_consumer(self._kafka, self._group_id, self._topics,
                                       fetch_max_wait_ms=self._fetch_max_wait_ms, client_id=self._client_id,
                                       session_timeout_ms=self._session_timeout_ms,
                                       heartbeat_interval_ms=self._heartbeat_interval_ms)
