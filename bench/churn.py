@@ -89,8 +89,8 @@ from tests.harness.events import order_event  # noqa: E402
 from tests.harness.shop import copy_into_churn_database, synthetic_shop  # noqa: E402
 
 _codec = IdentityCodec(DEV_SECRET, ttl_s=7200)
-SUPERVISOR = {IDENTITY_HEADER: _codec.encode(Identity(subject="sup-bench", role=Role.SUPERVISOR))}
-READER = {IDENTITY_HEADER: _codec.encode(Identity(subject="agent-bench", role=Role.AGENT))}
+SUPERVISOR = {IDENTITY_HEADER: _codec.encode(Identity(subject="sup-bench", role=Role.SUPERVISOR), "churn")}
+READER = {IDENTITY_HEADER: _codec.encode(Identity(subject="agent-bench", role=Role.AGENT), "churn")}
 HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat")
 POLL_S = 0.01
 

@@ -239,7 +239,7 @@ async def main(args: argparse.Namespace) -> dict:
         await broker.publish(TOPIC_CUSTOMERS, [customer_registered(CUSTOMER)])
         await broker.publish(TOPIC_ORDERS, [order_paid(CUSTOMER, amount="99.00")])
         identity = {"x-crm-identity": IdentityCodec(AUTH_SECRET, ttl_s=7200).encode(
-            Identity(subject="agent-bench", role=Role.AGENT))}
+            Identity(subject="agent-bench", role=Role.AGENT), "profile")}
         bearer = {"Authorization": "Bearer " + mint_user_token(
             secret=JWT_SECRET, issuer="crm-dev", audience="crm", role="agent", subject="agent-bench", ttl_s=7200)}
         path = f"/v1/profiles/{CUSTOMER}"

@@ -342,7 +342,7 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
     """``clients`` closed-loop clients sharing one pool of ``clients`` keep-alive connections,
     request k going to customers[k % len(customers)], each with a fresh Idempotency-Key."""
     headers = {IDENTITY_HEADER: IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
-        Identity(subject="agent-bench", role=Role.AGENT)), "content-type": "application/json"}
+        Identity(subject="agent-bench", role=Role.AGENT), "loyalty"), "content-type": "application/json"}
     body = orjson.dumps({"points": points, "kind": "gift", "gift_sku": "MUG-1"})
     base_url = f"http://127.0.0.1:{phase.port}"
     latencies: list[float] = []

@@ -114,7 +114,7 @@ async def main(args: argparse.Namespace) -> dict:
             # (b) timeline reads at a fixed rate
             base_url = f"http://127.0.0.1:{phase.port}"
             agent = {"x-crm-identity": IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
-                Identity(subject="agent-bench", role=Role.AGENT))}
+                Identity(subject="agent-bench", role=Role.AGENT), "profile")}
             out = subprocess.run([sys.executable, str(ROOT / "bench" / "gateway.py"), "--client-rate",
                                   f"{base_url}/v1/profiles/m-7/timeline?limit=50", json.dumps(agent),
                                   str(args.rate), str(args.seconds)], capture_output=True, text=True, check=True)
@@ -129,7 +129,7 @@ async def main(args: argparse.Namespace) -> dict:
             result["base_customers"] = args.base
             result["seed_seconds"] = round(time.perf_counter() - started, 1)
             supervisor = {"x-crm-identity": IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
-                Identity(subject="sup-bench", role=Role.SUPERVISOR))}
+                Identity(subject="sup-bench", role=Role.SUPERVISOR), "profile")}
             async with httpx.AsyncClient(base_url=base_url, headers=supervisor, timeout=600) as http:
                 started = time.perf_counter()
                 created = await http.post("/v1/segments", json={"segment_id": "tea-lapsing", "name": "Tea lapsing",

@@ -67,8 +67,8 @@ AGENTS = {"agent-1": ["logistics"], "agent-2": ["logistics"], "agent-3": ["logis
 ACTIVE = "status IN ('new', 'open', 'pending_customer')"
 
 _codec = IdentityCodec(DEV_SECRET, ttl_s=7200)
-AGENT = {IDENTITY_HEADER: _codec.encode(Identity(subject="agent-bench", role=Role.AGENT))}
-SUPERVISOR = {IDENTITY_HEADER: _codec.encode(Identity(subject="sup-bench", role=Role.SUPERVISOR))}
+AGENT = {IDENTITY_HEADER: _codec.encode(Identity(subject="agent-bench", role=Role.AGENT), "tickets")}
+SUPERVISOR = {IDENTITY_HEADER: _codec.encode(Identity(subject="sup-bench", role=Role.SUPERVISOR), "tickets")}
 
 
 def log(message: str) -> None:

@@ -261,14 +261,20 @@ def test_only_the_gateway_is_published_on_the_host(services):
 
 def test_secrets_come_from_the_env_file(compose, services):
     text = COMPOSE_FILE.read_text()
-    for variable in ("POSTGRES_PASSWORD", "AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD"):
+    for variable in ("POSTGRES_PASSWORD", "AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD", "PROFILE_IDENTITY_KEY",
+                     "LOYALTY_IDENTITY_KEY", "TICKETS_IDENTITY_KEY", "CHURN_IDENTITY_KEY"):
         # Required (":?"), never defaulted (":-") to a value baked into the file.
         assert "${" + variable + ":?" in text
         assert "${" + variable + ":-" not in text
         assert re.search(rf"^{variable}=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     for name in SERVICES:
-        assert environment(services[name])["AUTH_SECRET"].startswith("${AUTH_SECRET:?")
-        assert environment(services[name])["ENVIRONMENT"] == "prod"
+        env = environment(services[name])
+        assert env["ENVIRONMENT"] == "prod"
+        if name == "gateway":  # it signs the forwarded identity; the others hold only their own key
+            assert env["AUTH_SECRET"].startswith("${AUTH_SECRET:?") and "IDENTITY_KEY" not in env
+        else:
+            assert env["IDENTITY_KEY"].startswith("${" + name.upper() + "_IDENTITY_KEY:?")
+            assert "AUTH_SECRET" not in env
 
 
 def test_prometheus_scrapes_every_service(services):

@@ -339,13 +339,14 @@ async def test_a_service_reached_directly_needs_the_gateways_forwarded_identity(
         user_token = await http.get(f"/v1/profiles/{customer}", headers=bearer("supervisor", "sup-1"))
         assert user_token.status_code == 401  # a user's token is not a forwarded identity
         forged = IdentityCodec("a-secret-the-attacker-picked-0123456789abcdef").encode(
-            Identity(subject="x", role=Role.SUPERVISOR))
+            Identity(subject="x", role=Role.SUPERVISOR), "profile")
         assert (await http.get(f"/v1/profiles/{customer}", headers={"x-crm-identity": forged})).status_code == 401
         # Health and metrics stay open for probes and Prometheus.
         assert (await http.get("/livez")).status_code == 200
         assert (await http.get("/metrics")).status_code == 200
-        other = identity_headers(Identity(subject="c-other", role=Role.CUSTOMER, customer_id="c-other"))
-        own = identity_headers(Identity(subject=customer, role=Role.CUSTOMER, customer_id=customer))
+        other = identity_headers(Identity(subject="c-other", role=Role.CUSTOMER, customer_id="c-other"),
+                                 service="profile")
+        own = identity_headers(Identity(subject=customer, role=Role.CUSTOMER, customer_id=customer), service="profile")
         assert (await http.get(f"/v1/profiles/{customer}", headers=other)).status_code == 403
         await wait_until(lambda: _status_is_with(http, f"/v1/profiles/{customer}", own, 200), what="own profile")
         # Notes are for staff only, even with a valid customer identity.

@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role
+from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role, identity_key
 from crm_shared.bus.kafka import ensure_topics, new_producer
 from crm_shared.devstack import free_port, wait_for_port, with_database
 from crm_shared.events.catalogue import ALL_TOPICS
@@ -40,8 +40,12 @@ TEST_AGENT = Identity(subject="agent-test", role=Role.AGENT)
 TEST_PII_KEY = "dGVzdC1waWkta2V5LWZvci10aGUtcHJvZmlsZS1zZXJ2aWNl"
 
 
-def identity_headers(identity: Identity = TEST_AGENT) -> dict[str, str]:
-    return {IDENTITY_HEADER: IdentityCodec(TEST_AUTH_SECRET).encode(identity)}
+_CODEC = IdentityCodec(TEST_AUTH_SECRET)
+
+
+def identity_headers(identity: Identity = TEST_AGENT, *, service: str) -> dict[str, str]:
+    """The identity header the gateway would forward to ``service`` (signed for it alone)."""
+    return {IDENTITY_HEADER: _CODEC.encode(identity, service)}
 
 
 async def wait_until(probe: Callable[[], Awaitable[T]], *, timeout_s: float = 20.0, interval_s: float = 0.05,
@@ -263,7 +267,7 @@ class ServiceProcess:
 
     def client(self, identity: Identity | None = TEST_AGENT) -> httpx.AsyncClient:
         """An HTTP client for this service; it forwards ``identity`` as the gateway would."""
-        headers = identity_headers(identity) if identity is not None else {}
+        headers = identity_headers(identity, service=self.name) if identity is not None else {}
         return httpx.AsyncClient(base_url=self.url, timeout=10, headers=headers)
 
     async def metric(self, name: str, **labels: str) -> float:
@@ -316,6 +320,8 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
 # builders put in every registration (tests/harness/events.py).
 _NEVER_LOGGED = [
     ("AUTH_SECRET", re.compile(re.escape(TEST_AUTH_SECRET))),
+    ("an IDENTITY_KEY", re.compile("|".join(identity_key(TEST_AUTH_SECRET, name)
+                                            for name in ("profile", "loyalty", "tickets", "churn")))),
     ("PII_KEY", re.compile(re.escape(TEST_PII_KEY))),
     ("JWT secret", re.compile(r"test-jwt-secret-of-the-identity-provider")),
     ("a bearer token", re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}")),

@@ -113,7 +113,7 @@ async def test_generated_requests_never_get_a_5xx_or_an_answer_outside_the_schem
 @pytest.mark.parametrize("name", ["profile", "loyalty", "tickets", "churn"])
 async def test_each_service_on_its_own_never_answers_a_5xx_or_outside_its_schema(name, make_database, start_service):
     service = start_service(name, make_database(name))
-    supervisor = identity_headers(Identity(subject="sup-fuzz", role=Role.SUPERVISOR))
+    supervisor = identity_headers(Identity(subject="sup-fuzz", role=Role.SUPERVISOR), service=name)
     assert_clean(schemathesis(service.url, supervisor, SERVICE_MAX_EXAMPLES))
     async with httpx.AsyncClient(base_url=service.url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200

@@ -98,12 +98,12 @@ def test_production_refuses_an_unencrypted_connection_to_a_broker_off_this_host(
         if protocol == "SASL_PLAINTEXT" else {}
     with pytest.raises(ValidationError, match=f"KAFKA_SECURITY_PROTOCOL={protocol} would send events unencrypted "
                                               "to 127.0.0.1:9092,kafka:9092"):
-        ServiceSettings(service_name="profile", environment="prod", auth_secret=REAL_SECRET,
+        ServiceSettings(service_name="profile", environment="prod", identity_key=REAL_SECRET,
                         kafka_bootstrap_servers="127.0.0.1:9092,kafka:9092", kafka_security_protocol=protocol, **sasl)
 
 
 def test_production_accepts_tls_a_loopback_broker_or_an_explicit_waiver():
-    prod = {"service_name": "profile", "environment": "prod", "auth_secret": REAL_SECRET}
+    prod = {"service_name": "profile", "environment": "prod", "identity_key": REAL_SECRET}
     for loopback in ("127.0.0.1:9092", "localhost:9092,127.0.0.2:9093", "[::1]:9092"):
         assert ServiceSettings(**prod, kafka_bootstrap_servers=loopback).kafka.on_loopback
     assert ServiceSettings(**prod, kafka_bootstrap_servers="kafka:9093", kafka_security_protocol="SSL").kafka.encrypted

@@ -4,6 +4,7 @@ kind of leak it looks for, and leaves ordinary log lines alone."""
 from __future__ import annotations
 
 import pytest
+from crm_shared.auth import identity_key
 
 from tests.harness.infra import TEST_AUTH_SECRET, TEST_PII_KEY, leaks_in
 
@@ -14,6 +15,7 @@ ORDINARY = ('{"event": "record dead-lettered", "topic": "commerce.orders", "reas
 @pytest.mark.parametrize("line, kind", [
     (f'{{"event": "settings", "auth_secret": "{TEST_AUTH_SECRET}"}}', "AUTH_SECRET"),
     (f"PII_KEY={TEST_PII_KEY}", "PII_KEY"),
+    (f"IDENTITY_KEY={identity_key(TEST_AUTH_SECRET, 'tickets')}", "an IDENTITY_KEY"),
     ("jwt secret test-jwt-secret-of-the-identity-provider-0123456789", "JWT secret"),
     ('{"authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC0xIn0.sig"}', "a bearer token"),
     ('{"event": "lookup", "email": "c-abc@Example.com"}', "an e-mail address"),

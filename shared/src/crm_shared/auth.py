@@ -1,9 +1,16 @@
 """Who is calling: roles, the identity the gateway forwards, and the checks every service repeats.
 
 The gateway authenticates callers (JWT bearer tokens, API keys) and forwards the result to the
-services as a short-lived HS256 JWT in the ``x-crm-identity`` header, signed with ``AUTH_SECRET``.
-Every service verifies it again (defence in depth): a service port reached directly, without a
-valid forwarded identity, answers 401, and each route repeats its own role and customer checks.
+services as a short-lived HS256 JWT in the ``x-crm-identity`` header. Every service verifies it
+again (defence in depth): a service port reached directly, without a valid forwarded identity,
+answers 401, and each route repeats its own role and customer checks.
+
+Each forwarded identity is for one service: its audience is ``crm-<service>`` and it is signed with
+that service's own key, derived from the gateway's ``AUTH_SECRET`` (HKDF-SHA256, see
+:func:`identity_key`). A service holds only its key (``IDENTITY_KEY``), so a compromised service
+can forge identities for itself, which it already controls, and for no other; a token it receives
+is refused by every other service (wrong audience, wrong key). It lives a minute: replaying one
+captured on the internal network works only at that service and only within that minute.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,10 +30,11 @@ from crm_shared.problems import PROBLEM_BASE, Problem, problem_response
 
 IDENTITY_HEADER = "x-crm-identity"
 INTERNAL_ISSUER = "crm-gateway"
-INTERNAL_AUDIENCE = "crm-services"
 # Forwarded identities live for a minute: enough for one request and its retries, too short to
 # be worth stealing from a log or a packet capture.
 INTERNAL_TTL_S = 60
+# What a service accepts at most: benchmarks sign for longer runs; nothing signs for a day.
+MAX_INTERNAL_TTL_S = 2 * 3600
 
 
 class Role(StrEnum):
@@ -102,30 +112,61 @@ class Forbidden(Problem):
         super().__init__(403, "Forbidden", detail, type_=PROBLEM_BASE + "forbidden")
 
 
+def identity_audience(service: str) -> str:
+    return f"crm-{service}"
+
+
+def identity_key(auth_secret: str, service: str) -> str:
+    """The key ``service`` verifies its forwarded identities with (``crm identity-key <service>``).
+
+    Derived from the gateway's secret so the gateway needs one secret, and one-way, so no service
+    key reveals the secret or another service's key.
+    """
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"crm forwarded identity v1 " + identity_audience(service).encode())
+    return hkdf.derive(auth_secret.encode()).hex()
+
+
 class IdentityCodec:
-    """Signs (gateway) and verifies (services) the forwarded identity."""
+    """Signs the forwarded identity for one service at a time (the gateway)."""
 
-    def __init__(self, secret: str, *, ttl_s: int = INTERNAL_TTL_S) -> None:
-        self._secret = secret
+    def __init__(self, auth_secret: str, *, ttl_s: int = INTERNAL_TTL_S) -> None:
+        self._auth_secret = auth_secret
         self._ttl_s = ttl_s
+        self._keys: dict[str, str] = {}
         # The gateway forwards the same few identities over and over; re-signing each time
-        # would cost ~20 µs per request. A token is reused until half its life is gone.
-        self._signed: dict[Identity, tuple[str, float]] = {}
-        # The services see the same forwarded token many times (the gateway reuses it), and a
-        # signature check costs ~30 µs: verified tokens are kept until they expire.
-        self._verified: dict[str, tuple[Identity, float]] = {}
+        # costs a signature per request. A token is reused until half its life is gone.
+        self._signed: dict[tuple[Identity, str], tuple[str, float]] = {}
 
-    def encode(self, identity: Identity) -> str:
+    def key_for(self, service: str) -> str:
+        key = self._keys.get(service)
+        if key is None:
+            key = self._keys[service] = identity_key(self._auth_secret, service)
+        return key
+
+    def encode(self, identity: Identity, service: str) -> str:
         now = time.time()
-        cached = self._signed.get(identity)
+        cached = self._signed.get((identity, service))
         if cached is not None and cached[1] > now:
             return cached[0]
-        token = jwt.encode({**identity.claims(), "iss": INTERNAL_ISSUER, "aud": INTERNAL_AUDIENCE,
-                            "iat": int(now), "exp": int(now) + self._ttl_s}, self._secret, algorithm="HS256")
+        token = jwt.encode({**identity.claims(), "iss": INTERNAL_ISSUER, "aud": identity_audience(service),
+                            "iat": int(now), "exp": int(now) + self._ttl_s}, self.key_for(service),
+                           algorithm="HS256")
         if len(self._signed) > 10_000:
             self._signed.clear()
-        self._signed[identity] = (token, now + self._ttl_s / 2)
+        self._signed[(identity, service)] = (token, now + self._ttl_s / 2)
         return token
+
+
+class IdentityVerifier:
+    """Verifies the identities forwarded to one service, with that service's key only."""
+
+    def __init__(self, key: str, service: str) -> None:
+        self._key = key
+        self._audience = identity_audience(service)
+        # The services see the same forwarded token many times (the gateway reuses it), and a
+        # signature check is not free: verified tokens are kept until they expire.
+        self._verified: dict[str, tuple[Identity, float]] = {}
 
     def decode(self, token: str) -> Identity:
         cached = self._verified.get(token)
@@ -134,11 +175,13 @@ class IdentityCodec:
                 return cached[0]
             del self._verified[token]
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=INTERNAL_AUDIENCE,
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=self._audience,
                                 issuer=INTERNAL_ISSUER, leeway=5,
-                                options={"require": ["exp", "iss", "aud", "sub"]})
+                                options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the forwarded identity is not valid: {exc}") from None
+        if claims["exp"] - claims["iat"] > MAX_INTERNAL_TTL_S:
+            raise Unauthenticated("the forwarded identity lives too long")
         identity = Identity.from_claims(claims)
         if len(self._verified) > 10_000:
             self._verified.clear()
@@ -153,9 +196,9 @@ class RequireIdentity:
     they hold no customer data.
     """
 
-    def __init__(self, app: ASGIApp, codec: IdentityCodec) -> None:
+    def __init__(self, app: ASGIApp, verifier: IdentityVerifier) -> None:
         self.app = app
-        self.codec = codec
+        self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -165,7 +208,7 @@ class RequireIdentity:
         try:
             if token is None:
                 raise Unauthenticated("this service is reached through the gateway; no forwarded identity")
-            identity = self.codec.decode(token.decode("latin-1"))
+            identity = self.verifier.decode(token.decode("latin-1"))
         except Unauthenticated as exc:
             response = problem_response(401, exc.title, exc.detail, type_=exc.type, instance=scope["path"])
             await response(scope, receive, send)

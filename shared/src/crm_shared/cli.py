@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--scope", action="append", default=[], help="service tokens: a scope (repeatable)")
     token.add_argument("--client", help="the calling application (azp claim)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    key = sub.add_parser("identity-key", help="print a service's IDENTITY_KEY, derived from AUTH_SECRET")
+    key.add_argument("name", help="profile, loyalty, tickets or churn")
     args = parser.parse_args(argv)
 
     if args.command == "dev":
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "token":
         return print_token(args)
+    if args.command == "identity-key":
+        return print_identity_key(args.name)
     if args.command == "publish":
         return asyncio.run(publish_file(args.file, kafka_from_environment()))
     if args.command == "import":
@@ -105,6 +109,18 @@ def kafka_from_environment(default_bootstrap: str = f"127.0.0.1:{DEV_BROKER_PORT
     except ValidationError as exc:
         reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
         raise SystemExit(f"crm: {reasons}") from None
+
+
+def print_identity_key(service: str) -> int:
+    """The key the gateway signs ``service``'s forwarded identities with (see crm_shared.auth)."""
+    from crm_shared.auth import identity_key
+
+    secret = os.environ.get("AUTH_SECRET", "")
+    if not secret.strip():
+        print("AUTH_SECRET must hold the gateway's secret", file=sys.stderr)
+        return 1
+    print(identity_key(secret, service))
+    return 0
 
 
 def import_orders(path: Path, *, currency: str, progress: bool) -> int:

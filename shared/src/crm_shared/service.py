@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from crm_shared import health
-from crm_shared.auth import IdentityCodec, RequireIdentity
+from crm_shared.auth import IdentityVerifier, RequireIdentity
 from crm_shared.bus.consumer import EventConsumer, HandlerTable
 from crm_shared.bus.kafka import new_producer
 from crm_shared.bus.outbox import OutboxRelay
@@ -182,7 +182,8 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
     for router in routers:
         app.include_router(router)
     if not public:
-        app.add_middleware(RequireIdentity, codec=IdentityCodec(settings.auth_secret.get_secret_value()))
+        app.add_middleware(RequireIdentity, verifier=IdentityVerifier(settings.identity_verification_key(),
+                                                                      settings.service_name))
     for cls, options in middleware:
         app.add_middleware(cls, **options)
     app.add_middleware(_LazyObservability)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -198,8 +198,15 @@ class ServiceSettings(KafkaSettings):
     # points or breach SLAs early.
     jobs_accept_as_of: bool = False
 
-    # Signs the identity the gateway forwards to the services (the same value everywhere).
+    # The gateway's secret: it derives one key per service from it and signs the identity it
+    # forwards to that service with that key (auth.py). Only the gateway needs it in production.
     auth_secret: SecretStr = SecretStr(DEV_SECRET)
+    # This service's own key for verifying forwarded identities (`crm identity-key <service>`).
+    # Without it the key is derived from AUTH_SECRET (dev and test); required in production, so a
+    # service never holds the secret that would let it sign for the others.
+    identity_key: SecretStr | None = None
+    # True for the one service that signs forwarded identities (the gateway).
+    signs_identities: ClassVar[bool] = False
 
     @field_validator("database_url")
     @classmethod
@@ -226,11 +233,30 @@ class ServiceSettings(KafkaSettings):
                         "(placeholders are for dev and test on loopback only)")
                 if len(secret.encode()) < MIN_SECRET_BYTES:
                     raise ValueError(f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes")
+        if self.environment is Environment.PROD and not self.signs_identities:
+            if self.identity_key is None:
+                raise ValueError(f"IDENTITY_KEY must be set in production: `crm identity-key {self.service_name}` "
+                                 "prints it from the gateway's AUTH_SECRET")
+            if "auth_secret" in self.model_fields_set:
+                raise ValueError("AUTH_SECRET is the gateway's signing secret: give this service only its "
+                                 "IDENTITY_KEY, so a compromise of it cannot forge identities for the others")
         return self
 
     def _secret_fields(self) -> list[tuple[str, SecretStr]]:
-        # The signing and encryption keys; Kafka credentials are the broker's business.
-        return [(n, v) for n, v in self.__dict__.items() if isinstance(v, SecretStr) and not n.startswith("kafka_")]
+        # The signing and encryption keys in use; Kafka credentials are the broker's business.
+        # A service other than the gateway uses AUTH_SECRET only to derive its key in dev and test.
+        derives = self.identity_key is None and self.environment is not Environment.PROD
+        unused = set() if self.signs_identities or derives else {"auth_secret"}
+        return [(n, v) for n, v in self.__dict__.items()
+                if isinstance(v, SecretStr) and not n.startswith("kafka_") and n not in unused]
+
+    def identity_verification_key(self) -> str:
+        """The key this service verifies forwarded identities with."""
+        if self.identity_key is not None:
+            return self.identity_key.get_secret_value()
+        from crm_shared.auth import identity_key
+
+        return identity_key(self.auth_secret.get_secret_value(), self.service_name)
 
     @property
     def group_id(self) -> str:

@@ -61,13 +61,13 @@ def part_from_answer(status: int, body: bytes) -> PartRead:
 
 async def assemble(customer_id: str, identity: Identity, resources: GatewayResources) -> Customer360Read:
     budget = resources.settings.customer360_budget_s
-    headers = forwarding_headers(identity, resources)
 
     async def fetch(source: PartSource) -> PartRead:
         upstream = resources.upstreams[source.upstream]
         try:
             answer = await upstream.request("GET", source.target.format(customer_id=quote(customer_id, safe="")),
-                                            headers=headers, timeout_s=budget, idempotent=True,
+                                            headers=forwarding_headers(identity, resources, source.upstream),
+                                            timeout_s=budget, idempotent=True,
                                             route="customer360")
         except Problem as problem:
             return PartRead(status="unavailable", reason=problem.detail)

@@ -97,7 +97,7 @@ class FrontDoor:
                      extra_headers: list[tuple[bytes, bytes]], resources: GatewayResources) -> None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
                    if k not in _DROPPED_REQUEST_HEADERS]
-        headers.extend(forwarding_headers(identity, resources))
+        headers.extend(forwarding_headers(identity, resources, route.upstream))
         if scope.get("client"):
             headers.append(("x-forwarded-for", scope["client"][0]))
         target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
@@ -113,9 +113,9 @@ class FrontDoor:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def forwarding_headers(identity: Identity, resources: GatewayResources) -> list[tuple[str, str]]:
-    """What every call to a service carries: the verified identity, request id and trace context."""
-    headers = [(IDENTITY_HEADER, resources.identity_codec.encode(identity))]
+def forwarding_headers(identity: Identity, resources: GatewayResources, service: str) -> list[tuple[str, str]]:
+    """What every call to ``service`` carries: the identity signed for it alone, request id and trace context."""
+    headers = [(IDENTITY_HEADER, resources.identity_codec.encode(identity, service))]
     traceparent = current_traceparent.get()
     if traceparent:
         headers.append(("traceparent", traceparent))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from crm_shared.settings import DEV_SECRET, ServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -13,6 +13,7 @@ SYMMETRIC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 
 
 class GatewaySettings(ServiceSettings):
+    signs_identities: ClassVar[bool] = True  # signs the identity it forwards, per service
     service_name: str = "gateway"
     http_port: int = 8000
 
