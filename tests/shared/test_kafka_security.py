@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
+import subprocess
+import sys
 
 import pytest
 import trustme
@@ -22,6 +25,8 @@ from crm_shared.cli import main as crm_main
 from crm_shared.devstack import EmbeddedBroker, free_port
 from crm_shared.settings import KafkaConnection, KafkaSettings, ServiceSettings
 from pydantic import ValidationError
+
+from tests.harness.infra import TEST_PII_KEY
 
 REAL_SECRET = "9f1c4e7a2b8d6e0f3a5c7e9b1d3f5a7c9e1b3d5f"
 
@@ -118,6 +123,19 @@ def test_the_cli_refuses_a_plaintext_broker_in_production_before_connecting(monk
     refusal = r"^crm: KAFKA_SECURITY_PROTOCOL=PLAINTEXT would send events unencrypted to kafka\.example:9092"
     with pytest.raises(SystemExit, match=refusal):
         crm_main(["topics"])
+
+
+def test_a_production_service_process_refuses_to_start_with_a_plaintext_broker_off_this_host():
+    env = {**os.environ, "ENVIRONMENT": "prod", "IDENTITY_KEY": REAL_SECRET, "PII_KEY": TEST_PII_KEY,
+           "KAFKA_BOOTSTRAP_SERVERS": "kafka.example:9092", "DATABASE_URL": "postgresql://crm@db.example/crm"}
+    env.pop("AUTH_SECRET", None)
+    started = subprocess.run([sys.executable, "-m", "crm_shared.cli", "serve", "loyalty"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    assert started.stderr.strip() == (
+        "crm serve loyalty: refusing to start: KAFKA_SECURITY_PROTOCOL=PLAINTEXT would send events unencrypted to "
+        "kafka.example:9092: use SSL or SASL_SSL in production (or set KAFKA_ALLOW_PLAINTEXT for a broker on a "
+        "private network you control)")
 
 
 @contextlib.asynccontextmanager

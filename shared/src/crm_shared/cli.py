@@ -168,7 +168,14 @@ def serve_one(name: str) -> int:
         print(f"unknown service {name!r}; installed: {', '.join(services)}", file=sys.stderr)
         return 2
     spec = services[name]
-    settings = spec.settings()
+    from pydantic import ValidationError
+
+    try:
+        settings = spec.settings()
+    except ValidationError as exc:  # a refused configuration: say why, without a traceback
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        print(f"crm serve {name}: refusing to start: {reasons}", file=sys.stderr)
+        return 2
     module, factory = spec.app_factory.split(":")
     app = getattr(__import__(module, fromlist=[factory]), factory)(settings)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None,
