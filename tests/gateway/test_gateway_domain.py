@@ -106,6 +106,9 @@ def test_a_service_caller_sends_only_the_event_families_its_scopes_name():
     accepted, rejected = screen([view, paid, update], order_system)
     assert [e.id for e in accepted] == [paid["id"]] and [r.index for r in rejected] == [0, 2]
     assert [e.id for e in screen([view, paid, update], BACK_OFFICE)[0]] == [view["id"], paid["id"], update["id"]]
+    # Staff (should the route admit them) record interactions only.
+    agent = Identity(subject="agent-1", role=Role.AGENT)
+    assert [e.id for e in screen([view, paid, update], agent)[0]] == [view["id"]]
     assert not may_send_events(Identity(subject="ro", role=Role.SERVICE, scopes=frozenset({"churn:read"})))
     assert may_send_events(TRACKER) and may_send_events(CUSTOMER)
 

@@ -4,7 +4,7 @@ What the gateway decides for every event, whatever the body says:
 
 - **who may send it**: a customer only interactions about themselves; a service caller only the
   event families its scopes name (:data:`EVENT_SCOPES`), so a storefront tracker key cannot fake
-  paid orders or rewrite a customer's contact data and consents;
+  paid orders or rewrite a customer's contact data and consents; any other role interactions only;
 - **its source**: set from the caller's identity (:func:`source_for`), never taken from the body.
   Consumers de-duplicate on (source, type, id), so a caller can only ever collide with its own
   earlier events, never suppress another producer's;
@@ -36,6 +36,9 @@ from crm_gateway.domain import api_keys
 # What a customer's own device may report: what they did, about themselves. Orders and
 # registrations come from the shop's back end, never from a browser.
 CUSTOMER_EVENT_TYPES = frozenset({"commerce.interaction.recorded"})
+# Staff record what they did with a customer (a call, a chat); orders and contact data are the
+# shop systems' to send.
+STAFF_EVENT_TYPES = frozenset({"commerce.interaction.recorded"})
 
 # The scope a service caller needs per topic (each topic is one family of event types).
 EVENT_SCOPES: dict[str, str] = {
@@ -142,6 +145,8 @@ def _check_sender(event: CloudEvent, data: Any, identity: Identity) -> None:
         scope = EVENT_SCOPES[topic_for(event.type)]
         if scope not in identity.scopes:
             raise InvalidEvent(f"sending {event.type!r} events needs the {scope!r} scope")
+    elif event.type not in STAFF_EVENT_TYPES:  # fail closed for any role the route may admit later
+        raise InvalidEvent(f"the {identity.role} role may not send {event.type!r} events")
 
 
 def _check_attributes(attributes: dict[str, Any]) -> None:
