@@ -13,16 +13,17 @@ from aiohttp import web
 from crm_gateway.domain.routes import ROUTES
 from crm_shared.auth import Identity, IdentityCodec, Role
 from crm_shared.devstack import free_port
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_INTERACTIONS, TOPIC_ORDERS
+from crm_shared.events.envelope import from_kafka
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.gateway.conftest import TEST_JWT_SECRET, bearer, token
-from tests.harness.events import customer_registered, interaction, new_customer_id
+from tests.harness.events import customer_registered, interaction, new_customer_id, order_paid
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 
-ALL_SCOPES = ("customers:read", "profiles:read", "events:write", "loyalty:read", "loyalty:redeem", "tickets:read",
-              "tickets:write", "churn:read")
+ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
+              "loyalty:read", "loyalty:redeem", "tickets:read", "tickets:write", "churn:read")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -116,7 +117,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
            .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
-        "/v1/api-keys": {"client": "matrix-test", "scopes": ["events:write"]},
+        "/v1/api-keys": {"client": "matrix-test", "scopes": ["interactions:write"]},
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
         "/v1/profiles/{customer_id}/erasure": {"reason": "matrix test"},
@@ -222,6 +223,9 @@ REFUSED_TOKENS = {
     "no expiry": lambda: jwt.encode({"sub": "a-1", "role": "agent", "iss": "crm-dev", "aud": "crm"},
                                     TEST_JWT_SECRET, algorithm="HS256"),
     "not a JWT": lambda: "abc.def",
+    # What API keys send is attributed by this prefix (an event's source); no token may claim it.
+    "a subject reserved for API keys": lambda: token("service", "apikey:0123456789abcdef",
+                                                     scopes=("profiles:read",), client="storefront-tracker"),
 }
 
 
@@ -271,6 +275,72 @@ async def test_an_api_key_works_within_its_scopes_until_revoked(broker, gateway_
     stored = await stack.gateway_database.fetchval("SELECT secret_hash FROM api_keys WHERE key_id = $1",
                                                    created["key_id"])
     assert created["key"].split("_")[2].encode() not in bytes(stored)
+
+
+# Event type → the callers that may send it through POST /v1/events (issue 17, item 16).
+EVENT_TYPES_EXPECTED = {
+    "commerce.interaction.recorded": {"customer_a", "tracker"},
+    "commerce.order.paid": {"order_system"},
+    "commerce.customer.updated": {"account_system"},
+}
+EVENT_CALLERS = ("customer_a", "tracker", "order_system", "account_system", "agent", "service_without_scope")
+
+
+def _event_of(event_type: str, customer: str) -> dict:
+    if event_type == "commerce.order.paid":
+        return order_paid(customer).to_structured()
+    if event_type == "commerce.customer.updated":
+        return {**customer_registered(customer).to_structured(), "type": event_type}
+    return interaction(customer).to_structured()
+
+
+async def test_each_event_family_needs_its_own_scope_and_a_tracker_key_sends_interactions_only(
+        broker, gateway_stack):
+    stack = gateway_stack(upstreams=())
+    customer = new_customer_id()
+    async with stack.client(bearer("supervisor", "sup-1")) as admin:
+        # The docs' own example: a storefront tracker's key.
+        created = await admin.post("/v1/api-keys", json={"client": "storefront-tracker",
+                                                         "scopes": ["interactions:write"]})
+        legacy = await admin.post("/v1/api-keys", json={"client": "old", "scopes": ["events:write"]})
+    assert created.status_code == 201 and legacy.status_code == 422
+    callers = {
+        "customer_a": bearer("customer", customer),
+        "tracker": {"X-API-Key": created.json()["key"]},
+        "order_system": bearer("service", "oms", scopes=("orders:write",)),
+        "account_system": bearer("service", "accounts", scopes=("customers:write",)),
+        "agent": bearer("agent", "agent-1"),
+        "service_without_scope": bearer("service", "erp-readonly", scopes=("profiles:read", "churn:read")),
+    }
+    sent: dict[str, list[str]] = {t: [] for t in EVENT_TYPES_EXPECTED}
+    async with stack.client() as http:
+        for event_type, allowed in EVENT_TYPES_EXPECTED.items():
+            for caller in EVENT_CALLERS:
+                event = _event_of(event_type, customer)
+                response = await http.post("/v1/events", json=[event], headers=callers[caller])
+                if caller in ("agent", "service_without_scope"):
+                    assert response.status_code == 403, (event_type, caller, response.text)
+                    assert response.headers["content-type"] == "application/problem+json"
+                    continue
+                assert response.status_code == 202, (event_type, caller, response.text)
+                result = response.json()
+                if caller in allowed:
+                    assert result == {"accepted": [event["id"]], "rejected": []}, (event_type, caller)
+                    sent[event_type].append(event["id"])
+                else:
+                    assert result["accepted"] == [], (event_type, caller)
+                    reason = result["rejected"][0]["reason"]
+                    assert "scope" in reason or "a customer may not send" in reason, (event_type, caller, reason)
+    # Exactly the allowed events reached Kafka: no faked order, no rewritten contact data.
+    orders = await broker.events_published_by(stack.gateway_database, TOPIC_ORDERS)
+    rest = [from_kafka(r.value, r.headers) for r in await broker.read_to_end([TOPIC_CUSTOMERS, TOPIC_INTERACTIONS])]
+    assert [e.id for e in orders] == sent["commerce.order.paid"]
+    assert [e.id for e in rest if e.type == "commerce.customer.updated"] == sent["commerce.customer.updated"]
+    assert sorted(e.id for e in rest if e.type == "commerce.interaction.recorded") == \
+        sorted(sent["commerce.interaction.recorded"])
+    assert {e.source for e in [*orders, *rest]} == {
+        f"/crm/gateway/customers/{customer}", "/crm/gateway/api-clients/storefront-tracker",
+        "/crm/gateway/service/oms", "/crm/gateway/service/accounts"}
 
 
 @pytest.fixture

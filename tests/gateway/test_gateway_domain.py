@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from crm_gateway.customer360 import part_from_answer
 from crm_gateway.domain import api_keys
-from crm_gateway.domain.ingest import screen_batch
+from crm_gateway.domain.ingest import EventTooLarge, may_send_events, record_size, screen_batch, source_for
 from crm_gateway.domain.routes import ROUTES, SCOPES, RouteTable
 from crm_gateway.settings import GatewaySettings
 from crm_shared.auth import Identity, Role
 from pydantic import ValidationError
 
-from tests.harness.events import interaction, order_paid
+from tests.harness.events import customer_registered, interaction, order_paid
 
 CUSTOMER = Identity(subject="c-1", role=Role.CUSTOMER, customer_id="c-1")
-TRACKER = Identity(subject="apikey:0123456789abcdef", role=Role.SERVICE, scopes=frozenset({"events:write"}))
+TRACKER = Identity(subject="apikey:0123456789abcdef", role=Role.SERVICE, scopes=frozenset({"interactions:write"}),
+                   client="storefront-tracker")
+BACK_OFFICE = Identity(subject="erp", role=Role.SERVICE,
+                       scopes=frozenset({"interactions:write", "orders:write", "customers:write"}))
+LIMIT = 1_000_000
+
+
+def screen(batch, identity, limit=LIMIT):
+    return screen_batch(batch, identity, max_record_bytes=limit)
 
 
 def test_a_path_matches_its_route_with_parameters_and_unknown_paths_do_not():
@@ -40,8 +49,9 @@ def test_only_reads_and_deletes_count_as_idempotent():
 
 
 def test_scopes_are_the_ones_the_route_table_asks_for():
-    assert SCOPES == {"customers:read", "profiles:read", "events:write", "pii:read", "loyalty:read", "loyalty:redeem",
-                      "tickets:read", "tickets:write", "churn:read"}
+    assert SCOPES == {"customers:read", "profiles:read", "pii:read", "loyalty:read", "loyalty:redeem",
+                      "tickets:read", "tickets:write", "churn:read",
+                      "interactions:write", "orders:write", "customers:write"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():
@@ -61,7 +71,7 @@ def test_a_batch_is_split_into_accepted_events_and_reasons():
     internal = {**interaction("c-1").to_structured(), "type": "crm.profile.customer.updated"}
     float_money = order_paid("c-1").to_structured()
     float_money["data"]["total_amount"] = 12.5
-    accepted, rejected = screen_batch([good, bad_kind, unknown_type, internal, float_money, "junk", good], TRACKER)
+    accepted, rejected = screen([good, bad_kind, unknown_type, internal, float_money, "junk", good], BACK_OFFICE)
     assert [e.id for e in accepted] == [good["id"]]
     reasons = {r.index: r.reason for r in rejected}
     assert set(reasons) == {1, 2, 3, 4, 5, 6}
@@ -76,18 +86,91 @@ def test_a_customer_may_send_only_interactions_about_themselves():
     own = interaction("c-1").to_structured()
     other = interaction("c-2").to_structured()
     order = order_paid("c-1").to_structured()
-    accepted, rejected = screen_batch([own, other, order], CUSTOMER)
+    accepted, rejected = screen([own, other, order], CUSTOMER)
     assert [e.id for e in accepted] == [own["id"]]
     assert {r.index for r in rejected} == {1, 2}
-    # The same batch from a tracker with the scope is fine.
-    assert len(screen_batch([own, other, order], TRACKER)[0]) == 3
+    # The same batch from the shop's back end with the scopes is fine.
+    assert len(screen([own, other, order], BACK_OFFICE)[0]) == 3
+
+
+def test_a_service_caller_sends_only_the_event_families_its_scopes_name():
+    view = interaction("c-1").to_structured()
+    paid = order_paid("c-1").to_structured()
+    update = {**customer_registered("c-1").to_structured(), "type": "commerce.customer.updated"}
+    accepted, rejected = screen([view, paid, update], TRACKER)
+    assert [e.id for e in accepted] == [view["id"]]
+    assert [(r.index, r.reason) for r in rejected] == [
+        (1, "sending 'commerce.order.paid' events needs the 'orders:write' scope"),
+        (2, "sending 'commerce.customer.updated' events needs the 'customers:write' scope")]
+    order_system = Identity(subject="oms", role=Role.SERVICE, scopes=frozenset({"orders:write"}))
+    accepted, rejected = screen([view, paid, update], order_system)
+    assert [e.id for e in accepted] == [paid["id"]] and [r.index for r in rejected] == [0, 2]
+    assert [e.id for e in screen([view, paid, update], BACK_OFFICE)[0]] == [view["id"], paid["id"], update["id"]]
+    # Staff (should the route admit them) record interactions only.
+    agent = Identity(subject="agent-1", role=Role.AGENT)
+    assert [e.id for e in screen([view, paid, update], agent)[0]] == [view["id"]]
+    assert not may_send_events(Identity(subject="ro", role=Role.SERVICE, scopes=frozenset({"churn:read"})))
+    assert may_send_events(TRACKER) and may_send_events(CUSTOMER)
+
+
+def test_the_gateway_sets_each_events_source_from_the_caller_never_from_the_body():
+    forged = {**interaction("c-1").to_structured(), "source": "shop/accounts"}
+    assert screen([forged], CUSTOMER)[0][0].source == "/crm/gateway/customers/c-1"
+    assert screen([forged], TRACKER)[0][0].source == "/crm/gateway/api-clients/storefront-tracker"
+    assert screen([forged], BACK_OFFICE)[0][0].source == "/crm/gateway/service/erp"
+    # A rotated key of the same client keeps the source, so a resend is still a duplicate.
+    rotated = Identity(subject="apikey:fedcba9876543210", role=Role.SERVICE, scopes=TRACKER.scopes,
+                       client="storefront-tracker")
+    assert source_for(rotated) == source_for(TRACKER)
+    # Names are escaped: no caller's source is another's, nor reaches outside its namespace.
+    assert source_for(Identity(subject="a/b", role=Role.CUSTOMER, customer_id="a/b")) == \
+        "/crm/gateway/customers/a%2Fb"
+    assert source_for(Identity(subject="c-1", role=Role.SERVICE)) != source_for(CUSTOMER)
+    long_subject = Identity(subject="x" * 600, role=Role.SERVICE)
+    assert len(source_for(long_subject)) <= 500
+    assert source_for(long_subject) != source_for(Identity(subject="x" * 601, role=Role.SERVICE))
+
+
+def test_an_event_that_would_not_fit_in_a_kafka_record_refuses_the_batch():
+    # 1e15 is 4 bytes in the body and 18 once parsed and written again (1000000000000000.0).
+    padded = interaction("c-1").to_structured()
+    padded["data"]["padding"] = [1e15] * 60_000
+    body_bytes = len(orjson.dumps([padded]).replace(b"1000000000000000.0", b"1e15"))
+    assert body_bytes < 310_000
+    with pytest.raises(EventTooLarge) as refused:
+        screen([interaction("c-1").to_structured(), padded], BACK_OFFICE, limit=1_000_000)
+    assert refused.value.index == 1 and refused.value.size > 1_000_000 and refused.value.limit == 1_000_000
+    accepted, _ = screen([padded], BACK_OFFICE, limit=2_000_000)
+    assert record_size(accepted[0]) == refused.value.size
+
+
+def test_interaction_attributes_are_bounded_in_depth_and_size():
+    def nested(levels: int) -> dict:
+        value: dict = {}
+        for _ in range(levels - 1):
+            value = {"a": value}
+        return value
+
+    at_limit = interaction("c-1", attributes=nested(8)).to_structured()
+    too_deep = interaction("c-1", attributes=nested(9)).to_structured()
+    far_too_deep = interaction("c-1", attributes=nested(255)).to_structured()
+    lists_too_deep = interaction("c-1", attributes={"a": [[[[[[[[["x"]]]]]]]]]}).to_structured()
+    too_big = interaction("c-1", attributes={"text": "x" * 40_000}).to_structured()
+    elsewhere = interaction("c-1").to_structured()
+    elsewhere["data"]["extra"] = nested(300)  # not attributes, but no serialiser writes it either
+    accepted, rejected = screen([at_limit, too_deep, far_too_deep, lists_too_deep, too_big, elsewhere], BACK_OFFICE)
+    assert [e.id for e in accepted] == [at_limit["id"]]
+    assert [(r.index, r.reason) for r in rejected] == [
+        (1, "data.attributes: nested deeper than 8 levels"), (2, "data.attributes: nested deeper than 8 levels"),
+        (3, "data.attributes: nested deeper than 8 levels"), (4, "data.attributes: larger than 32768 bytes as JSON"),
+        (5, "the event's data is nested too deeply")]
 
 
 def test_the_subject_defaults_to_the_customer_and_may_not_contradict_it():
     missing = interaction("c-1").to_structured()
     del missing["subject"]
     wrong = {**interaction("c-1").to_structured(), "subject": "c-2"}
-    accepted, rejected = screen_batch([missing, wrong], TRACKER)
+    accepted, rejected = screen([missing, wrong], TRACKER)
     assert accepted[0].subject == "c-1"
     assert rejected[0].index == 1 and "subject" in rejected[0].reason
 

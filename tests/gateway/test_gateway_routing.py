@@ -65,7 +65,7 @@ async def test_a_body_over_the_limit_is_refused_before_anything_happens(gateway_
         for _ in range(8):
             yield b" " * 512
 
-    async with stack.client(bearer("service", "tracker", scopes=("events:write",))) as http:
+    async with stack.client(bearer("service", "tracker", scopes=("interactions:write",))) as http:
         declared = await http.post("/v1/events", content=big, headers={"content-type": "application/json"})
         chunked = await http.post("/v1/events", content=streamed(), headers={"content-type": "application/json"})
     for response in (declared, chunked):
@@ -147,6 +147,29 @@ async def test_cors_preflight_and_refusals_carry_the_allowed_origin(gateway_stac
     assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
     assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://shop.example"
     assert "access-control-allow-origin" not in foreign.headers
+
+
+def _api_key_preflight(http):
+    return http.options("/v1/events", headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type"})
+
+
+async def test_browsers_may_not_send_an_api_key_unless_configured(gateway_stack):
+    # A key a web page carries is public; a browser app sends its user's bearer token instead.
+    default, opted_in = (gateway_stack(upstreams=(), CORS_ORIGINS='["https://shop.example"]', **extra)
+                         for extra in ({}, {"CORS_ALLOW_API_KEY": "true"}))
+    async with default.client() as http:
+        refused = await _api_key_preflight(http)
+        bearer_preflight = await http.options("/v1/events", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"})
+    async with opted_in.client() as http:
+        allowed = await _api_key_preflight(http)
+    assert refused.status_code == 400 and "x-api-key" not in refused.headers.get("access-control-allow-headers", "")
+    assert bearer_preflight.status_code == 200
+    assert "x-api-key" not in bearer_preflight.headers["access-control-allow-headers"].lower()
+    assert allowed.status_code == 200 and "x-api-key" in allowed.headers["access-control-allow-headers"].lower()
 
 
 async def test_one_openapi_document_describes_every_route(gateway_stack):

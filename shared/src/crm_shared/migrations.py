@@ -103,6 +103,22 @@ def create_bus_tables() -> None:
     op.execute("CREATE INDEX inbox_applied_at ON inbox (applied_at)")
 
 
+def key_inbox_by_event_type() -> None:
+    """Inbox key (source, event_type, event_id) instead of (source, event_id).
+
+    A producer is authorised per topic (Kafka ACLs; the gateway's per-family scopes) and every
+    event type belongs to one topic, so with the type in the key an event can only ever collide
+    with events its own producer could have sent. Rows already there keep their meaning: each
+    recorded its type.
+    """
+    op.execute("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey, ADD PRIMARY KEY (source, event_type, event_id)")
+
+
+def key_inbox_by_source_and_id() -> None:
+    """Downgrade of :func:`key_inbox_by_event_type` (fails if two types share a source and id)."""
+    op.execute("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey, ADD PRIMARY KEY (source, event_id)")
+
+
 def drop_bus_tables() -> None:
     op.execute("DROP TABLE inbox")
     op.execute("DROP TRIGGER outbox_notify ON outbox")

@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from crm_shared.auth import ALL_ROLES, CurrentIdentity
+from crm_shared.auth import ALL_ROLES, CurrentIdentity, Forbidden
 from crm_shared.bus.outbox import add_to_outbox
 from crm_shared.db import DbConnection
-from crm_shared.problems import PROBLEM_JSON, NotFound, Problem
+from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
 from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import insert, select
 
 from crm_gateway import customer360
 from crm_gateway.domain import api_keys
-from crm_gateway.domain.ingest import screen_batch
+from crm_gateway.domain.ingest import EVENT_SCOPES, EventTooLarge, may_send_events, screen_batch
 from crm_gateway.domain.routes import SCOPES, SUPERVISOR
 from crm_gateway.models import api_keys as api_keys_table
 from crm_gateway.schemas import (
@@ -60,16 +60,24 @@ async def get_customer_360(request: Request, identity: CurrentIdentity,
 
 @router.post("/v1/events", status_code=202, response_model=EventsAccepted, tags=["events"],
              openapi_extra={"requestBody": _EVENT_BATCH_BODY},
-             responses={**_PROBLEMS, 413: {"content": {PROBLEM_JSON: {}}, "description": "Batch too large"}})
+             responses={**_PROBLEMS, 413: {"content": {PROBLEM_JSON: {}}, "description":
+                                           "Too many events, or an event larger than the broker accepts"}})
 async def ingest_events(request: Request, identity: CurrentIdentity) -> EventsAccepted:
     """Publish a batch of CloudEvents (structured JSON) for systems that cannot speak Kafka.
 
     Each event is checked against the event catalogue on its own; valid ones are queued for
     Kafka in one transaction (keyed by customer id) before the 202 is sent, so an accepted event
-    is never lost. Sending a batch again is safe: consumers apply an event id once. A customer
-    token may send only ``commerce.interaction.recorded`` events about itself.
+    is never lost. Sending a batch again is safe: consumers apply an event once.
+
+    The gateway sets each event's ``source`` from the caller (``/crm/gateway/…``), whatever the
+    body says. A customer token may send only ``commerce.interaction.recorded`` events about
+    itself; a service caller needs ``interactions:write``, ``orders:write`` or
+    ``customers:write`` for the events of that family. An event whose Kafka record would exceed
+    ``EVENT_MAX_BYTES`` makes the whole batch a 413, and nothing of it is stored.
     """
     resources = request.app.state.resources
+    if not may_send_events(identity):
+        raise Forbidden(f"this client holds none of the event scopes {sorted(EVENT_SCOPES.values())}")
     try:
         batch = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
@@ -81,7 +89,11 @@ async def ingest_events(request: Request, identity: CurrentIdentity) -> EventsAc
     if len(batch) > resources.settings.events_batch_max:
         raise Problem(413, "Content Too Large",
                       f"a batch holds at most {resources.settings.events_batch_max} events; split it")
-    accepted, rejected = screen_batch(batch, identity)
+    try:
+        accepted, rejected = screen_batch(batch, identity, max_record_bytes=resources.settings.event_max_bytes)
+    except EventTooLarge as exc:
+        raise Problem(413, "Content Too Large", f"{exc}; nothing of this batch was stored",
+                      type_=PROBLEM_BASE + "event-too-large", index=exc.index, limit=exc.limit) from None
     if accepted:
         async with request.app.state.runtime.engine.begin() as tx:
             await add_to_outbox(tx, accepted)

@@ -81,7 +81,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "allow_origins": settings.cors_origins, "allow_credentials": False,
             "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
             "allow_headers": ["authorization", "content-type", "idempotency-key", "x-request-id", "traceparent",
-                              "x-api-key"],
+                              *(["x-api-key"] if settings.cors_allow_api_key else [])],
             "expose_headers": ["x-request-id", "traceparent", "ratelimit-limit", "ratelimit-remaining",
                                "ratelimit-reset", "ratelimit-policy", "retry-after", "location"],
             "max_age": 600}))

@@ -50,6 +50,11 @@ class GatewaySettings(ServiceSettings):
     # --- Requests.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     events_batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
+    # Largest Kafka record (key, value and headers) an event of POST /v1/events may become. Keep
+    # it under the broker's message.max.bytes (1 MiB by default in Kafka) and the topics'
+    # max.message.bytes: the default leaves room for the record batch's own framing. A larger
+    # event is refused with 413, since the outbox relay could never publish it.
+    event_max_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
 
     # --- Rate limits (`limits` notation, e.g. "600/minute"). Per calling client, and per customer
     # whose data is touched. Storage: memory:// per process, or redis://host:6379 shared.
@@ -59,6 +64,9 @@ class GatewaySettings(ServiceSettings):
 
     # --- Browsers: origins allowed to call the API (e.g. https://shop.example). Empty: none.
     cors_origins: list[str] = Field(default_factory=list)
+    # Whether those origins may send X-API-Key. Off: an API key belongs in a server's secret
+    # store, and any key a web page carries is public; browsers send their user's bearer token.
+    cors_allow_api_key: bool = False
 
     @field_validator("jwt_algorithms")
     @classmethod

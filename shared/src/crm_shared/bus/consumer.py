@@ -40,7 +40,7 @@ from crm_shared.bus.kafka import (
     new_consumer,
 )
 from crm_shared.db import is_transient
-from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for
+from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_for, topic_for
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
 from crm_shared.logging import get_logger
 from crm_shared.metrics import ServiceMetrics
@@ -76,11 +76,15 @@ class HandlerFailed(Exception):
     """A handler failed for a reason retrying will not fix; the event is dead-lettered."""
 
 
+# The inbox key is (source, type, id), not the CloudEvents (source, id) alone: a producer is
+# authorised per topic (Kafka ACLs, the gateway's scopes) and a type belongs to one topic, so an
+# event can only collide with what its own producer may send. A tracker allowed to write
+# interactions cannot make the consumers skip a registration by reusing its source and id.
 _CLAIM_INBOX = text("""
     INSERT INTO inbox (source, event_id, event_type)
     SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[]))
     ON CONFLICT DO NOTHING
-    RETURNING source, event_id
+    RETURNING source, event_type, event_id
 """)
 
 
@@ -178,6 +182,11 @@ class EventConsumer:
                 except ValidationError as exc:
                     dead.append((record, "invalid_data", validation_summary(exc)))
                     continue
+                if topic_for(event.type) != record.topic:
+                    # Whoever may write this topic may not speak for another one's types.
+                    dead.append((record, "wrong_topic",
+                                 f"{event.type!r} events belong on {topic_for(event.type)!r}"))
+                    continue
                 if event.type not in self._handlers:
                     self._metrics.events_ignored.labels(event.type).inc()
                     continue
@@ -218,14 +227,13 @@ class EventConsumer:
 
     async def _apply(self, events: list[Inbound[Any]]) -> None:
         """One transaction: inbox claim, then the handlers stage by stage, then commit."""
-        unique: dict[tuple[str, str], Inbound[Any]] = {}
+        unique: dict[tuple[str, str, str], Inbound[Any]] = {}
         for inbound in events:
-            unique.setdefault((inbound.event.source, inbound.event.id), inbound)
+            unique.setdefault((inbound.event.source, inbound.event.type, inbound.event.id), inbound)
         async with self._engine.connect() as tx:
             claimed = await tx.execute(_CLAIM_INBOX, {
-                "sources": [k[0] for k in unique], "ids": [k[1] for k in unique],
-                "types": [i.event.type for i in unique.values()]})
-            fresh_keys = {(row.source, row.event_id) for row in claimed}
+                "sources": [k[0] for k in unique], "types": [k[1] for k in unique], "ids": [k[2] for k in unique]})
+            fresh_keys = {(row.source, row.event_type, row.event_id) for row in claimed}
             fresh = [i for k, i in unique.items() if k in fresh_keys]
             for stage in _stages(fresh):
                 for event_type, group in stage.items():

@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 PREFIX = "crm"
+SUBJECT_PREFIX = "apikey:"  # an API key's identity is "apikey:<key id>"; token subjects may not use it
 _FORMAT = re.compile(r"^crm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 

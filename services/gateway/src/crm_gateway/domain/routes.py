@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from crm_shared.auth import ALL_ROLES, Role
 
+from crm_gateway.domain.ingest import EVENT_SCOPES
+
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 SUPERVISOR = frozenset({Role.SUPERVISOR})
 STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
@@ -43,7 +45,9 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     # Served by the gateway.
     Route("GET", "/v1/customers/{customer_id}", ALL_ROLES, scope="customers:read", customer_param="customer_id"),
-    Route("POST", "/v1/events", frozenset({Role.CUSTOMER, Role.SERVICE}), scope="events:write"),
+    # Service callers need the scope of each event's family (interactions:write, orders:write,
+    # customers:write); the route checks them per event (domain/ingest.py).
+    Route("POST", "/v1/events", frozenset({Role.CUSTOMER, Role.SERVICE})),
     Route("GET", "/v1/api-keys", SUPERVISOR),
     Route("POST", "/v1/api-keys", SUPERVISOR),
     Route("DELETE", "/v1/api-keys/{key_id}", SUPERVISOR),
@@ -132,8 +136,9 @@ ROUTES: tuple[Route, ...] = (
 # Permissions a service checks itself rather than the route table: pii:read lets agents and
 # integrations reveal e-mail, phone, name and address (audited by the profile service).
 SERVICE_CHECKED_SCOPES = frozenset({"pii:read"})
-# Every scope a caller can hold: those the route table asks for, and the ones above.
-SCOPES = frozenset(r.scope for r in ROUTES if r.scope) | SERVICE_CHECKED_SCOPES
+# Every scope a caller can hold: those the route table asks for, the ones above, and the
+# per-family scopes of POST /v1/events.
+SCOPES = frozenset(r.scope for r in ROUTES if r.scope) | SERVICE_CHECKED_SCOPES | frozenset(EVENT_SCOPES.values())
 
 
 @dataclass(frozen=True)
