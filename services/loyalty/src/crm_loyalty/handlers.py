@@ -34,6 +34,7 @@ from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.events import notification, tier_changed
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.domain.tiers import decide
+from crm_loyalty.erasure import erase_members
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
@@ -93,10 +94,6 @@ _SET_BIRTHDAYS = text("""
     UPDATE accounts a SET birthday = t.birthday, updated_at = now()
     FROM unnest(CAST(:ids AS text[]), CAST(:birthdays AS date[])) AS t(customer_id, birthday)
     WHERE a.customer_id = t.customer_id AND a.erased_at IS NULL
-""")
-_ERASE = text("""
-    UPDATE accounts SET birthday = NULL, erased_at = COALESCE(erased_at, :at), updated_at = now()
-    WHERE customer_id = ANY(CAST(:ids AS text[]))
 """)
 _LAST_WIN_BACK = text("""
     SELECT customer_id, max(granted_at) AS last FROM win_backs
@@ -161,8 +158,8 @@ class LoyaltyHandlers:
             await tx.execute(_SET_BIRTHDAYS, {"ids": list(birthdays), "birthdays": list(birthdays.values())})
 
     async def on_customer_erased(self, tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-        """The profile erased a customer: the birthday is the only personal data held here."""
-        await tx.execute(_ERASE, {"ids": [e.data.customer_id for e in events], "at": events[-1].data.erased_at})
+        """The profile erased a customer (and its merged duplicates): see erasure.py."""
+        await erase_members(tx, events)
 
     # -- orders ------------------------------------------------------------------------------------
 
