@@ -253,6 +253,7 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
 
 @router.patch("/{customer_id}", response_model=ProfileRead,
               responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                         409: {**_PROBLEM, "description": "The customer was erased"},
                          422: {**_PROBLEM, "description": "Invalid field; nothing was changed"}})
 async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
                          customer_id: str = CustomerIdPath) -> ProfileRead:
@@ -472,7 +473,8 @@ async def merge_profile(body: MergeCreate, request: Request, db: DbConnection, i
 
 @router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,
              responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"},
-                        409: {"content": {PROBLEM_JSON: {}}, "description": "Same key still in flight"},
+                        409: {"content": {PROBLEM_JSON: {}},
+                              "description": "Same key still in flight, or the customer was erased"},
                         422: {"content": {PROBLEM_JSON: {}}, "description": "Invalid note or key reused"}})
 async def add_note(body: NoteCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
                    key: IdempotencyKey, customer_id: str = CustomerIdPath) -> NoteRead:

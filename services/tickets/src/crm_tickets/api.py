@@ -199,7 +199,8 @@ async def get_ticket(db: DbReadConnection, identity: CurrentIdentity, ticket_id:
     return ticket_read(await _ticket_for(db, identity, ticket_id))
 
 
-@router.patch("/{ticket_id}", response_model=TicketRead, responses={404: _PROBLEM})
+@router.patch("/{ticket_id}", response_model=TicketRead,
+              responses={404: _PROBLEM, 409: {**_PROBLEM, "description": "A new subject for an erased customer"}})
 async def update_ticket(body: TicketUpdate, db: DbConnection, identity: CurrentIdentity,
                         ticket_id: str = TicketIdPath) -> TicketRead:
     """Correct category, sub-category, subject or root cause, or override the priority (agents)."""
@@ -306,7 +307,8 @@ async def list_comments(db: DbReadConnection, identity: CurrentIdentity,
     return [CommentRead.model_validate(dict(r._mapping)) for r in rows]
 
 
-@router.post("/{ticket_id}/attachments", status_code=201, response_model=AttachmentRead, responses={404: _PROBLEM})
+@router.post("/{ticket_id}/attachments", status_code=201, response_model=AttachmentRead,
+             responses={404: _PROBLEM, 409: {**_PROBLEM, "description": "The customer was erased"}})
 async def add_attachment(body: AttachmentCreate, db: DbConnection, identity: CurrentIdentity,
                          ticket_id: str = TicketIdPath) -> AttachmentRead:
     """Record an attachment's metadata (the file itself lives in the shop's object store)."""
