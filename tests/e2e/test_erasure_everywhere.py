@@ -287,6 +287,13 @@ async def test_events_and_commands_after_an_erasure_store_the_numbers_but_no_per
         "SELECT customer_id, pending, birthday, erased_at IS NOT NULL FROM accounts")} == {
         customer: (50, None, True), never_seen: (40, None, True)}
     assert await _books_balance(databases["loyalty"])
+    # Their points expire like anyone's, but nobody is asked to tell them.
+    expiry = await databases["loyalty"].fetchval(
+        "SELECT min(expires_at) FROM lots WHERE customer_id = $1 AND state = 'available'", customer)
+    async with loyalty.client(SUPERVISOR) as supervisor:
+        notices = await supervisor.post("/v1/loyalty/jobs/expiry-notices",
+                                        params={"as_of": (expiry - timedelta(days=1)).isoformat()})
+    assert (notices.status_code, notices.json()["members"]) == (200, 0)
     for table in ("churn_orders", "churn_activity", "churn_scores", "churn_customers"):
         assert await databases["churn"].fetchval(
             f"SELECT count(*) FROM {table} WHERE customer_id = $1", customer) == 0, table
