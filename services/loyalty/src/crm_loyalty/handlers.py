@@ -123,7 +123,7 @@ def apply_tier(member: Member, programme: Programme, spend: Decimal, orders: int
     member.below_tier_since = decision.below_tier_since
     if decision.changed:
         member.events.append(tier_changed(member.customer_id, member.tier, decision.tier, at, member.traceparent))
-        if decision.upgraded:
+        if decision.upgraded and member.erased_at is None:  # no messages to someone erased
             member.events.append(notification(member.customer_id, "tier_upgrade",
                                               {"old_tier": member.tier, "new_tier": decision.tier}, at,
                                               member.traceparent))
