@@ -25,6 +25,8 @@ from crm_shared.problems import PROBLEM_BASE, NotFound, Problem
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+MAX_MERGED = 1000  # ProfileCustomerErasedData.merged_customer_ids
+
 # The profile a (possibly merged) id ends in, following merged_into upwards.
 _SURVIVOR_OF = text("""
     WITH RECURSIVE up(customer_id, merged_into, depth) AS (
@@ -97,6 +99,9 @@ async def lock_erasure_group(tx: AsyncConnection, customer_id: str) -> ErasureGr
                       f"{survivor!r} (that erases the profiles merged into it too), or unmerge first",
                       type_=PROBLEM_BASE + "merged-profile", survivor_id=survivor)
     rows = (await tx.execute(_GROUP, {"survivor": survivor})).all()
+    if len(rows) > MAX_MERGED + 1:  # the event's bound: a longer list would be dead-lettered downstream
+        raise Problem(422, "Unprocessable Content", f"more than {MAX_MERGED} profiles were merged into "
+                      f"{survivor!r}; unmerge some first")
     first = next(row for row in rows if row.customer_id == survivor)
     if first.merged_into is not None:  # merged meanwhile, before the lock
         raise Problem(409, "Conflict", f"customer {customer_id!r} was just merged; retry",
