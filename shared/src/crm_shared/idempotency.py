@@ -87,3 +87,17 @@ async def finish(db: AsyncConnection, request: Request, identity: Identity, key:
     payload = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
     await db.execute(_SAVE, {"owner": identity.subject, "key": key, "fingerprint": await _fingerprint(request),
                              "status": status, "body": orjson.dumps(payload)})
+
+
+_FORGET = text("""
+    DELETE FROM idempotency_keys
+    WHERE convert_from(body, 'UTF8')::jsonb ->> :field = ANY(CAST(:values AS text[]))
+""")
+
+
+async def forget_answers(db: AsyncConnection, *, field: str, values: list[str]) -> None:
+    """Delete stored answers whose top-level ``field`` is one of ``values`` (an erasure: answers may
+    quote what was erased). A retry with such a key runs the command again. Scans the table, which
+    is fine for a rare privacy command."""
+    if values:
+        await db.execute(_FORGET, {"field": field, "values": values})

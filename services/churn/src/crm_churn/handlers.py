@@ -31,6 +31,7 @@ from crm_shared.events.catalogue import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_churn.erasure import erase_customers, skipping_erased
 from crm_churn.scoring import Scorer
 
 TOPICS = (TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_TICKETS, TOPIC_PROFILE)
@@ -82,7 +83,6 @@ _CSAT = text("""
                          CAST(:at AS timestamptz[]))
     ON CONFLICT (ticket_id) DO NOTHING
 """)
-_HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat", "churn_scores", "churn_customers")
 _MERGE_ACTIVITY = text("""
     INSERT INTO churn_activity AS a (customer_id, day, events)
     SELECT :survivor, day, events FROM churn_activity WHERE customer_id = :duplicate
@@ -152,12 +152,8 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
         await rescore(tx, events, [e.data.customer_id for e in events])
 
     async def on_customer_erased(tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-        """Erasure removes the customer's history and score here: nothing of it is needed for the
-        shop's figures, and a model refit simply no longer sees them."""
-        ids = [e.data.customer_id for e in events]
-        for table in _HISTORY_TABLES:
-            await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = ANY(CAST(:ids AS text[]))"),
-                             {"ids": ids})
+        """Erasure removes the customer's history and score here, for good: see erasure.py."""
+        await erase_customers(tx, events)
 
     async def on_customer_merged(tx: AsyncConnection, events: list[Inbound[ProfileCustomerMergedData]]) -> None:
         """The duplicate's history moves to the survivor, whose score is then computed from both."""
@@ -171,7 +167,7 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
                 await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = :duplicate"), moved)
         await rescore(tx, events, [e.data.customer_id for e in events])
 
-    return {
+    table = {
         "commerce.order.paid": on_order_paid,
         "commerce.order.cancelled": on_order_cancelled,
         "commerce.order.refunded": on_order_refunded,
@@ -182,6 +178,7 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
         "crm.tickets.ticket.reopened": on_ticket(_TICKET_REOPENED),
         "crm.tickets.ticket.sla_breached": on_ticket(_TICKET_BREACHED),
         "crm.tickets.csat.submitted": on_csat,
-        "crm.profile.customer.erased": on_customer_erased,
         "crm.profile.customer.merged": on_customer_merged,
     }
+    return {**{event_type: skipping_erased(handler) for event_type, handler in table.items()},
+            "crm.profile.customer.erased": on_customer_erased}

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from crm_loyalty.domain.earning import money_value
 from crm_loyalty.domain.ledger import InsufficientPoints
+from crm_loyalty.erasure import refuse_if_erased
 from crm_loyalty.jobs import Jobs
 from crm_loyalty.repository import Member, ProgrammeStore, lock_members, save_members
 from crm_loyalty.schemas import (
@@ -221,8 +222,7 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
             raise Problem(409, "Conflict", f"order {body.order_id} is already {status}; points go off an order "
                                            "before it is paid", type_=PROBLEM_BASE + "order-closed")
     member = await _locked_member(db, customer_id, with_lots=True)
-    if member.erased_at is not None:
-        raise Problem(409, "Conflict", "this membership was erased")
+    refuse_if_erased(member.erased_at)
     redemption_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     what = body.gift_sku if body.kind == "gift" else f"order {body.order_id}"
@@ -281,6 +281,7 @@ async def adjust(body: AdjustmentCreate, request: Request, db: DbConnection, ide
     if size > programme.adjustments.agent_limit and identity.role is not Role.SUPERVISOR:
         raise Forbidden(f"adjustments above {programme.adjustments.agent_limit} points need a supervisor")
     member = await _locked_member(db, customer_id, with_lots=True)
+    refuse_if_erased(member.erased_at)
     now = datetime.now(UTC)
     cause = {"actor": identity.subject, "ticket_id": body.ticket_id}
     if body.points > 0:

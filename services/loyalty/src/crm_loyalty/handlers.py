@@ -34,6 +34,7 @@ from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.events import notification, tier_changed
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.domain.tiers import decide
+from crm_loyalty.erasure import erase_members
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
@@ -94,10 +95,6 @@ _SET_BIRTHDAYS = text("""
     FROM unnest(CAST(:ids AS text[]), CAST(:birthdays AS date[])) AS t(customer_id, birthday)
     WHERE a.customer_id = t.customer_id AND a.erased_at IS NULL
 """)
-_ERASE = text("""
-    UPDATE accounts SET birthday = NULL, erased_at = COALESCE(erased_at, :at), updated_at = now()
-    WHERE customer_id = ANY(CAST(:ids AS text[]))
-""")
 _LAST_WIN_BACK = text("""
     SELECT customer_id, max(granted_at) AS last FROM win_backs
     WHERE customer_id = ANY(CAST(:ids AS text[])) GROUP BY customer_id
@@ -126,7 +123,7 @@ def apply_tier(member: Member, programme: Programme, spend: Decimal, orders: int
     member.below_tier_since = decision.below_tier_since
     if decision.changed:
         member.events.append(tier_changed(member.customer_id, member.tier, decision.tier, at, member.traceparent))
-        if decision.upgraded:
+        if decision.upgraded and member.erased_at is None:  # no messages to someone erased
             member.events.append(notification(member.customer_id, "tier_upgrade",
                                               {"old_tier": member.tier, "new_tier": decision.tier}, at,
                                               member.traceparent))
@@ -161,8 +158,8 @@ class LoyaltyHandlers:
             await tx.execute(_SET_BIRTHDAYS, {"ids": list(birthdays), "birthdays": list(birthdays.values())})
 
     async def on_customer_erased(self, tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-        """The profile erased a customer: the birthday is the only personal data held here."""
-        await tx.execute(_ERASE, {"ids": [e.data.customer_id for e in events], "at": events[-1].data.erased_at})
+        """The profile erased a customer (and its merged duplicates): see erasure.py."""
+        await erase_members(tx, events)
 
     # -- orders ------------------------------------------------------------------------------------
 

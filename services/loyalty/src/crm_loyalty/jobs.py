@@ -47,6 +47,7 @@ _DUE_NOTICES = text("""
     FROM lots
     WHERE state = 'available' AND remaining > 0 AND expiry_noticed_at IS NULL
       AND expires_at > :as_of AND expires_at <= :horizon
+      AND NOT EXISTS (SELECT 1 FROM erased_customers e WHERE e.customer_id = lots.customer_id)
     GROUP BY customer_id ORDER BY customer_id LIMIT :limit
 """)
 _MARK_NOTICED = text("UPDATE lots SET expiry_noticed_at = :as_of WHERE lot_id = ANY(CAST(:ids AS bigint[]))")

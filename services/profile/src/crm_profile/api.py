@@ -25,6 +25,7 @@ from crm_profile.domain.events import customer_erased, customer_merged, format_a
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
+from crm_profile.erasure import erase_profiles, lock_erasure_group, refuse_if_erased
 from crm_profile.models import (
     customer_notes,
     customers,
@@ -38,7 +39,6 @@ from crm_profile.repository import (
     IdentityChange,
     MergeRefused,
     emit_customer_updated,
-    erase_customer,
     export_related,
     external_field,
     external_ids_of,
@@ -253,6 +253,7 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
 
 @router.patch("/{customer_id}", response_model=ProfileRead,
               responses={404: {**_PROBLEM, "description": "Unknown customer"},
+                         409: {**_PROBLEM, "description": "The customer was erased"},
                          422: {**_PROBLEM, "description": "Invalid field; nothing was changed"}})
 async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
                          customer_id: str = CustomerIdPath) -> ProfileRead:
@@ -273,6 +274,7 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     if (await db.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id))).first() \
             is None:
         raise NotFound("customer", customer_id)
+    await refuse_if_erased(db, customer_id)
     consents = body.consents.model_dump(exclude_none=True) if body.consents else {}
     change = IdentityChange(customer_id=customer_id, changed_at=datetime.now(UTC), source=f"agent:{identity.subject}",
                             email=email, phone=phone, name=body.name, address=body.address, birthday=body.birthday,
@@ -394,30 +396,33 @@ async def export_profile(request: Request, db: DbConnection, identity: CurrentId
 
 @router.post("/{customer_id}/erasure", status_code=200, response_model=ErasureRead,
              responses={404: {**_PROBLEM, "description": "Unknown customer"},
-                        409: {**_PROBLEM, "description": "Same key still in flight"}})
+                        409: {**_PROBLEM, "description": "A merged duplicate (erase its survivor), or the same key "
+                                                         "still in flight"}})
 async def erase_profile(body: ErasureCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
                         key: IdempotencyKey, customer_id: str = CustomerIdPath) -> ErasureRead:
     """Erase a customer's personal data (supervisors): e-mail, phone, name, address, birthday,
-    gender, city, tags, notes and interaction details go; marketing consents are withdrawn; the id,
-    orders and statistics stay, anonymised. PII sent for the customer later is dropped.
-    ``crm.profile.customer.erased`` tells the other services to erase theirs. Requires
-    ``Idempotency-Key``; erasing twice is harmless."""
+    gender, city, tags, external ids, notes, interaction details and the reasons of points
+    movements go; marketing consents are withdrawn; the id, orders and statistics stay,
+    anonymised. The profiles merged into this one are erased with it; a merged duplicate itself
+    is refused (409, naming the survivor). PII and consents sent for the customer later are
+    dropped. ``crm.profile.customer.erased`` tells the other services to erase theirs, once.
+    Requires ``Idempotency-Key``; erasing twice is harmless."""
     identity.authorize(SUPERVISOR)
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
         return replay
-    row = (await db.execute(select(customers.c.customer_id, customers.c.erased_at)
-                            .where(customers.c.customer_id == customer_id).with_for_update())).first()
-    if row is None:
-        raise NotFound("customer", customer_id)
-    erased_at = row.erased_at or datetime.now(UTC)
-    await erase_customer(db, customer_id, erased_at)
+    group = await lock_erasure_group(db, customer_id)
+    erased_at = group.erased_at or datetime.now(UTC)
+    ids = [group.survivor, *group.merged]
+    await erase_profiles(db, ids, erased_at)
+    await refresh_segments(db, _settings(request).rfm_currency, ids)  # erased customers are in no segment
     await record_privacy_request(db, customer_id=customer_id, kind="erasure", actor=identity.subject,
                                  role=str(identity.role), reason=body.reason)
-    if row.erased_at is None:
-        await add_to_outbox(db, [customer_erased(customer_id=customer_id, erased_at=erased_at,
-                                                 traceparent=current_traceparent.get())])
-    answer = ErasureRead(customer_id=customer_id, erased_at=erased_at, erased_by=identity.subject)
+    if group.newly_erased:
+        await add_to_outbox(db, [customer_erased(customer_id=group.survivor, merged_customer_ids=group.merged,
+                                                 erased_at=erased_at, traceparent=current_traceparent.get())])
+    answer = ErasureRead(customer_id=customer_id, erased_at=erased_at, erased_by=identity.subject,
+                         merged_customer_ids=group.merged)
     await idempotency.finish(db, request, identity, key, 200, answer)
     await db.commit()
     return answer
@@ -468,7 +473,8 @@ async def merge_profile(body: MergeCreate, request: Request, db: DbConnection, i
 
 @router.post("/{customer_id}/notes", status_code=201, response_model=NoteRead,
              responses={404: {"content": {PROBLEM_JSON: {}}, "description": "Unknown customer"},
-                        409: {"content": {PROBLEM_JSON: {}}, "description": "Same key still in flight"},
+                        409: {"content": {PROBLEM_JSON: {}},
+                              "description": "Same key still in flight, or the customer was erased"},
                         422: {"content": {PROBLEM_JSON: {}}, "description": "Invalid note or key reused"}})
 async def add_note(body: NoteCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
                    key: IdempotencyKey, customer_id: str = CustomerIdPath) -> NoteRead:
@@ -484,6 +490,7 @@ async def add_note(body: NoteCreate, request: Request, db: DbConnection, identit
     known = await db.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id))
     if known.first() is None:
         raise NotFound("customer", customer_id)
+    await refuse_if_erased(db, customer_id)
     note = NoteRead(note_id=uuid.uuid4(), customer_id=customer_id, author=identity.subject, body=body.body,
                     created_at=datetime.now(UTC))
     await db.execute(insert(customer_notes).values(**note.model_dump()))

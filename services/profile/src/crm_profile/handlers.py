@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_profile.domain.identity import normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
+from crm_profile.erasure import scrubbing_erased
 from crm_profile.repository import IdentityChange, emit_customer_updated, survivors_of, write_identities
 from crm_profile.segments import refresh_segments
 
@@ -352,7 +353,8 @@ def build_handlers(vault: PiiVault, phone_region: str, currency: str) -> Handler
            for name in ("ticket.opened", "ticket.assigned", "ticket.resolved", "ticket.closed", "ticket.reopened",
                         "ticket.sla_warning", "ticket.sla_breached", "csat.submitted")},
     }
-    return {event_type: _resolving_merged(handler) for event_type, handler in table.items()}
+    return {event_type: _resolving_merged(scrubbing_erased(event_type, handler))
+            for event_type, handler in table.items()}
 
 
 def _resolving_merged(handler):

@@ -279,29 +279,6 @@ async def emit_customer_updated(tx: AsyncConnection, changed_rows: list[Any], *,
     ])
 
 
-# Erasure: PII and free text go; the id, dates of orders, amounts and categories stay, so the
-# shop's statistics do not change. Interaction attributes may hold free text (search terms,
-# chat snippets) and are emptied; order entries keep ids and amounts only.
-_ERASE = [
-    text("""UPDATE customers SET email_enc = NULL, email_bidx = NULL, phone_enc = NULL, phone_bidx = NULL,
-                                 name_enc = NULL, address_enc = NULL, birthday = NULL, gender = NULL, city = NULL,
-                                 tags = '{}', consent_email = false, consent_sms = false,
-                                 consent_email_at = :at, consent_sms_at = :at,
-                                 consent_email_source = 'erasure', consent_sms_source = 'erasure',
-                                 erased_at = :at, updated_at = now()
-            WHERE customer_id = :customer_id"""),
-    text("DELETE FROM customer_name_index WHERE customer_id = :customer_id"),
-    text("DELETE FROM customer_external_ids WHERE customer_id = :customer_id"),
-    text("DELETE FROM customer_notes WHERE customer_id = :customer_id"),
-    text("UPDATE timeline SET details = '{}' WHERE customer_id = :customer_id AND kind LIKE 'interaction.%'"),
-]
-
-
-async def erase_customer(tx: AsyncConnection, customer_id: str, at: datetime) -> None:
-    for statement in _ERASE:
-        await tx.execute(statement, {"customer_id": customer_id, "at": at})
-
-
 _RECORD_REQUEST = text("""
     INSERT INTO privacy_requests (customer_id, kind, actor, role, reason)
     VALUES (:customer_id, :kind, :actor, :role, :reason)

@@ -260,6 +260,8 @@ class ErasureRead(BaseModel):
     customer_id: str
     erased_at: datetime
     erased_by: str
+    merged_customer_ids: list[str] = Field(default_factory=list,
+                                           description="The duplicates merged into it, erased with it.")
 
 
 class ProfileExport(BaseModel):

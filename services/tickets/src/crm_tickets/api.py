@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from crm_tickets.domain.events import csat_submitted
 from crm_tickets.domain.policy import ACTIVE, IllegalTransition, TicketsPolicy
+from crm_tickets.erasure import refuse_if_erased
 from crm_tickets.reports import ticket_report
 from crm_tickets.repository import (
     TICKET_COLUMNS,
@@ -138,6 +139,7 @@ async def create_ticket(body: TicketCreate, request: Request, db: DbConnection, 
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
         return replay
+    await refuse_if_erased(db, body.customer_id)
     _, policy = await _policy_store(request).current(db)
     fields = body.model_dump(exclude_none=True)
     fields["items"] = [item.model_dump() for item in body.items]
@@ -197,7 +199,8 @@ async def get_ticket(db: DbReadConnection, identity: CurrentIdentity, ticket_id:
     return ticket_read(await _ticket_for(db, identity, ticket_id))
 
 
-@router.patch("/{ticket_id}", response_model=TicketRead, responses={404: _PROBLEM})
+@router.patch("/{ticket_id}", response_model=TicketRead,
+              responses={404: _PROBLEM, 409: {**_PROBLEM, "description": "A new subject for an erased customer"}})
 async def update_ticket(body: TicketUpdate, db: DbConnection, identity: CurrentIdentity,
                         ticket_id: str = TicketIdPath) -> TicketRead:
     """Correct category, sub-category, subject or root cause, or override the priority (agents)."""
@@ -206,6 +209,8 @@ async def update_ticket(body: TicketUpdate, db: DbConnection, identity: CurrentI
     changes = body.model_dump(exclude_none=True)
     if not changes:
         return ticket_read(ticket)
+    if "subject" in changes:
+        await refuse_if_erased(db, ticket.customer_id)
     if "priority" in changes:
         changes["priority_overridden"] = True
     assignments = ", ".join(f"{column} = :{column}" for column in changes)
@@ -280,6 +285,7 @@ async def comment(body: CommentCreate, request: Request, db: DbConnection, ident
         return replay
     _, policy = await _policy_store(request).current(db)
     ticket = await _ticket_for(db, identity, ticket_id, lock=True)
+    await refuse_if_erased(db, ticket.customer_id)
     saved, _ = await add_comment(db, policy, ticket, author=identity.subject, staff=_is_staff(identity),
                                  public=body.public, body=body.body, article_id=body.article_id, now=_now(),
                                  traceparent=current_traceparent.get())
@@ -301,12 +307,14 @@ async def list_comments(db: DbReadConnection, identity: CurrentIdentity,
     return [CommentRead.model_validate(dict(r._mapping)) for r in rows]
 
 
-@router.post("/{ticket_id}/attachments", status_code=201, response_model=AttachmentRead, responses={404: _PROBLEM})
+@router.post("/{ticket_id}/attachments", status_code=201, response_model=AttachmentRead,
+             responses={404: _PROBLEM, 409: {**_PROBLEM, "description": "The customer was erased"}})
 async def add_attachment(body: AttachmentCreate, db: DbConnection, identity: CurrentIdentity,
                          ticket_id: str = TicketIdPath) -> AttachmentRead:
     """Record an attachment's metadata (the file itself lives in the shop's object store)."""
     identity.authorize(frozenset({Role.CUSTOMER, *STAFF}))
-    await _ticket_for(db, identity, ticket_id)
+    ticket = await _ticket_for(db, identity, ticket_id)
+    await refuse_if_erased(db, ticket.customer_id)
     record = {**body.model_dump(), "attachment_id": f"a-{uuid.uuid4().hex[:16]}", "ticket_id": ticket_id,
               "uploaded_by": identity.subject, "created_at": _now()}
     await db.execute(text("""INSERT INTO ticket_attachments (attachment_id, ticket_id, filename, content_type,
@@ -338,6 +346,7 @@ async def rate(body: CsatCreate, db: DbConnection, identity: CurrentIdentity,
     group at rating time are kept with the score."""
     identity.authorize(frozenset({Role.CUSTOMER}))
     ticket = await _ticket_for(db, identity, ticket_id, lock=True)
+    await refuse_if_erased(db, ticket.customer_id)
     if ticket.status not in ("resolved", "closed"):
         raise Problem(409, "Conflict", "a ticket can be rated once it is resolved", type_=PROBLEM_BASE + "not-resolved")
     now = _now()

@@ -21,6 +21,7 @@ from crm_shared.events.catalogue import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_tickets.erasure import erase_customers, erased_among
 from crm_tickets.repository import PolicyStore, open_ticket
 
 TOPICS = (TOPIC_LOYALTY, TOPIC_CHURN, TOPIC_PROFILE)
@@ -37,12 +38,6 @@ _CLAIM_FOLLOW_UP = text("""
            OR follow_up_at <= CAST(:at AS timestamptz) - make_interval(days => CAST(:period_days AS integer)))
     RETURNING customer_id
 """)
-_ERASE = [
-    text("UPDATE tickets SET description = '', subject = '(erased)' WHERE customer_id = ANY(CAST(:ids AS text[]))"),
-    text("""UPDATE ticket_comments SET body = '(erased)'
-            WHERE ticket_id IN (SELECT ticket_id FROM tickets WHERE customer_id = ANY(CAST(:ids AS text[])))"""),
-    text("""UPDATE csat SET comment = NULL WHERE customer_id = ANY(CAST(:ids AS text[]))"""),
-]
 
 
 def build_handlers(store: PolicyStore) -> HandlerTable:
@@ -56,9 +51,10 @@ def build_handlers(store: PolicyStore) -> HandlerTable:
         latest = {e.data.customer_id: e.data.new_level for e in events}
         await tx.execute(_COPY["churn_level"], {"ids": list(latest), "values": list(latest.values())})
         _, policy = await store.current(tx)
+        erased = await erased_among(tx, list(latest))  # a late warning: no task to call them
         for inbound in events:
             data = inbound.data
-            if data.new_level != "high" or data.old_level == "high":
+            if data.new_level != "high" or data.old_level == "high" or data.customer_id in erased:
                 continue
             claimed = (await tx.execute(_CLAIM_FOLLOW_UP, {
                 "customer_id": data.customer_id, "at": data.scored_at, "key_tiers": policy.key_tiers,
@@ -74,11 +70,8 @@ def build_handlers(store: PolicyStore) -> HandlerTable:
                 due_within=timedelta(hours=policy.follow_up_due_hours), traceparent=inbound.event.traceparent)
 
     async def on_customer_erased(tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-        """Free text may hold personal data: descriptions, comments and CSAT comments are erased;
-        categories, times and scores stay for the reports."""
-        ids = [e.data.customer_id for e in events]
-        for statement in _ERASE:
-            await tx.execute(statement, {"ids": ids})
+        """Free text may hold personal data: see erasure.py."""
+        await erase_customers(tx, events)
 
     return {
         "crm.loyalty.tier.changed": on_tier_changed,

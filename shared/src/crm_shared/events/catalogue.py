@@ -135,10 +135,17 @@ class ProfileCustomerUpdatedData(EventData):
 
 class ProfileCustomerErasedData(EventData):
     """``crm.profile.customer.erased``: the customer's personal data was erased; every service
-    holding some erases it too. Carries the id only."""
+    holding some erases it too, for ``customer_id`` and every id in ``merged_customer_ids`` (the
+    duplicates merged into it, whose data may still be kept under their own ids), and keeps
+    those ids as erased so that later events about them store no personal data. Carries ids only."""
 
     customer_id: CustomerId
     erased_at: AwareDatetime
+    merged_customer_ids: list[CustomerId] = Field(default_factory=list, max_length=1000)
+
+    @property
+    def erased_ids(self) -> list[str]:
+        return [self.customer_id, *self.merged_customer_ids]
 
 
 class ProfileCustomerMergedData(EventData):

@@ -36,10 +36,13 @@ def customer_updated(*, customer_id: str, changed: list[str], order_count: int,
     )
 
 
-def customer_erased(*, customer_id: str, erased_at: datetime, traceparent: str | None) -> CloudEvent:
+def customer_erased(*, customer_id: str, erased_at: datetime, traceparent: str | None,
+                    merged_customer_ids: list[str] = ()) -> CloudEvent:
+    """Keyed by the survivor, like the merges of the duplicates it names, so consumers apply those first."""
     return CloudEvent.new(type=CUSTOMER_ERASED, source=SOURCE, subject=customer_id,
                           traceparent=child_traceparent(traceparent),
-                          data={"customer_id": customer_id, "erased_at": erased_at.isoformat()})
+                          data={"customer_id": customer_id, "erased_at": erased_at.isoformat(),
+                                "merged_customer_ids": list(merged_customer_ids)})
 
 CUSTOMER_MERGED = "crm.profile.customer.merged"
 
