@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
+from crm_shared.auth import Identity, Role
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PROFILE
 
 from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
@@ -35,3 +36,38 @@ async def test_points_earned_and_reversed_appear_on_the_profile_timeline(broker,
     assert entries["loyalty.points.reversed"]["details"]["order_id"] == "o-e2e"
     async with loyalty.client() as http:
         assert (await http.get(f"/v1/loyalty/accounts/{customer}")).json()["pending"] == 4500
+
+
+async def test_a_new_member_s_tier_reaches_the_profile_and_a_corrected_birthday_reaches_loyalty(
+        broker, make_database, start_service):
+    """Issue 17: the profile showed no tier for a new member (item 4), and a birthday an agent
+    corrected in the profile never reached the loyalty service's birthday job (item 3)."""
+    profile_db, loyalty_db = make_database("profile"), make_database("loyalty")
+    profile, loyalty = start_service.together([("profile", profile_db, {}), ("loyalty", loyalty_db, {})])
+    customer = new_customer_id()  # registered as born 4 March 1991
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
+
+    async def tier_copied() -> bool:
+        async with profile.client() as http:
+            return (await http.get(f"/v1/profiles/{customer}")).json().get("tier") == "regular"
+    await wait_until(tier_copied, timeout_s=30, what="the entry tier on the profile")
+
+    async with profile.client() as http:
+        corrected = await http.patch(f"/v1/profiles/{customer}", json={"birthday": "1991-07-15"})
+        same_day = await http.patch(f"/v1/profiles/{customer}", json={"birthday": "1990-07-15", "city": "Suzhou"})
+    assert (corrected.status_code, same_day.status_code) == (200, 200)
+    stored = "SELECT birthday FROM accounts WHERE customer_id = $1"
+
+    async def reached_loyalty() -> bool:
+        return str(await loyalty_db.fetchval(stored, customer)) == "2000-07-15"
+    await wait_until(reached_loyalty, timeout_s=30, what="the corrected birthday in loyalty")
+    # Month and day only, once (the second edit kept the day): no year, no other PII on the bus.
+    corrections = [e for e in await broker.events_published_by(profile_db, TOPIC_PROFILE)
+                   if e.type == "crm.profile.customer.birthday_changed"]
+    assert [sorted(e.data) for e in corrections] == [["changed_at", "customer_id", "day", "month"]]
+    assert (corrections[0].data["customer_id"], corrections[0].data["month"], corrections[0].data["day"]) == \
+        (customer, 7, 15)
+    async with loyalty.client(Identity(subject="sup-1", role=Role.SUPERVISOR)) as http:
+        march = await http.post("/v1/loyalty/jobs/birthdays", params={"as_of": "2027-03-10T00:00:00+00:00"})
+        july = await http.post("/v1/loyalty/jobs/birthdays", params={"as_of": "2027-07-10T00:00:00+00:00"})
+    assert (march.json()["members"], july.json()["members"]) == (0, 1)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from crm_loyalty.domain.discounts import HeldDiscount, period_start, settle
 from crm_loyalty.domain.earning import Line, apportion, earn, line_target, money_value, months_later, share_target
 from crm_loyalty.domain.ledger import AVAILABLE, CLOSED, PENDING, Book, InsufficientPoints, Lot
 from crm_loyalty.domain.programme import Campaign, Earning, Programme, Tier, Tiers
@@ -197,3 +198,21 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+# -- order discounts and agents' periods (domain/discounts.py) ---------------------------------------
+
+def test_held_discounts_are_applied_oldest_first_up_to_the_share_and_in_the_order_s_currency():
+    held = [HeldDiscount("r1", "CNY", Decimal("30.00")), HeldDiscount("r2", "CNY", Decimal("25.00")),
+            HeldDiscount("r3", "USD", Decimal("1.00")), HeldDiscount("r4", "CNY", Decimal("20.00"))]
+    result = settle(held, currency="CNY", total_amount=Decimal("100.00"), max_share=Decimal("0.5"))
+    assert result.applied == ["r1", "r4"] and result.points_value == Decimal("50.00")
+    assert result.voided == [("r2", "points may pay at most 50% of an order"), ("r3", "the order was paid in CNY")]
+    assert settle([], currency="CNY", total_amount=Decimal(10), max_share=Decimal(1)).points_value == 0
+
+
+def test_adjustment_periods_are_aligned_to_the_epoch():
+    moment = datetime(2027, 3, 4, 17, 30, tzinfo=UTC)
+    assert period_start(moment, 24) == datetime(2027, 3, 4, tzinfo=UTC)
+    assert period_start(moment, 6) == datetime(2027, 3, 4, 12, tzinfo=UTC)
+    assert period_start(datetime(2027, 3, 4, tzinfo=UTC), 24) == datetime(2027, 3, 4, tzinfo=UTC)

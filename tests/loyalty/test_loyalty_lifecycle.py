@@ -5,11 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_CUSTOMERS, TOPIC_LOYALTY, TOPIC_NOTIFICATIONS
+from crm_shared.events.catalogue import (
+    TOPIC_CHURN,
+    TOPIC_CUSTOMERS,
+    TOPIC_LOYALTY,
+    TOPIC_NOTIFICATIONS,
+    TOPIC_PROFILE,
+)
 from crm_shared.events.envelope import CloudEvent
 
 from tests.harness.events import customer_registered, new_customer_id, order_event
-from tests.loyalty.conftest import NOW, SUPERVISOR, paid
+from tests.loyalty.conftest import NOW, SUPERVISOR, paid, wait_until
 
 
 def churn_changed(customer: str, old: str | None, new: str, at: datetime) -> CloudEvent:
@@ -75,7 +81,7 @@ async def test_tiers_go_up_at_once_and_down_after_the_grace_period(loyalty):
     changes = [(e.data["old_tier"], e.data["new_tier"]) for e in
                await loyalty.broker.events_published_by(loyalty.database, TOPIC_LOYALTY)
                if e.type == "crm.loyalty.tier.changed"]
-    assert changes == [("regular", "vip"), ("vip", "regular")]
+    assert changes == [(None, "regular"), ("regular", "vip"), ("vip", "regular")]
     upgrade = await loyalty.broker.events_published_by(loyalty.database, TOPIC_NOTIFICATIONS)
     assert [(n.data["kind"], n.data["params"]["new_tier"]) for n in upgrade] == [("tier_upgrade", "vip")]
     await loyalty.consistent()
@@ -99,6 +105,72 @@ async def test_the_birthday_bonus_comes_once_a_year_in_the_birthday_month(loyalt
     assert (await loyalty.account(customer))["available"] == 200
     greetings = await loyalty.broker.events_published_by(loyalty.database, TOPIC_NOTIFICATIONS)
     assert [n.data["kind"] for n in greetings] == ["birthday_greeting", "birthday_greeting"]
+
+
+async def test_a_new_member_s_entry_tier_is_announced_once(loyalty):
+    """Issue 17, item 4: the profile and the 360 copy the tier from crm.loyalty.tier.changed, so the
+    entry tier must be announced like any later change (it was not: they showed none)."""
+    registered, buyer = new_customer_id(), new_customer_id()
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(registered))
+    await loyalty.orders(paid(buyer, "o-1", "10.00"))
+    await loyalty.applied(2)
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(registered).model_copy(
+        update={"id": str(uuid.uuid4()), "type": "commerce.customer.updated"}))
+    await loyalty.orders(paid(buyer, "o-2", "10.00"))
+    await loyalty.applied(4)
+    changes = [(e.data["customer_id"], e.data["old_tier"], e.data["new_tier"]) for e in
+               await loyalty.broker.events_published_by(loyalty.database, TOPIC_LOYALTY)
+               if e.type == "crm.loyalty.tier.changed"]
+    assert sorted(changes) == sorted([(registered, None, "regular"), (buyer, None, "regular")])
+
+
+def birthday_corrected(customer: str, month: int, day: int) -> CloudEvent:
+    return CloudEvent.new(type="crm.profile.customer.birthday_changed", source="crm/profile", subject=customer,
+                          data={"customer_id": customer, "month": month, "day": day,
+                                "changed_at": NOW.isoformat()})
+
+
+async def test_every_member_is_greeted_on_the_birthday_and_gets_the_tier_s_bonus_where_it_has_one(loyalty):
+    """Issue 17, item 3: the default entry tier grants no bonus, and its members got no greeting."""
+    regular, vip = new_customer_id(), new_customer_id()  # both born 4 March
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(regular), customer_registered(vip))
+    await loyalty.orders(*(paid(vip, f"o-{n}", "1000.00", at=NOW - timedelta(days=10 - n)) for n in range(5)))
+    await loyalty.applied(7)
+    assert (await loyalty.account(vip))["tier"] == "vip"
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 10, tzinfo=UTC)))["members"] == 2
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 11, tzinfo=UTC)))["members"] == 0
+    # Upgraded later in the month: the VIP bonus comes, the greeting does not come again.
+    await loyalty.orders(*(paid(regular, f"o-r{n}", "1000.00", at=NOW - timedelta(days=10 - n)) for n in range(5)))
+    await loyalty.applied(12)
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 20, tzinfo=UTC)))["points"] == 500
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 21, tzinfo=UTC)))["members"] == 0
+    greetings = [(n.data["customer_id"], n.data["params"]) for n in
+                 await loyalty.broker.events_published_by(loyalty.database, TOPIC_NOTIFICATIONS)
+                 if n.data["kind"] == "birthday_greeting"]
+    assert sorted(greetings) == sorted([(regular, {"points": 0}), (vip, {"points": 500})])
+    for customer in (regular, vip):
+        assert [(e["points"], e["reason"]) for e in await loyalty.ledger(customer) if e["kind"] == "bonus"] == [
+            (500, "birthday bonus 2027")]
+
+
+async def test_a_birthday_corrected_in_the_profile_moves_the_greeting_and_only_month_and_day_are_kept(loyalty):
+    customer = new_customer_id()  # registered as born 4 March 1991
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(customer))
+    await loyalty.applied(1)
+    stored = "SELECT birthday FROM accounts WHERE customer_id = $1"
+    assert str(await loyalty.database.fetchval(stored, customer)) == "2000-03-04"
+    await loyalty.publish(TOPIC_PROFILE, birthday_corrected(customer, 7, 15))
+    await loyalty.applied(2)
+    assert str(await loyalty.database.fetchval(stored, customer)) == "2000-07-15"
+    assert (await loyalty.job("birthdays", datetime(2027, 3, 10, tzinfo=UTC)))["members"] == 0
+    assert (await loyalty.job("birthdays", datetime(2027, 7, 1, tzinfo=UTC)))["members"] == 1
+    # A day that does not exist is bad input: dead-lettered, the birthday stays.
+    await loyalty.publish(TOPIC_PROFILE, birthday_corrected(customer, 2, 30))
+
+    async def dead_lettered() -> bool:
+        return await loyalty.service.metric("crm_events_dead_lettered_total") == 1
+    await wait_until(dead_lettered, what="the impossible birthday dead-lettered")
+    assert str(await loyalty.database.fetchval(stored, customer)) == "2000-07-15"
 
 
 async def test_a_valuable_customer_turning_high_risk_gets_one_win_back_offer_per_period(loyalty):

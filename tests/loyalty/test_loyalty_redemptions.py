@@ -99,3 +99,47 @@ async def test_agents_adjust_within_their_limit_and_supervisors_above_it(loyalty
     assert [(e["kind"], e["points"], e["actor"], e["ticket_id"]) for e in ledger[-3:]] == [
         ("adjust", 200, "agent-test", "T-1"), ("adjust", -50, "agent-test", None), ("adjust", 5000, "sup-1", "T-2")]
     await loyalty.consistent()
+
+
+async def test_an_agent_s_adjustments_are_limited_per_period_even_when_they_race(loyalty):
+    """Issue 17, item 17: the per-request limit alone let an agent move any number of points in many
+    requests. 20 concurrent adjustments of 100 points by one agent on two accounts against a period
+    limit of 1,000 apply exactly 10; the 403 says why; supervisors and other agents are not counted."""
+    customers = [new_customer_id(), new_customer_id()]
+    await loyalty.orders(*(paid(c, f"o-{c}", "10.00", at=NOW - timedelta(days=30)) for c in customers))
+    await loyalty.applied(2)
+    async with loyalty.service.client(SUPERVISOR) as supervisor:
+        programme = (await supervisor.get("/v1/loyalty/programme")).json()["config"]
+        programme["adjustments"]["agent_period_limit"] = 1000
+        assert (await supervisor.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
+    limits = httpx.Limits(max_connections=20)
+    async with httpx.AsyncClient(base_url=loyalty.service.url, headers=identity_headers(), timeout=30,
+                                 limits=limits) as agent:
+        answers = await asyncio.gather(*(
+            agent.post(f"/v1/loyalty/accounts/{customers[n % 2]}/adjustments",
+                       json={"points": 100, "reason": "goodwill"}, headers=key()) for n in range(20)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) == 10 and statuses.count(403) == 10, statuses
+    refused = next(a for a in answers if a.status_code == 403)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("adjustment-allowance-exhausted")
+    assert "at most 1000 points per 24 hours; 1000 used" in refused.json()["detail"]
+    assert [(await loyalty.account(c))["available"] for c in customers] == [510, 510]
+    usage = await loyalty.database.fetch("SELECT actor, points FROM agent_adjustment_usage")
+    assert [(r["actor"], r["points"]) for r in usage] == [("agent-test", 1000)]
+    other_agent = Identity(subject="agent-2", role=Role.AGENT)
+    async with loyalty.service.client(other_agent) as agent2, loyalty.service.client(SUPERVISOR) as supervisor:
+        url = f"/v1/loyalty/accounts/{customers[0]}/adjustments"
+        deduction = await agent2.post(url, json={"points": -10, "reason": "correction"}, headers=key())
+        taken = await supervisor.post(url, json={"points": -450, "reason": "correction"}, headers=key())
+        # A refused deduction counts nothing: the count is in the adjustment's own transaction.
+        too_much = await agent2.post(url, json={"points": -100, "reason": "correction"}, headers=key())
+        above = await supervisor.post(url, json={"points": 5000, "reason": "compensation"}, headers=key())
+    assert [a.status_code for a in (deduction, taken, too_much, above)] == [201, 201, 422, 201]
+    usage = await loyalty.database.fetch("SELECT actor, points FROM agent_adjustment_usage ORDER BY actor")
+    assert [(r["actor"], r["points"]) for r in usage] == [("agent-2", 10), ("agent-test", 1000)]
+    await loyalty.consistent()
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}

@@ -16,11 +16,19 @@ from crm_shared.tracing import current_traceparent
 from fastapi import APIRouter, Header, Path, Query, Request
 from sqlalchemy import text
 
+from crm_loyalty.domain.discounts import period_start
 from crm_loyalty.domain.earning import money_value
 from crm_loyalty.domain.ledger import InsufficientPoints
 from crm_loyalty.erasure import refuse_if_erased
 from crm_loyalty.jobs import Jobs
-from crm_loyalty.repository import Member, ProgrammeStore, lock_members, save_members
+from crm_loyalty.repository import (
+    Member,
+    ProgrammeStore,
+    agent_usage,
+    lock_members,
+    save_members,
+    use_agent_allowance,
+)
 from crm_loyalty.schemas import (
     AccountRead,
     AdjustmentCreate,
@@ -69,20 +77,20 @@ _BALANCE_AS_OF = text("""
            COALESCE(sum(debt_delta), 0) AS debt
     FROM ledger WHERE customer_id = :customer_id AND business_at <= :as_of
 """)
-_ORDER_STATUS = text("SELECT status FROM orders WHERE order_id = :order_id")
+_ORDER_STATUS = text("SELECT status, customer_id FROM orders WHERE order_id = :order_id")
 _INSERT_REDEMPTION = text("""
     WITH redemption AS (
         INSERT INTO redemptions (redemption_id, customer_id, kind, points, currency, money_value, order_id,
-                                 gift_sku, reason, actor, created_at)
+                                 gift_sku, reason, actor, created_at, status, resolved_at)
         VALUES (:redemption_id, :customer_id, :kind, :points, :currency, :money_value, :order_id, :gift_sku,
-                :reason, :actor, :created_at)
+                :reason, :actor, :created_at, :status, :resolved_at)
     )
     INSERT INTO redemption_lots (redemption_id, lot_id, points)
     SELECT :redemption_id, * FROM unnest(CAST(:lot_ids AS bigint[]), CAST(:lot_points AS bigint[]))
 """)
 _REDEMPTIONS = text("""
     SELECT redemption_id, customer_id, kind, points, points_returned, money_value, currency, order_id, gift_sku,
-           created_at
+           created_at, status, resolved_at, void_reason
     FROM redemptions WHERE customer_id = :customer_id ORDER BY created_at DESC, redemption_id LIMIT :limit
 """)
 _LAST_ENTRY = text("SELECT max(entry_id) FROM ledger WHERE customer_id = :customer_id")
@@ -201,8 +209,12 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
     """Spend points on a gift or as cash off an order not yet paid, oldest expiry first.
 
     Refused with 422 ``insufficient-points`` when the available balance is short: the balance
-    never goes negative, however many redemptions race (the account row is locked). Points spent
-    on an order come back if the order is cancelled or refunded. Requires ``Idempotency-Key``."""
+    never goes negative, however many redemptions race (the account row is locked). An order
+    discount is ``held`` until the member's own order is paid: then it is ``applied`` if it fits
+    the programme's ``redemption.max_order_share`` of the order's value and currency, else
+    ``voided`` with the points given back; so is one whose order is cancelled, paid by someone
+    else, or not paid within ``redemption.hold_hours``. Points spent on an order come back if the
+    order is cancelled or refunded. Requires ``Idempotency-Key``."""
     identity.authorize(ALL_ROLES, scope="loyalty:redeem", customer_id=customer_id)
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
@@ -217,12 +229,15 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
         if rate is None:
             raise Problem(422, "Unprocessable Content", f"points cannot be redeemed in {body.currency}")
         value = money_value(body.points, rate)
-        status = (await db.execute(_ORDER_STATUS, {"order_id": body.order_id})).scalar()
-        if status is not None:
-            raise Problem(409, "Conflict", f"order {body.order_id} is already {status}; points go off an order "
-                                           "before it is paid", type_=PROBLEM_BASE + "order-closed")
+    # The account is locked before the order is looked at: the payment of this member's order is
+    # applied under the same lock, so either it sees this discount or this sees the order.
     member = await _locked_member(db, customer_id, with_lots=True)
     refuse_if_erased(member.erased_at)
+    if body.kind == "order_discount":
+        # One answer whoever's the order is, so order ids of other members cannot be probed.
+        if (await db.execute(_ORDER_STATUS, {"order_id": body.order_id})).first() is not None:
+            raise Problem(409, "Conflict", f"order {body.order_id} is already settled; points go off an order "
+                                           "before it is paid", type_=PROBLEM_BASE + "order-closed")
     redemption_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     what = body.gift_sku if body.kind == "gift" else f"order {body.order_id}"
@@ -238,12 +253,16 @@ async def redeem(body: RedemptionCreate, request: Request, db: DbConnection, ide
         "redemption_id": redemption_id, "customer_id": customer_id, "kind": body.kind, "points": body.points,
         "currency": body.currency if value is not None else None, "money_value": value, "order_id": body.order_id,
         "gift_sku": body.gift_sku, "reason": body.reason, "actor": identity.subject, "created_at": now,
+        # An order discount is held until the member's own order is paid (domain/discounts.py).
+        "status": "held" if body.kind == "order_discount" else "applied",
+        "resolved_at": None if body.kind == "order_discount" else now,
         "lot_ids": [lot.lot_id for lot, _ in taken], "lot_points": [points for _, points in taken]})
     await save_members(db, [member])
     answer = RedemptionRead(redemption_id=redemption_id, customer_id=customer_id, kind=body.kind, points=body.points,
                             points_returned=0, money_value=value, currency=body.currency if value is not None else None,
                             order_id=body.order_id, gift_sku=body.gift_sku, available_after=member.book.available,
-                            created_at=now)
+                            created_at=now, status="held" if body.kind == "order_discount" else "applied",
+                            resolved_at=None if body.kind == "order_discount" else now)
     await idempotency.finish(db, request, identity, key, 201, answer)
     await db.commit()
     return answer
@@ -261,14 +280,17 @@ async def list_redemptions(db: DbReadConnection, identity: CurrentIdentity, cust
 # -- adjustments -----------------------------------------------------------------------------------
 
 @router.post("/accounts/{customer_id}/adjustments", status_code=201, response_model=AdjustmentRead,
-             responses={403: {**_PROBLEM, "description": "Above the agent's limit"}, 404: _PROBLEM,
+             responses={403: {**_PROBLEM, "description": "Above the agent's limit per request or per period"},
+                        404: _PROBLEM,
                         409: _PROBLEM, 422: _PROBLEM})
 async def adjust(body: AdjustmentCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
                  key: IdempotencyKey, customer_id: str = CustomerIdPath) -> AdjustmentRead:
     """Add or deduct points by hand (agents and supervisors), with a reason and optionally the ticket
-    it settles. Agents may move up to the programme's ``adjustments.agent_limit`` points; above that
-    a supervisor must. Added points pay off any debt first; a deduction never takes the balance below
-    zero. Requires ``Idempotency-Key``."""
+    it settles. Agents may move up to the programme's ``adjustments.agent_limit`` points per request
+    and ``adjustments.agent_period_limit`` points (either way, summed) per ``agent_period_hours``
+    (403 ``adjustment-allowance-exhausted`` past it); above that a supervisor must. Added points
+    pay off any debt first; a deduction never takes the balance below zero. Requires
+    ``Idempotency-Key``."""
     identity.authorize(STAFF)
     replay = await idempotency.begin(db, request, identity, key)
     if replay is not None:
@@ -280,9 +302,20 @@ async def adjust(body: AdjustmentCreate, request: Request, db: DbConnection, ide
                       f"adjustments are limited to {programme.adjustments.supervisor_limit} points")
     if size > programme.adjustments.agent_limit and identity.role is not Role.SUPERVISOR:
         raise Forbidden(f"adjustments above {programme.adjustments.agent_limit} points need a supervisor")
+    now = datetime.now(UTC)
     member = await _locked_member(db, customer_id, with_lots=True)
     refuse_if_erased(member.erased_at)
-    now = datetime.now(UTC)
+    limit = programme.adjustments.agent_period_limit
+    if limit is not None and identity.role is not Role.SUPERVISOR:
+        # Counted in this transaction: a refused or failed adjustment rolls its count back with it.
+        hours = programme.adjustments.agent_period_hours
+        period = period_start(now, hours)
+        if await use_agent_allowance(db, identity.subject, period, size, limit) is None:
+            used = await agent_usage(db, identity.subject, period)
+            raise Problem(403, "Forbidden",
+                          f"agents may adjust at most {limit} points per {hours} hours; {used} used since "
+                          f"{period.isoformat()}: a supervisor must make this one",
+                          type_=PROBLEM_BASE + "adjustment-allowance-exhausted")
     cause = {"actor": identity.subject, "ticket_id": body.ticket_id}
     if body.points > 0:
         member.book.credit("adjust", body.points, at=now, expiry_months=programme.earning.expiry_months,
@@ -355,12 +388,14 @@ async def replace_programme(body: ProgrammeUpdate, request: Request, db: DbConne
 
 @router.post("/jobs/{job}", response_model=JobRead, responses={404: _PROBLEM, 422: _PROBLEM})
 async def run_job(request: Request, identity: CurrentIdentity,
-                  job: Annotated[str, Path(description="release, expire, expiry-notices, tiers or birthdays")],
+                  job: Annotated[str, Path(description="release, expire, expiry-notices, tiers, birthdays or "
+                                                         "discount-holds")],
                   as_of: Annotated[datetime | None, Query(description="Only where JOBS_ACCEPT_AS_OF is set")] = None
                   ) -> JobRead:
     """Run one scheduled job now (supervisors): ``release`` pending points whose return window
     closed, ``expire`` lots, send ``expiry-notices``, re-evaluate ``tiers`` (downgrades after the grace
-    period), grant ``birthdays`` bonuses. Jobs are idempotent."""
+    period), send ``birthdays`` greetings and bonuses, void ``discount-holds`` whose order never proved
+    them. Jobs are idempotent."""
     identity.authorize(SUPERVISOR)
     jobs = _jobs(request)
     if job not in jobs.by_name:

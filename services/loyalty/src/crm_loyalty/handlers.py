@@ -10,12 +10,13 @@ load the open lots. Handlers never commit.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from crm_shared.bus import HandlerTable, Inbound
+from crm_shared.bus.consumer import HandlerFailed
 from crm_shared.events.catalogue import (
     TOPIC_CHURN,
     TOPIC_CUSTOMERS,
@@ -25,32 +26,37 @@ from crm_shared.events.catalogue import (
     CustomerData,
     OrderData,
     OrderRefundedData,
+    ProfileBirthdayChangedData,
     ProfileCustomerErasedData,
 )
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_loyalty.domain.discounts import HeldDiscount, settle
 from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.events import notification, tier_changed
+from crm_loyalty.domain.ledger import Lot
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.domain.tiers import decide
 from crm_loyalty.erasure import erase_members
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
+    Spent,
+    apply_discounts,
+    discounts_on_orders,
+    load_lots,
     lock_members,
     lots_by_id,
+    record_given_back,
     rolling_spend,
     save_members,
 )
 
 TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PROFILE, TOPIC_CHURN)
+BIRTHDAY_YEAR = 2000  # accounts.birthday keeps the month and day only (see month_and_day)
 
 _KNOWN_ORDERS = text("SELECT order_id FROM orders WHERE order_id = ANY(CAST(:ids AS text[]))")
-_DISCOUNTS = text("""
-    SELECT order_id, sum(money_value) AS value FROM redemptions
-    WHERE order_id = ANY(CAST(:ids AS text[])) AND kind = 'order_discount' GROUP BY order_id
-""")
 _INSERT_ORDERS = text("""
     INSERT INTO orders (order_id, customer_id, status, currency, total_amount, points_value, paid_at,
                         earned_points, lines, programme_version, tier)
@@ -76,19 +82,6 @@ _SAVE_ORDER = text("""
     VALUES (:order_id, :customer_id, :status, :currency, :total, :refunded, :reversed, CAST(:lines AS jsonb))
     ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, refunded_amount = excluded.refunded_amount,
         reversed_points = excluded.reversed_points, lines = excluded.lines
-""")
-_SPENT_ON_ORDERS = text("""
-    SELECT r.redemption_id, r.order_id, r.points, r.points_returned, rl.lot_id, rl.points AS lot_points,
-           rl.returned AS lot_returned
-    FROM redemptions r JOIN redemption_lots rl USING (redemption_id)
-    WHERE r.order_id = ANY(CAST(:ids AS text[])) ORDER BY r.redemption_id, rl.lot_id
-    FOR UPDATE OF r
-""")
-_RETURN_TO_REDEMPTION = text("""
-    UPDATE redemptions SET points_returned = points_returned + :points WHERE redemption_id = :redemption_id
-""")
-_RETURN_TO_LOT = text("""
-    UPDATE redemption_lots SET returned = returned + :points WHERE redemption_id = :redemption_id AND lot_id = :lot_id
 """)
 _SET_BIRTHDAYS = text("""
     UPDATE accounts a SET birthday = t.birthday, updated_at = now()
@@ -130,6 +123,23 @@ def apply_tier(member: Member, programme: Programme, spend: Decimal, orders: int
         member.tier, member.tier_since = decision.tier, at
 
 
+async def give_back_spent(tx: AsyncConnection, member: Member, spent: Spent, lots: dict[int, Lot], points: int, *,
+                          at: datetime, expiry_months: int, reason: str, event_id: str | None = None,
+                          void_reason: str | None = None) -> None:
+    """Give ``points`` of a redemption back into the lots they came from (voiding it with a reason)."""
+    restored = member.book.give_back(
+        [(lots[lot_id], left) for lot_id, left in spent.lots if lot_id in lots and left > 0], points, at=at,
+        expiry_months=expiry_months, reason=reason, order_id=spent.order_id, redemption_id=spent.redemption_id,
+        event_id=event_id)
+    await record_given_back(tx, spent, points, restored, void_reason=void_reason, at=at)
+
+
+def month_and_day(birthday: date) -> date:
+    """Only the month and day of a birthday are kept (in the leap year 2000, so 29 February fits):
+    the birthday job needs no more, and the year is the more identifying part."""
+    return birthday.replace(year=BIRTHDAY_YEAR)
+
+
 class LoyaltyHandlers:
     def __init__(self, store: ProgrammeStore) -> None:
         self.store = store
@@ -143,19 +153,36 @@ class LoyaltyHandlers:
             "commerce.order.cancelled": self.on_order_returned,
             "commerce.order.refunded": self.on_order_returned,
             "crm.profile.customer.erased": self.on_customer_erased,
+            "crm.profile.customer.birthday_changed": self.on_birthday_changed,
             "crm.churn.risk.changed": self.on_churn_risk_changed,
         }
 
     # -- customers ---------------------------------------------------------------------------------
 
     async def on_customer(self, tx: AsyncConnection, events: list[Inbound[CustomerData]]) -> None:
-        """Registration opens the membership; the birthday is kept for the birthday bonus."""
+        """Registration opens the membership (announcing its entry tier); the birthday's month and
+        day are kept for the birthday job."""
         timeline = await self.store.timeline(tx)
-        await lock_members(tx, [e.data.customer_id for e in events], entry_tier=timeline.current.tiers.levels[0].name,
-                           at=_now())
-        birthdays = {e.data.customer_id: e.data.birthday for e in events if e.data.birthday is not None}
+        members = await lock_members(tx, [e.data.customer_id for e in events],
+                                     entry_tier=timeline.current.tiers.levels[0].name, at=_now())
+        for inbound in events:
+            member = members.get(inbound.data.customer_id)
+            if member is not None and member.events and member.traceparent is None:
+                member.traceparent = inbound.event.traceparent
+        birthdays = {e.data.customer_id: month_and_day(e.data.birthday) for e in events if e.data.birthday is not None}
+        await self._set_birthdays(tx, birthdays)
+        await save_members(tx, [m for m in members.values() if m.events])
+
+    @staticmethod
+    async def _set_birthdays(tx: AsyncConnection, birthdays: dict[str, date]) -> None:
         if birthdays:
             await tx.execute(_SET_BIRTHDAYS, {"ids": list(birthdays), "birthdays": list(birthdays.values())})
+
+    async def on_birthday_changed(self, tx: AsyncConnection,
+                                  events: list[Inbound[ProfileBirthdayChangedData]]) -> None:
+        """An agent corrected a birthday in the profile: the profile sends its month and day only."""
+        birthdays = {e.data.customer_id: date(BIRTHDAY_YEAR, e.data.month, e.data.day) for e in events}
+        await self._set_birthdays(tx, birthdays)
 
     async def on_customer_erased(self, tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
         """The profile erased a customer (and its merged duplicates): see erasure.py."""
@@ -164,7 +191,8 @@ class LoyaltyHandlers:
     # -- orders ------------------------------------------------------------------------------------
 
     async def on_order_paid(self, tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
-        """Earn pending points on each order once (whatever the event id), then re-evaluate tiers."""
+        """Earn pending points on each order once (whatever the event id), then re-evaluate tiers.
+        The payer's held discounts on the order are tied to it (within the share cap) or voided."""
         order_ids = list({e.data.order_id for e in events})
         known = {row.order_id for row in await tx.execute(_KNOWN_ORDERS, {"ids": order_ids})}
         fresh: list[Inbound[OrderData]] = []
@@ -174,22 +202,43 @@ class LoyaltyHandlers:
                 fresh.append(inbound)
         if not fresh:
             return
-        discounts = {row.order_id: row.value for row in await tx.execute(_DISCOUNTS, {"ids": order_ids})}
         timeline = await self.store.timeline(tx)
         current = timeline.current
         now = _now()
+        # The payers' accounts are locked before their held discounts are read: a redemption is
+        # written under its member's account lock and refused once the order is known, so every
+        # discount the payer took on the order is committed and seen here.
         members = await lock_members(tx, [e.data.customer_id for e in fresh],
                                      entry_tier=current.tiers.levels[0].name, at=now)
+        held = await discounts_on_orders(tx, [(e.data.order_id, e.data.customer_id) for e in fresh], ("held",))
+        held_on: dict[tuple[str | None, str], list[Spent]] = defaultdict(list)
+        for spent in held.values():
+            held_on[(spent.order_id, spent.customer_id)].append(spent)
         stats = await rolling_spend(tx, list(members), current, max(now, max(e.data.occurred_at for e in fresh)))
         rows: dict[str, list[Any]] = defaultdict(list)
+        applied: list[str] = []
         for inbound in fresh:
             data = inbound.data
             member = members[data.customer_id]
             member.traceparent = inbound.event.traceparent
             version, programme = timeline.in_force_at(data.occurred_at)
+            mine = held_on.get((data.order_id, data.customer_id), [])
+            settlement = settle([HeldDiscount(s.redemption_id, s.currency, s.money_value or Decimal(0)) for s in mine],
+                                currency=data.currency, total_amount=data.total_amount,
+                                max_share=programme.redemption.max_order_share)
+            applied.extend(settlement.applied)
+            if settlement.voided:
+                await load_lots(tx, [member])
+                lots = await lots_by_id(tx, members, [lot_id for s in mine for lot_id, _ in s.lots])
+                for redemption_id, why in settlement.voided:
+                    spent = held[redemption_id]
+                    await give_back_spent(tx, member, spent, lots, spent.points - spent.returned, at=data.occurred_at,
+                                          expiry_months=programme.earning.expiry_months,
+                                          reason=f"points off order {data.order_id} voided: {why}",
+                                          event_id=inbound.event.id, void_reason=why)
             lines = _lines(data)
             earned = earn(programme, currency=data.currency, total_amount=data.total_amount, lines=lines,
-                          points_value=discounts.get(data.order_id, Decimal(0)), tier=programme.tiers.get(member.tier),
+                          points_value=settlement.points_value, tier=programme.tiers.get(member.tier),
                           paid_at=data.occurred_at)
             available_at = data.occurred_at + timedelta(days=programme.earning.return_window_days)
             if earned.points:
@@ -209,7 +258,7 @@ class LoyaltyHandlers:
             rows["statuses"].append("paid")
             rows["currencies"].append(data.currency)
             rows["totals"].append(data.total_amount)
-            rows["points_values"].append(discounts.get(data.order_id, Decimal(0)))
+            rows["points_values"].append(settlement.points_value)
             rows["paid_ats"].append(data.occurred_at)
             rows["earned"].append(earned.points)
             rows["lines"].append(orjson.dumps(stored_lines).decode())
@@ -219,6 +268,7 @@ class LoyaltyHandlers:
                 spend, count = stats[data.customer_id]
                 stats[data.customer_id] = (spend + data.total_amount, count + 1)
             apply_tier(member, current, *stats[data.customer_id], data.occurred_at, allow_downgrade=False)
+        await apply_discounts(tx, applied, now)
         await tx.execute(_INSERT_ORDERS, rows)
         await save_members(tx, members.values())
 
@@ -248,19 +298,25 @@ class LoyaltyHandlers:
 
     async def on_order_returned(self, tx: AsyncConnection, events: list[Inbound[OrderData]]) -> None:
         """Cancellations and refunds: take back earned points in proportion to what came back (per
-        line where items are given), and give back points that were spent on the order."""
+        line where items are given), and give back points that the member spent on the order."""
         order_ids = sorted({e.data.order_id for e in events})
         timeline = await self.store.timeline(tx)
         members = await lock_members(tx, [e.data.customer_id for e in events],
                                      entry_tier=timeline.current.tiers.levels[0].name, at=_now(), with_lots=True)
         orders = {row.order_id: dict(row._mapping) for row in await tx.execute(_ORDERS_FOR_UPDATE, {"ids": order_ids})}
-        spent: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # order → redemption → state
-        for row in await tx.execute(_SPENT_ON_ORDERS, {"ids": order_ids}):
-            redemption = spent[row.order_id].setdefault(row.redemption_id, {
-                "points": row.points, "returned": row.points_returned, "lots": []})
-            redemption["lots"].append((row.lot_id, row.lot_points - row.lot_returned))
-        spent_lot_ids = [lot_id for r in spent.values() for s in r.values() for lot_id, _ in s["lots"]]
-        lots = await lots_by_id(tx, members, spent_lot_ids)
+        for inbound in events:
+            order = orders.get(inbound.data.order_id)
+            if order is not None and order["customer_id"] != inbound.data.customer_id:
+                # Which member should lose or get back points is unknowable: a dead letter to look at.
+                raise HandlerFailed(f"{inbound.event.type} names another customer than the order's")
+        # Only discounts the member took on their own order count: another customer's redemption
+        # "off" this order id is theirs to settle (voided by the discount-holds job).
+        spent = await discounts_on_orders(tx, [(e.data.order_id, e.data.customer_id) for e in events],
+                                          ("held", "applied"))
+        spent_on: dict[tuple[str | None, str], list[Spent]] = defaultdict(list)
+        for entry in spent.values():
+            spent_on[(entry.order_id, entry.customer_id)].append(entry)
+        lots = await lots_by_id(tx, members, [lot_id for s in spent.values() for lot_id, _ in s.lots])
         touched: set[str] = set()
         for inbound in events:
             data = inbound.data
@@ -296,23 +352,22 @@ class LoyaltyHandlers:
                                     order_id=data.order_id, event_id=inbound.event.id)
                 order["reversed_points"] += take_back
             _, programme = timeline.in_force_at(data.occurred_at)
-            for redemption_id, redemption in spent.get(data.order_id, {}).items():
-                owed = share_target(redemption["points"], order["refunded_amount"], total) - redemption["returned"]
+            for entry in spent_on.get((data.order_id, data.customer_id), []):
+                void_reason = None
+                if entry.status == "held":  # the order was never paid here
+                    if not cancelled:
+                        continue  # a refund of an unpaid order: the hold waits for the payment or its time
+                    owed, void_reason = entry.points - entry.returned, "the order was cancelled"
+                elif entry.status == "applied":
+                    owed = share_target(entry.points, order["refunded_amount"], total) - entry.returned
+                else:
+                    continue
                 if owed <= 0:
                     continue
-                restored = member.book.give_back(
-                    [(lots[lot_id], left) for lot_id, left in redemption["lots"] if lot_id in lots and left > 0],
-                    owed, at=data.occurred_at, expiry_months=programme.earning.expiry_months,
-                    reason=f"points spent on order {data.order_id} given back", order_id=data.order_id,
-                    redemption_id=redemption_id, event_id=inbound.event.id)
-                redemption["returned"] += owed
-                await tx.execute(_RETURN_TO_REDEMPTION, {"redemption_id": redemption_id, "points": owed})
-                for lot, amount in restored:
-                    if lot.lot_id is not None:
-                        await tx.execute(_RETURN_TO_LOT, {"redemption_id": redemption_id, "lot_id": lot.lot_id,
-                                                          "points": amount})
-                redemption["lots"] = [(lot_id, left - next((a for lot, a in restored if lot.lot_id == lot_id), 0))
-                                      for lot_id, left in redemption["lots"]]
+                await give_back_spent(tx, member, entry, lots, owed, at=data.occurred_at,
+                                      expiry_months=programme.earning.expiry_months,
+                                      reason=f"points spent on order {data.order_id} given back",
+                                      event_id=inbound.event.id, void_reason=void_reason)
             touched.add(data.order_id)
         for order_id in touched:
             order = orders[order_id]

@@ -1,4 +1,5 @@
-"""The loyalty service's scheduled jobs: release, expiry, expiry notices, tier downgrades, birthdays.
+"""The loyalty service's scheduled jobs: release, expiry, expiry notices, tier downgrades, birthdays,
+and voiding order discounts whose order never proved them (discount-holds).
 
 Each job works as of a business time (now, unless a supervisor runs it for a given moment in a
 test environment), in chunks of members, one transaction per chunk, so a large run never holds
@@ -22,14 +23,16 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_loyalty.domain.events import notification
-from crm_loyalty.handlers import apply_tier
+from crm_loyalty.handlers import apply_tier, give_back_spent
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
     ProgrammeTimeline,
     lock_members,
+    lots_by_id,
     rolling_spend,
     save_members,
+    spent_of,
 )
 
 log = get_logger(__name__)
@@ -58,8 +61,19 @@ _ABOVE_ENTRY_TIER = text("""
 _BIRTHDAYS_DUE = text("""
     SELECT customer_id FROM accounts
     WHERE birthday IS NOT NULL AND erased_at IS NULL AND extract(month FROM birthday) = :month
-      AND (birthday_bonus_year IS NULL OR birthday_bonus_year < :year) AND customer_id > :after
+      AND (birthday_greeted_year IS NULL OR birthday_greeted_year < :year
+           OR birthday_bonus_year IS NULL OR birthday_bonus_year < :year) AND customer_id > :after
     ORDER BY customer_id LIMIT :limit
+""")
+# Held order discounts that can no longer be tied to their member's order: the order is known here
+# (paid, settled or cancelled without this discount being tied to it) or the hold ran out.
+_STALE_HOLDS = text("""
+    SELECT r.redemption_id, r.customer_id, r.order_id,
+           EXISTS (SELECT 1 FROM orders o WHERE o.order_id = r.order_id) AS order_known
+    FROM redemptions r
+    WHERE r.status = 'held' AND (r.created_at <= :cutoff
+                                 OR EXISTS (SELECT 1 FROM orders o WHERE o.order_id = r.order_id))
+    ORDER BY r.customer_id, r.redemption_id LIMIT :limit
 """)
 _JOB_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm-loyalty-job:' || :job, 0))")
 
@@ -78,7 +92,7 @@ class Jobs:
         self._store = store
         self.by_name: dict[str, Callable[[datetime], Awaitable[JobResult]]] = {
             "release": self.release, "expire": self.expire, "expiry-notices": self.expiry_notices,
-            "tiers": self.tiers, "birthdays": self.birthdays}
+            "tiers": self.tiers, "birthdays": self.birthdays, "discount-holds": self.discount_holds}
 
     async def run_all(self, as_of: datetime | None = None) -> list[JobResult]:
         as_of = as_of or datetime.now(UTC)
@@ -178,22 +192,60 @@ class Jobs:
         return await self._chunks("tiers", as_of, work)
 
     async def birthdays(self, as_of: datetime) -> JobResult:
-        """The tier's birthday bonus, once a year, in the member's birthday month, with a greeting."""
+        """A birthday greeting once a year in the member's birthday month, with the tier's birthday
+        bonus where it has one."""
         async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, cursor: str):
             programme = timeline.current
             ids = [row[0] for row in await tx.execute(_BIRTHDAYS_DUE, {
                 "month": as_of.month, "year": as_of.year, "after": cursor, "limit": CHUNK})]
             members = await lock_members(tx, ids, entry_tier="", at=as_of, create=False)
-            granted = 0
+            granted = touched = 0
             for member in members.values():
+                # Every member is greeted once a year (consents are the messaging system's to check,
+                # as for every notification); the bonus comes where the tier grants one, so a member
+                # upgraded later in the month still gets it (the member is looked at again daily).
                 bonus = programme.tiers.get(member.tier).birthday_bonus
-                if bonus <= 0:
-                    continue  # no bonus in this tier; a later upgrade this month still gets one
-                member.book.credit("bonus", bonus, at=as_of, expiry_months=programme.earning.expiry_months,
-                                   reason=f"birthday bonus {as_of.year}", campaign="birthday")
-                member.birthday_bonus_year = as_of.year
-                member.events.append(notification(member.customer_id, "birthday_greeting", {"points": bonus}, as_of))
-                granted += bonus
+                if bonus > 0 and (member.birthday_bonus_year or 0) < as_of.year:
+                    member.book.credit("bonus", bonus, at=as_of, expiry_months=programme.earning.expiry_months,
+                                       reason=f"birthday bonus {as_of.year}", campaign="birthday")
+                    member.birthday_bonus_year = as_of.year
+                    granted += bonus
+                else:
+                    bonus = 0
+                greet = (member.birthday_greeted_year or 0) < as_of.year
+                if greet:
+                    member.birthday_greeted_year = as_of.year
+                    member.events.append(notification(member.customer_id, "birthday_greeting", {"points": bonus},
+                                                      as_of))
+                touched += 1 if greet or bonus else 0
             await save_members(tx, members.values())
-            return len(members), granted, (ids[-1] if len(ids) == CHUNK else None)
+            return touched, granted, (ids[-1] if len(ids) == CHUNK else None)
         return await self._chunks("birthdays", as_of, work)
+
+    async def discount_holds(self, as_of: datetime) -> JobResult:
+        """Void order discounts still held (points back into their lots): their order was paid by
+        someone else, settled or cancelled without them, or not paid within ``redemption.hold_hours``."""
+        async def work(tx: AsyncConnection, timeline: ProgrammeTimeline, _cursor: str):
+            programme = timeline.current
+            hours = programme.redemption.hold_hours
+            rows = list(await tx.execute(_STALE_HOLDS, {"cutoff": as_of - timedelta(hours=hours), "limit": CHUNK}))
+            members = await lock_members(tx, [row.customer_id for row in rows], entry_tier="", at=as_of,
+                                         create=False, with_lots=True)
+            spent = await spent_of(tx, [row.redemption_id for row in rows])
+            lots = await lots_by_id(tx, members, [lot_id for s in spent.values() for lot_id, _ in s.lots])
+            returned = voided = 0
+            for row in rows:
+                entry, member = spent.get(row.redemption_id), members.get(row.customer_id)
+                if entry is None or member is None or entry.status != "held":
+                    continue  # settled meanwhile by the order's own event
+                why = ("the order was settled without it (paid by another customer, or already paid or cancelled)"
+                       if row.order_known else f"the order was not paid within {hours} hours")
+                points = entry.points - entry.returned
+                await give_back_spent(tx, member, entry, lots, points, at=as_of,
+                                      expiry_months=programme.earning.expiry_months,
+                                      reason=f"points off order {row.order_id} voided: {why}", void_reason=why)
+                returned += points
+                voided += 1
+            await save_members(tx, members.values())
+            return len(members), returned, ("" if len(rows) == CHUNK and voided else None)
+        return await self._chunks("discount-holds", as_of, work)

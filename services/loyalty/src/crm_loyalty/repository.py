@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_loyalty.domain.earning import months_later
-from crm_loyalty.domain.events import movement_events
+from crm_loyalty.domain.events import movement_events, tier_changed
 from crm_loyalty.domain.ledger import Book, Lot
 from crm_loyalty.domain.programme import Programme
 
@@ -39,6 +39,7 @@ class Member:
     birthday: date | None
     birthday_bonus_year: int | None
     erased_at: datetime | None
+    birthday_greeted_year: int | None = None
     events: list[CloudEvent] = field(default_factory=list)  # besides the movement events
     traceparent: str | None = None
 
@@ -51,10 +52,11 @@ _ENSURE_ACCOUNTS = text("""
     INSERT INTO accounts (customer_id, tier, tier_since)
     SELECT customer_id, :tier, :at FROM unnest(CAST(:ids AS text[])) AS t(customer_id)
     ON CONFLICT (customer_id) DO NOTHING
+    RETURNING customer_id
 """)
 _LOCK_ACCOUNTS = text("""
     SELECT customer_id, tier, tier_since, below_tier_since, available, pending, debt, lifetime_earned,
-           birthday, birthday_bonus_year, erased_at
+           birthday, birthday_bonus_year, erased_at, birthday_greeted_year
     FROM accounts WHERE customer_id = ANY(CAST(:ids AS text[]))
     ORDER BY customer_id FOR UPDATE
 """)
@@ -65,7 +67,7 @@ _OPEN_LOTS = text("""
 """)
 _LOTS_BY_ID = text("""
     SELECT lot_id, customer_id, kind, order_id, points, remaining, state, business_at, available_at, expires_at
-    FROM lots WHERE lot_id = ANY(CAST(:ids AS bigint[]))
+    FROM lots WHERE lot_id = ANY(CAST(:ids AS bigint[])) AND customer_id = ANY(CAST(:owners AS text[]))
 """)
 _NEXT_LOT_IDS = text("SELECT nextval('lots_lot_id_seq') FROM generate_series(1, :n)")
 _INSERT_LOTS = text("""
@@ -96,12 +98,13 @@ _UPDATE_ACCOUNTS = text("""
     UPDATE accounts a SET available = t.available, pending = t.pending, debt = t.debt,
                           lifetime_earned = t.lifetime_earned, tier = t.tier, tier_since = t.tier_since,
                           below_tier_since = t.below_tier_since, birthday_bonus_year = t.birthday_bonus_year,
-                          updated_at = now()
+                          birthday_greeted_year = t.birthday_greeted_year, updated_at = now()
     FROM unnest(CAST(:ids AS text[]), CAST(:available AS bigint[]), CAST(:pending AS bigint[]),
                 CAST(:debt AS bigint[]), CAST(:lifetime AS bigint[]), CAST(:tiers AS text[]),
-                CAST(:tier_sinces AS timestamptz[]), CAST(:below AS timestamptz[]), CAST(:years AS integer[]))
+                CAST(:tier_sinces AS timestamptz[]), CAST(:below AS timestamptz[]), CAST(:years AS integer[]),
+                CAST(:greeted AS integer[]))
          AS t(customer_id, available, pending, debt, lifetime_earned, tier, tier_since, below_tier_since,
-              birthday_bonus_year)
+              birthday_bonus_year, birthday_greeted_year)
     WHERE a.customer_id = t.customer_id
 """)
 
@@ -117,14 +120,19 @@ async def lock_members(tx: AsyncConnection, customer_ids: Iterable[str], *, entr
     ids = sorted(set(customer_ids))
     if not ids:
         return {}
+    created: set[str] = set()
     if create:
-        await tx.execute(_ENSURE_ACCOUNTS, {"ids": ids, "tier": entry_tier, "at": at})
+        created = {row.customer_id for row in await tx.execute(_ENSURE_ACCOUNTS,
+                                                                {"ids": ids, "tier": entry_tier, "at": at})}
     members = {
         row.customer_id: Member(
             Book(row.customer_id, row.available, row.pending, row.debt, row.lifetime_earned),
-            row.tier, row.tier_since, row.below_tier_since, row.birthday, row.birthday_bonus_year, row.erased_at)
+            row.tier, row.tier_since, row.below_tier_since, row.birthday, row.birthday_bonus_year, row.erased_at,
+            row.birthday_greeted_year)
         for row in await tx.execute(_LOCK_ACCOUNTS, {"ids": ids})
     }
+    for customer_id in created:  # a new member's entry tier is announced like any later change
+        members[customer_id].events.append(tier_changed(customer_id, None, entry_tier, at))
     if with_lots:
         await load_lots(tx, members.values())
     return members
@@ -141,7 +149,8 @@ async def load_lots(tx: AsyncConnection, members: Iterable[Member]) -> None:
 
 
 async def lots_by_id(tx: AsyncConnection, members: dict[str, Member], lot_ids: Sequence[int]) -> dict[int, Lot]:
-    """Lots by id, the same objects as in the members' books where those are loaded."""
+    """Lots by id, the same objects as in the members' books where those are loaded. Only lots of
+    these (locked) members are returned."""
     known: dict[int, Lot] = {}
     for member in members.values():
         for lot in member.book.lots or ():
@@ -149,7 +158,7 @@ async def lots_by_id(tx: AsyncConnection, members: dict[str, Member], lot_ids: S
                 known[lot.lot_id] = lot
     missing = [i for i in lot_ids if i not in known]
     if missing:
-        for row in await tx.execute(_LOTS_BY_ID, {"ids": missing}):
+        for row in await tx.execute(_LOTS_BY_ID, {"ids": missing, "owners": list(members)}):
             lot = _lot(row)
             known[lot.lot_id] = lot
             book = members[row.customer_id].book
@@ -168,6 +177,8 @@ async def save_members(tx: AsyncConnection, members: Iterable[Member], *, extra_
                        ) -> None:
     """Write every change of these books: lots, ledger rows, accounts and outgoing events."""
     members = [m for m in members]
+    if not members:
+        return
     new_lots = [lot for m in members for lot in m.book.new_lots]
     if new_lots:
         ids = [row[0] for row in await tx.execute(_NEXT_LOT_IDS, {"n": len(new_lots)})]
@@ -206,7 +217,8 @@ async def save_members(tx: AsyncConnection, members: Iterable[Member], *, extra_
         "pending": [m.book.pending for m in members], "debt": [m.book.debt for m in members],
         "lifetime": [m.book.lifetime_earned for m in members], "tiers": [m.tier for m in members],
         "tier_sinces": [m.tier_since for m in members], "below": [m.below_tier_since for m in members],
-        "years": [m.birthday_bonus_year for m in members]})
+        "years": [m.birthday_bonus_year for m in members],
+        "greeted": [m.birthday_greeted_year for m in members]})
     events: list[CloudEvent] = []
     for member in members:
         events.extend(movement_events(member.book, traceparent=member.traceparent))
@@ -216,6 +228,128 @@ async def save_members(tx: AsyncConnection, members: Iterable[Member], *, extra_
         member.events.clear()
     events.extend(extra_events)
     await add_to_outbox(tx, events)
+
+
+# -- points spent on orders: held, applied and voided discounts ----------------------------------------
+
+@dataclass(slots=True)
+class Spent:
+    """A redemption's points and the lots they came from, locked, with what came back so far."""
+
+    redemption_id: str
+    customer_id: str
+    order_id: str | None
+    points: int
+    returned: int
+    status: str
+    currency: str | None
+    money_value: Decimal | None
+    lots: list[tuple[int, int]]   # (lot id, points still out of it)
+
+
+_SPENT = text("""
+    SELECT r.redemption_id, r.customer_id, r.order_id, r.points, r.points_returned, r.status, r.currency,
+           r.money_value, rl.lot_id, rl.points - rl.returned AS lot_left
+    FROM redemptions r JOIN redemption_lots rl USING (redemption_id)
+    WHERE r.redemption_id = ANY(CAST(:ids AS text[])) ORDER BY r.created_at, r.redemption_id, rl.lot_id
+    FOR UPDATE OF r
+""")
+_DISCOUNTS_ON_ORDERS = text("""
+    SELECT redemption_id FROM redemptions r
+    JOIN unnest(CAST(:order_ids AS text[]), CAST(:customer_ids AS text[])) AS t(order_id, customer_id)
+      USING (order_id, customer_id)
+    WHERE r.kind = 'order_discount' AND r.status = ANY(CAST(:statuses AS text[]))
+""")
+_RETURN_TO_REDEMPTION = text("""
+    UPDATE redemptions SET points_returned = points_returned + :points,
+                           status = COALESCE(CAST(:status AS text), status),
+                           resolved_at = COALESCE(CAST(:at AS timestamptz), resolved_at),
+                           void_reason = COALESCE(CAST(:void_reason AS text), void_reason)
+    WHERE redemption_id = :redemption_id
+""")
+_RETURN_TO_LOT = text("""
+    UPDATE redemption_lots SET returned = returned + :points WHERE redemption_id = :redemption_id AND lot_id = :lot_id
+""")
+_APPLY_DISCOUNTS = text("""
+    UPDATE redemptions SET status = 'applied', resolved_at = :at
+    WHERE redemption_id = ANY(CAST(:ids AS text[])) AND status = 'held'
+""")
+
+
+async def discounts_on_orders(tx: AsyncConnection, pairs: Iterable[tuple[str, str]], statuses: Sequence[str]
+                              ) -> dict[str, Spent]:
+    """The order discounts each customer took on each order (``(order id, customer id)`` pairs), in
+    these states, locked, oldest first. Discounts other customers took on the same order id are
+    not among them."""
+    pairs = sorted(set(pairs))
+    if not pairs:
+        return {}
+    ids = [row.redemption_id for row in await tx.execute(_DISCOUNTS_ON_ORDERS, {
+        "order_ids": [o for o, _ in pairs], "customer_ids": [c for _, c in pairs], "statuses": list(statuses)})]
+    return await spent_of(tx, ids)
+
+
+async def spent_of(tx: AsyncConnection, redemption_ids: Sequence[str]) -> dict[str, Spent]:
+    spent: dict[str, Spent] = {}
+    if not redemption_ids:
+        return spent
+    for row in await tx.execute(_SPENT, {"ids": list(redemption_ids)}):
+        entry = spent.get(row.redemption_id)
+        if entry is None:
+            entry = spent[row.redemption_id] = Spent(row.redemption_id, row.customer_id, row.order_id, row.points,
+                                                     row.points_returned, row.status, row.currency, row.money_value,
+                                                     [])
+        entry.lots.append((row.lot_id, row.lot_left))
+    return spent
+
+
+async def record_given_back(tx: AsyncConnection, spent: Spent, points: int, restored: Sequence[tuple[Lot, int]], *,
+                            void_reason: str | None = None, at: datetime | None = None) -> None:
+    """Write what ``Book.give_back`` returned of a redemption (and, with ``void_reason``, void it)."""
+    await tx.execute(_RETURN_TO_REDEMPTION, {
+        "redemption_id": spent.redemption_id, "points": points, "status": "voided" if void_reason else None,
+        "at": at if void_reason else None, "void_reason": void_reason})
+    for lot, amount in restored:
+        if lot.lot_id is not None:
+            await tx.execute(_RETURN_TO_LOT, {"redemption_id": spent.redemption_id, "lot_id": lot.lot_id,
+                                              "points": amount})
+    spent.returned += points
+    if void_reason:
+        spent.status = "voided"
+    back = {lot.lot_id: amount for lot, amount in restored if lot.lot_id is not None}
+    spent.lots = [(lot_id, left - back.get(lot_id, 0)) for lot_id, left in spent.lots]
+
+
+async def apply_discounts(tx: AsyncConnection, redemption_ids: Sequence[str], at: datetime) -> None:
+    if redemption_ids:
+        await tx.execute(_APPLY_DISCOUNTS, {"ids": list(redemption_ids), "at": at})
+
+
+# -- agents' adjustments per period ---------------------------------------------------------------
+
+# One guarded upsert: the row lock taken by ON CONFLICT serialises concurrent adjustments of one
+# agent (on any accounts), and the WHERE refuses to pass the limit; no row back means refused.
+_USE_AGENT_ALLOWANCE = text("""
+    INSERT INTO agent_adjustment_usage AS u (actor, period_start, points)
+    SELECT CAST(:actor AS text), CAST(:period_start AS timestamptz), CAST(:points AS bigint)
+    WHERE CAST(:points AS bigint) <= CAST(:limit AS bigint)
+    ON CONFLICT (actor, period_start) DO UPDATE SET points = u.points + excluded.points
+    WHERE u.points + excluded.points <= CAST(:limit AS bigint)
+    RETURNING points
+""")
+_AGENT_USAGE = text("SELECT points FROM agent_adjustment_usage WHERE actor = :actor AND period_start = :period_start")
+
+
+async def use_agent_allowance(tx: AsyncConnection, actor: str, period_start: datetime, points: int, limit: int
+                              ) -> int | None:
+    """Count ``points`` against the agent's allowance for the period; the new total, or None (and
+    nothing counted) when it would pass ``limit``."""
+    return (await tx.execute(_USE_AGENT_ALLOWANCE, {"actor": actor, "period_start": period_start, "points": points,
+                                                    "limit": limit})).scalar()
+
+
+async def agent_usage(tx: AsyncConnection, actor: str, period_start: datetime) -> int:
+    return (await tx.execute(_AGENT_USAGE, {"actor": actor, "period_start": period_start})).scalar() or 0
 
 
 # -- rolling spend for tiers and win-back ------------------------------------------------------------

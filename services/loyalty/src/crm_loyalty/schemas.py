@@ -97,6 +97,11 @@ class RedemptionRead(BaseModel):
     gift_sku: str | None
     available_after: int | None = None
     created_at: datetime
+    status: Literal["held", "applied", "voided"] = Field(
+        description="An order discount is held until the member's order is paid, then applied or voided "
+                    "(points back); gifts are applied at once.")
+    resolved_at: datetime | None = None
+    void_reason: str | None = None
 
 
 class AdjustmentCreate(_Body):

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from crm_profile.domain.events import customer_erased, customer_merged, format_amount
+from crm_profile.domain.events import birthday_changed, customer_erased, customer_merged, format_amount
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
@@ -258,8 +258,10 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
 async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection, identity: CurrentIdentity,
                          customer_id: str = CustomerIdPath) -> ProfileRead:
     """Correct a customer's data (agents and supervisors). Fields left out keep their value; a
-    consent change is recorded with the time and the agent as its source. Answers the profile
-    as the caller may see it (masked for staff)."""
+    consent change is recorded with the time and the agent as its source. A birthday whose month or
+    day changed is announced (``crm.profile.customer.birthday_changed``, month and day only) so the
+    loyalty service greets the member on the right day. Answers the profile as the caller may see
+    it (masked for staff)."""
     identity.authorize(STAFF)
     errors = []
     email = normalise_email(body.email) if body.email is not None else None
@@ -271,8 +273,9 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     if errors:
         raise Problem(422, "Invalid request", "The request does not match the schema; see errors.",
                       type_=PROBLEM_BASE + "invalid-request", errors=errors)
-    if (await db.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id))).first() \
-            is None:
+    before = (await db.execute(select(customers.c.birthday, customers.c.erased_at)
+                               .where(customers.c.customer_id == customer_id).with_for_update())).first()
+    if before is None:
         raise NotFound("customer", customer_id)
     await refuse_if_erased(db, customer_id)
     consents = body.consents.model_dump(exclude_none=True) if body.consents else {}
@@ -283,6 +286,12 @@ async def update_profile(body: ProfileUpdate, request: Request, db: DbConnection
     statistics = await write_identities(db, vault, [change])
     await emit_customer_updated(db, statistics, changed=["identity"],
                                 traceparents={customer_id: current_traceparent.get()})
+    old_day = (before.birthday.month, before.birthday.day) if before.birthday else None
+    if body.birthday is not None and (body.birthday.month, body.birthday.day) != old_day and before.erased_at is None:
+        # Loyalty reads birthdays from commerce.customer.*; an agent's correction reaches it so.
+        await add_to_outbox(db, [birthday_changed(customer_id=customer_id, birthday=body.birthday,
+                                                  changed_at=change.changed_at,
+                                                  traceparent=current_traceparent.get())])
     if body.external_ids:
         await set_external_ids(db, vault, customer_id, body.external_ids, source=f"agent:{identity.subject}")
     await refresh_segments(db, _settings(request).rfm_currency, [customer_id])  # tags, city, gender

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 DATASCHEMA_BASE = "https://crm.example/schemas/"
 
@@ -155,6 +155,22 @@ class ProfileCustomerMergedData(EventData):
     customer_id: CustomerId
     merged_customer_id: CustomerId
     merged_at: AwareDatetime
+
+
+class ProfileBirthdayChangedData(EventData):
+    """``crm.profile.customer.birthday_changed``: an agent corrected a customer's birthday in the
+    profile. Carries the month and day only (what the loyalty service's birthday job needs), never
+    the year or any other personal data."""
+
+    customer_id: CustomerId
+    month: Annotated[int, Field(ge=1, le=12)]
+    day: Annotated[int, Field(ge=1, le=31)]
+    changed_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _a_real_day(self) -> ProfileBirthdayChangedData:
+        date(2000, self.month, self.day)  # a leap year: 29 February is a birthday too
+        return self
 
 
 class ProfileSegmentChangedData(EventData):
@@ -309,6 +325,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
         EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
+        EventType("crm.profile.customer.birthday_changed", TOPIC_PROFILE, ProfileBirthdayChangedData),
         EventType("crm.loyalty.tier.changed", TOPIC_LOYALTY, LoyaltyTierChangedData),
         EventType("crm.loyalty.points.earned", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.redeemed", TOPIC_LOYALTY, LoyaltyPointsData),

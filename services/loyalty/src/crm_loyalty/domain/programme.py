@@ -44,6 +44,12 @@ class Redemption(_Section):
     points_per_unit: dict[Currency, Annotated[int, Field(ge=1, le=1_000_000)]] = \
         Field(default_factory=lambda: {"CNY": 100})
     min_points: Annotated[int, Field(ge=1)] = 1
+    # Points may pay at most this share of an order's value; discounts beyond it are voided when
+    # the order is paid (points back), oldest redemption kept first.
+    max_order_share: Annotated[Decimal, Field(gt=0, le=1)] = Decimal("0.5")
+    # An order discount is held until its order is paid by the redeeming member; one whose order
+    # has not been paid within this many hours is voided (points back).
+    hold_hours: Annotated[int, Field(ge=1, le=24 * 366)] = 72
 
 
 class Tier(_Section):
@@ -126,6 +132,10 @@ class Adjustments(_Section):
     # Agents may adjust up to this many points either way; above it only supervisors may.
     agent_limit: Points = 500
     supervisor_limit: Points = 1_000_000
+    # Besides the per-request limit, an agent may move at most this many points (either way, summed)
+    # per period of ``agent_period_hours`` (periods aligned to the epoch: 24 = UTC days); None: no limit.
+    agent_period_limit: Points | None = 5000
+    agent_period_hours: Annotated[int, Field(ge=1, le=24 * 31)] = 24
 
 
 class WinBack(_Section):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from crm_shared.events.envelope import CloudEvent
@@ -53,6 +53,19 @@ def customer_merged(*, customer_id: str, merged_customer_id: str, merged_at: dat
                           traceparent=child_traceparent(traceparent),
                           data={"customer_id": customer_id, "merged_customer_id": merged_customer_id,
                                 "merged_at": merged_at.isoformat()})
+
+
+BIRTHDAY_CHANGED = "crm.profile.customer.birthday_changed"
+
+
+def birthday_changed(*, customer_id: str, birthday: date, changed_at: datetime,
+                     traceparent: str | None) -> CloudEvent:
+    """An agent's birthday correction, for the loyalty service's birthday job: the month and day
+    only, so the year (and nothing else personal) never goes on the bus."""
+    return CloudEvent.new(type=BIRTHDAY_CHANGED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "month": birthday.month, "day": birthday.day,
+                                "changed_at": changed_at.isoformat()})
 
 
 SEGMENT_ENTERED = "crm.profile.segment.entered"
