@@ -86,6 +86,7 @@ from crm_shared.events.envelope import to_kafka  # noqa: E402
 
 from bench._stack import serve_process, stop_processes  # noqa: E402
 from bench.backbone import create_migrated_database, postgres_server, start_broker_with_topics  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import customer_registered, interaction, order_event  # noqa: E402
 
 AUTH_SECRET = "bench-auth-secret-for-forwarded-identities-0123456789"
@@ -128,11 +129,6 @@ def bearer(role: str, subject: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, subject)}"}
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 def progress(message: str, started: float) -> None:
     print(f"[e2e {time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
@@ -140,8 +136,8 @@ def progress(message: str, started: float) -> None:
 def summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0}
-    return {"count": len(values), "p50_ms": round(percentile(values, 50), 1),
-            "p99_ms": round(percentile(values, 99), 1), "max_ms": round(max(values), 1)}
+    return {"count": len(values), "p50_ms": round(quantile(values, 0.50), 1),
+            "p99_ms": round(quantile(values, 0.99), 1), "max_ms": round(max(values), 1)}
 
 
 class Mix:

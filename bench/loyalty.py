@@ -65,7 +65,8 @@ from crm_shared.devstack import (  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
+from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import order_event  # noqa: E402
 
 MIGRATIONS = "crm_loyalty:migrations"
@@ -392,8 +393,8 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
     served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) - before
               for x, before in zip(("sum", "count"), served, strict=True)]
     return {"redemptions": len(latencies), "customers": len(customers), "clients": clients,
-            "per_s": round(len(latencies) / elapsed), "p50_ms": round(percentile(latencies, 0.50), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
+            "per_s": round(len(latencies) / elapsed), "p50_ms": round(quantile(latencies, 0.50), 1),
+            "p99_ms": round(quantile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
             "mean_ms": round(sum(latencies) / len(latencies), 1),
             "service_mean_ms": round(served[0] / served[1] * 1000, 1) if served[1] else None,
             "status_201": statuses[201], "status_409": statuses[409], "status_422": statuses[422],
