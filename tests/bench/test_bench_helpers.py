@@ -1,12 +1,15 @@
-"""The helpers every bench's published figures rest on (unit: no servers)."""
+"""The helpers every bench's published figures rest on: one percentile, and the e2e run's verdict
+on the services' logs (unit: no servers)."""
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 
 import pytest
 
+from bench.e2e import error_lines, verdict
 from bench.stats import quantile
 
 
@@ -34,3 +37,26 @@ def test_a_percent_where_a_fraction_belongs_is_refused(q):
 def test_no_values_have_no_quantile():
     with pytest.raises(ValueError, match="no values"):
         quantile([], 0.5)
+
+
+def _line(level: str, event: str, **extra) -> str:
+    return json.dumps({"event": event, "level": level, "service": "profile", **extra})
+
+
+def test_a_service_log_with_errors_or_tracebacks_fails_the_run_and_is_named():
+    clean = "\n".join([_line("info", "segments refreshed"),
+                       _line("warning", "retrying batch after a transient failure")])
+    noisy = "\n".join([
+        _line("info", "started"),
+        _line("error", "segment refresh failed", exception="Traceback (most recent call last):\\n  ..."),
+        "Traceback (most recent call last):",  # printed, not logged
+        '  File "x.py", line 1, in <module>',
+        _line("critical", "giving up"),
+    ])
+    assert error_lines(clean) is None
+    found = error_lines(noisy)
+    assert found is not None and found["lines"] == 3 and found["first"][0].startswith('{"event": "segment refresh')
+    assert verdict({}) == []
+    assert verdict({"profile": found}) == ["profile logged 3 error or traceback line(s)"]
+    assert verdict({}, "RuntimeError: the warm-up did not drain") == [
+        "the run was aborted: RuntimeError: the warm-up did not drain"]
