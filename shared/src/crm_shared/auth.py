@@ -109,10 +109,10 @@ class IdentityCodec:
         self._secret = secret
         self._ttl_s = ttl_s
         # The gateway forwards the same few identities over and over; re-signing each time
-        # would cost ~20 µs per request. A token is reused until half its life is gone.
+        # would cost a signature per request. A token is reused until half its life is gone.
         self._signed: dict[Identity, tuple[str, float]] = {}
-        # The services see the same forwarded token many times (the gateway reuses it), and a
-        # signature check costs ~30 µs: verified tokens are kept until they expire.
+        # The services see the same forwarded token many times (the gateway reuses it), and each
+        # signature check has its cost: verified tokens are kept until they expire.
         self._verified: dict[str, tuple[Identity, float]] = {}
 
     def encode(self, identity: Identity) -> str:
