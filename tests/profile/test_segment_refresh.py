@@ -267,3 +267,26 @@ async def _holds_job(database) -> bool:
     return await database.fetchval(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
         "WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.objid = $1", JOB_LOCK) == 1
+
+
+async def test_a_refresh_cancelled_midway_releases_the_job_for_the_next_run(engine, database):
+    """A service stopping mid-refresh returns its connections to the pool: the job lock and the
+    snapshot must not stay with them."""
+    base = [c for c in _varied_base(random.Random(13), 60) if c.orders and not c.erased]
+    await _seed(engine, base)
+    on_paid = build_handlers(PiiVault(decode_pii_key(TEST_PII_KEY)), "CN", CURRENCY)["commerce.order.paid"]
+    lifo = create_async_engine(database.url, pool_use_lifo=True)  # the next run reuses the job's connections
+    try:
+        async with lifo.connect() as batch:
+            await on_paid(batch, [_paid(base[0].customer_id, 1)])  # keeps the refresh in its passes
+            first = asyncio.create_task(refresh_all(lifo, CURRENCY, passes=2, pause_s=30))
+            await wait_until(lambda: _holds_job(database), what="the refresh holds the job")
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            await batch.commit()
+        assert not await _holds_job(database)
+        assert await refresh_all(lifo, CURRENCY) == RefreshResult(len(base), 0, 0)
+        assert len(await _stored_rfm(database)) == len(base)
+    finally:
+        await lifo.dispose()
