@@ -258,7 +258,7 @@ class Stack:
             elif metric == "crm_outbox_backlog_rows":
                 figures["outbox"] += value
             elif metric in ("crm_consumer_batch_duration_seconds_sum", "crm_consumer_batch_duration_seconds_count",
-                            "crm_consumer_batch_size_sum"):
+                            "crm_consumer_batch_size_sum", "crm_profile_segment_refresh_seconds_count"):
                 figures[metric] = value
         return figures
 
@@ -684,6 +684,9 @@ async def main(args: argparse.Namespace) -> dict:
             progress(f"saturation: {result.get('saturation')}", run_started)
             result["lag_zero_at_end"] = (await stack.drained(http, publisher.published, timeout_s=60))["drained"]
             result["outbox_backlog_at_end"] = {name: (await stack.metrics(http, name))["outbox"] for name in SERVICES}
+            # the scheduled whole-base refreshes that ran beside the load (their failures are error lines)
+            result["segment_refreshes_completed"] = int(
+                (await stack.metrics(http, "profile")).get("crm_profile_segment_refresh_seconds_count", 0))
             result["memory"] = stack.memory()
         await publisher.producer.stop()
         result["run_s"] = round(time.perf_counter() - run_started, 1)
