@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from crm_shared.events.catalogue import ALL_TOPICS, TOPIC_ORDERS  # noqa: E402
 from crm_shared.events.envelope import to_kafka  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
 
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import order_paid  # noqa: E402
 
 
@@ -209,10 +209,6 @@ async def steady_latency(phase: Phase, rate: int, seconds: float, customers: int
     return [(seen_at[i] - sent_at[i]) * 1000 for i in sent_at]
 
 
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
-
-
 async def main(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     server_url, postgres = postgres_server(workdir, fast=False)
@@ -231,8 +227,8 @@ async def main(args) -> dict:
         "profile_events_per_s": round(profile_rate), "noop_events_per_s": round(noop_rate),
         "profile_to_noop_ratio": round(profile_rate / noop_rate, 3), "publish_seconds": round(publish_s, 2),
         "steady_rate_per_s": args.rate, "steady_events": len(latencies),
-        "latency_ms_p50": round(percentile(latencies, 0.50), 1),
-        "latency_ms_p99": round(percentile(latencies, 0.99), 1),
+        "latency_ms_p50": round(quantile(latencies, 0.50), 1),
+        "latency_ms_p99": round(quantile(latencies, 0.99), 1),
         "latency_ms_max": round(max(latencies), 1), "profile_rss_mb": round(profile_rss, 1),
         "database": "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded", "broker": "embedded tansu",
     }

@@ -84,7 +84,8 @@ from crm_shared.events.catalogue import TOPIC_ORDERS  # noqa: E402
 from crm_shared.events.envelope import to_kafka  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
+from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import order_event  # noqa: E402
 from tests.harness.shop import copy_into_churn_database, synthetic_shop  # noqa: E402
 
@@ -254,7 +255,7 @@ def _stats(values: list[float]) -> dict:
         return {"p50_ms": None, "p99_ms": None, "max_ms": None}
     if len(values) == 1:
         return {"p50_ms": round(values[0], 1), "p99_ms": round(values[0], 1), "max_ms": round(values[0], 1)}
-    return {"p50_ms": round(percentile(values, 0.50), 1), "p99_ms": round(percentile(values, 0.99), 1),
+    return {"p50_ms": round(quantile(values, 0.50), 1), "p99_ms": round(quantile(values, 0.99), 1),
             "max_ms": round(max(values), 1)}
 
 
@@ -326,7 +327,7 @@ async def event_latency(phase: ChurnPhase, customer_ids: list[str], rate: float,
     return {
         "events": len(sent_at), "rate_per_s": rate,
         "achieved_send_per_s": round((len(sent_at) - 1) / sending_s, 1) if len(sent_at) > 1 and sending_s else None,
-        "client_send_lag_ms_p99": round(percentile(send_lag, 0.99), 1) if len(send_lag) > 1 else None,
+        "client_send_lag_ms_p99": round(quantile(send_lag, 0.99), 1) if len(send_lag) > 1 else None,
         "seen": len(seen), "missing": len(sent_at) - len(seen), "wait_s_bound": wait_s,
         "scored_latency": _stats(scored), "visible_latency": _stats(visible),
         "scored_per_s": round(len(seen) / (last_scored - started_wall).total_seconds(), 1)

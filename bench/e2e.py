@@ -47,6 +47,11 @@ End: lag back to zero after phase 1 (seconds to drain, bounded), RSS and PSS of 
 (each service with its children, the broker, PostgreSQL and its backends if embedded) and the
 total against the 2 GiB target (PSS counts shared pages once, so PostgreSQL's shared buffers are
 not counted once per backend; RSS over-counts them). Every wait is bounded. Prints one JSON line.
+
+The run fails (exit status 1) when any service logged an error or a traceback (or a 5xx answer),
+start-up and shutdown included, or when the run could not finish: ``failed`` in the JSON names
+each such service (and ``aborted`` the run's own error), ``errors_in_logs`` shows its first lines
+and ``error_lines`` counts them all. A clean run has ``"failed": []`` and exits 0.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ from crm_shared.events.envelope import to_kafka  # noqa: E402
 
 from bench._stack import serve_process, stop_processes  # noqa: E402
 from bench.backbone import create_migrated_database, postgres_server, start_broker_with_topics  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import customer_registered, interaction, order_event  # noqa: E402
 
 AUTH_SECRET = "bench-auth-secret-for-forwarded-identities-0123456789"
@@ -128,11 +134,6 @@ def bearer(role: str, subject: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, subject)}"}
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 def progress(message: str, started: float) -> None:
     print(f"[e2e {time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
@@ -140,8 +141,8 @@ def progress(message: str, started: float) -> None:
 def summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0}
-    return {"count": len(values), "p50_ms": round(percentile(values, 50), 1),
-            "p99_ms": round(percentile(values, 99), 1), "max_ms": round(max(values), 1)}
+    return {"count": len(values), "p50_ms": round(quantile(values, 0.50), 1),
+            "p99_ms": round(quantile(values, 0.99), 1), "max_ms": round(max(values), 1)}
 
 
 class Mix:
@@ -257,7 +258,7 @@ class Stack:
             elif metric == "crm_outbox_backlog_rows":
                 figures["outbox"] += value
             elif metric in ("crm_consumer_batch_duration_seconds_sum", "crm_consumer_batch_duration_seconds_count",
-                            "crm_consumer_batch_size_sum"):
+                            "crm_consumer_batch_size_sum", "crm_profile_segment_refresh_seconds_count"):
                 figures[metric] = value
         return figures
 
@@ -324,16 +325,11 @@ class Stack:
                 "target_mib": 2048, "under_target_rss": rss_total < 2048, "under_target_pss": pss_total < 2048,
                 "embedded_postgresql": self.postgres is not None}
 
-    def logged_errors(self) -> dict[str, list[str]]:
-        found = {}
-        for name in SERVICES:
-            text = (self.workdir / f"{name}.log").read_text(errors="replace")
-            lines = [line for line in text.splitlines()
-                     if re.search(r'"level": ?"(error|critical)"|Traceback|" 5\d\d ', line)]
-            if lines:
-                more = [f"… {len(lines)} in all"] if len(lines) > 5 else []
-                found[name] = [line[:400] for line in lines[:5]] + more
-        return found
+    def logged_errors(self) -> dict[str, dict]:
+        """Per service whose log has any: its error and traceback lines, counted, the first five shown."""
+        logs = {name: self.workdir / f"{name}.log" for name in SERVICES}
+        return {name: found for name, path in logs.items()
+                if path.exists() and (found := error_lines(path.read_text(errors="replace")))}
 
     async def stop(self) -> None:
         stop_processes(self.processes.values(), wait_s=20)
@@ -344,6 +340,22 @@ class Stack:
             self.broker.stop()
         if self.postgres is not None:
             self.postgres.stop()
+
+
+# An error or critical record of the JSON logs, a traceback (logged or printed), a 5xx answer.
+ERROR_LINE = re.compile(r'"level": ?"(error|critical)"|Traceback|" 5\d\d ')
+
+
+def error_lines(log_text: str) -> dict | None:
+    lines = [line for line in log_text.splitlines() if ERROR_LINE.search(line)]
+    return {"lines": len(lines), "first": [line[:400] for line in lines[:5]]} if lines else None
+
+
+def verdict(errors_in_logs: dict[str, dict], aborted: str | None = None) -> list[str]:
+    """Why the run failed (empty: it passed): every service that logged an error or a traceback,
+    and the run itself when it could not finish."""
+    failed = [f"{name} logged {found['lines']} error or traceback line(s)" for name, found in errors_in_logs.items()]
+    return failed + ([f"the run was aborted: {aborted}"] if aborted else [])
 
 
 class Publisher:
@@ -672,18 +684,25 @@ async def main(args: argparse.Namespace) -> dict:
             progress(f"saturation: {result.get('saturation')}", run_started)
             result["lag_zero_at_end"] = (await stack.drained(http, publisher.published, timeout_s=60))["drained"]
             result["outbox_backlog_at_end"] = {name: (await stack.metrics(http, name))["outbox"] for name in SERVICES}
+            # the scheduled whole-base refreshes that ran beside the load (their failures are error lines)
+            result["segment_refreshes_completed"] = int(
+                (await stack.metrics(http, "profile")).get("crm_profile_segment_refresh_seconds_count", 0))
             result["memory"] = stack.memory()
         await publisher.producer.stop()
-        result["errors_in_logs"] = stack.logged_errors()
         result["run_s"] = round(time.perf_counter() - run_started, 1)
-        return result
+    except Exception as exc:  # the run is judged and printed all the same
+        result["aborted"] = f"{type(exc).__name__}: {exc}"[:500]
     finally:
+        await stack.stop()  # the logs are read after the services stopped: their shutdown counts too
+        result["errors_in_logs"] = stack.logged_errors()
+        result["error_lines"] = sum(found["lines"] for found in result["errors_in_logs"].values())
+        result["failed"] = verdict(result["errors_in_logs"], result.get("aborted"))
         if args.keep_logs:
             for name in SERVICES:
                 with contextlib.suppress(OSError):
                     shutil.copy(workdir / f"{name}.log", Path(args.keep_logs) / f"e2e-{name}.log")
-        await stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    return result
 
 
 if __name__ == "__main__":
@@ -696,4 +715,6 @@ if __name__ == "__main__":
     parser.add_argument("--no-periodic", dest="periodic", action="store_false",
                         help="diagnosis: keep the periodic jobs from running during the bench")
     parser.add_argument("--keep-logs", default=None, help="copy the services' logs into this folder")
-    print(json.dumps(asyncio.run(main(parser.parse_args()))))
+    outcome = asyncio.run(main(parser.parse_args()))
+    print(json.dumps(outcome))
+    sys.exit(1 if outcome["failed"] else 0)

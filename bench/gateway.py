@@ -45,6 +45,7 @@ from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS  # noqa: E
 
 from bench._stack import serve_process, stop_processes  # noqa: E402
 from bench.backbone import create_migrated_database, postgres_server, start_broker_with_topics  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import customer_registered, order_paid  # noqa: E402
 from tests.harness.infra import Broker  # noqa: E402
 
@@ -135,13 +136,8 @@ def run_client(*args: str) -> dict:
 
 # ---------------------------------------------------------------- the stack
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
-
-
 def summary(values: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(percentile(values, 50), 3), "p99_ms": round(percentile(values, 99), 3),
+    return {"p50_ms": round(quantile(values, 0.50), 3), "p99_ms": round(quantile(values, 0.99), 3),
             "mean_ms": round(statistics.fmean(values), 3)}
 
 
@@ -194,6 +190,7 @@ def wrk(url: str, headers: dict[str, str], connections: int, seconds: int) -> di
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    # wrk's own percentiles, from its latency histogram (docs/benchmarks.md, "Percentiles")
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
 

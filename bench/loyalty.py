@@ -22,9 +22,9 @@ In one run:
     ``--redemptions`` in total, spread over the R customers → p50/p99/max ms, redemptions/s and
     the status counts; then the hot-account case: the same clients all redeeming from ONE account
     (``--hot-redemptions``), where every request waits for that account's row lock. The clients
-    are aiohttp (as the gateway's upstream client): httpx costs ~6 ms of CPU per request here, so
-    100 httpx clients saturate a core of this 2-core machine and measure themselves, not the
-    service (``--http-client httpx`` to compare).
+    are aiohttp (as the gateway's upstream client): httpx costs much more CPU per request (figures
+    in docs/benchmarks.md), so 100 httpx clients saturate a core of a 2-core machine and measure
+    themselves, not the service (``--http-client httpx`` to compare).
 
 Uses bench/backbone.py's stack: an embedded PostgreSQL (or DATABASE_URL's server), a fresh Tansu
 and the loyalty service as a process. Prints one JSON line.
@@ -65,7 +65,8 @@ from crm_shared.devstack import (  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
+from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import order_event  # noqa: E402
 
 MIGRATIONS = "crm_loyalty:migrations"
@@ -392,8 +393,8 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
     served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) - before
               for x, before in zip(("sum", "count"), served, strict=True)]
     return {"redemptions": len(latencies), "customers": len(customers), "clients": clients,
-            "per_s": round(len(latencies) / elapsed), "p50_ms": round(percentile(latencies, 0.50), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
+            "per_s": round(len(latencies) / elapsed), "p50_ms": round(quantile(latencies, 0.50), 1),
+            "p99_ms": round(quantile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
             "mean_ms": round(sum(latencies) / len(latencies), 1),
             "service_mean_ms": round(served[0] / served[1] * 1000, 1) if served[1] else None,
             "status_201": statuses[201], "status_409": statuses[409], "status_422": statuses[422],
@@ -452,7 +453,7 @@ if __name__ == "__main__":
     parser.add_argument("--redeemers", type=int, default=1_000, help="customers the redemptions are spread over")
     parser.add_argument("--hot-redemptions", type=int, default=500, help="redemptions from the one hot account")
     parser.add_argument("--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
-                        help="the load clients' library (httpx needs ~6 ms of CPU per request here: "
+                        help="the load clients' library (httpx needs much more CPU per request: "
                              "with 100 clients it, not the service, is the bottleneck)")
     parser.add_argument("--batch", type=int, default=5_000, help="raw SQL batch (the consumer's CONSUMER_BATCH_MAX)")
     print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)

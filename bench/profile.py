@@ -37,7 +37,8 @@ from crm_shared.events.catalogue import topic_for  # noqa: E402
 from crm_shared.events.envelope import to_kafka  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
+from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 from tests.harness.events import interaction, order_event  # noqa: E402
 
 NOW = datetime.now(UTC)
@@ -119,8 +120,8 @@ async def main(args: argparse.Namespace) -> dict:
                                   f"{base_url}/v1/profiles/m-7/timeline?limit=50", json.dumps(agent),
                                   str(args.rate), str(args.seconds)], capture_output=True, text=True, check=True)
             reads = json.loads(out.stdout)
-            result["timeline"] = {"rate_per_s": args.rate, "p50_ms": round(percentile(reads["latencies"], 0.5), 2),
-                                  "p99_ms": round(percentile(reads["latencies"], 0.99), 2),
+            result["timeline"] = {"rate_per_s": args.rate, "p50_ms": round(quantile(reads["latencies"], 0.5), 2),
+                                  "p99_ms": round(quantile(reads["latencies"], 0.99), 2),
                                   "non_200": reads["failures"]}
 
             # (c) segments on a base of customers
@@ -137,8 +138,16 @@ async def main(args: argparse.Namespace) -> dict:
                                           headers={"Idempotency-Key": str(uuid.uuid4())})
                 define_s = time.perf_counter() - started
                 started = time.perf_counter()
+                peak_rss = [phase.rss_mb()]
+
+                async def sample_rss() -> None:  # the service's RSS while it refreshes the whole base
+                    while True:
+                        peak_rss.append(phase.rss_mb())
+                        await asyncio.sleep(0.05)
+                sampler = asyncio.create_task(sample_rss())
                 refreshed = await http.post("/v1/segments/refresh")
                 refresh_s = time.perf_counter() - started
+                sampler.cancel()
                 page_ms = []
                 for _ in range(20):
                     started = time.perf_counter()
@@ -147,7 +156,8 @@ async def main(args: argparse.Namespace) -> dict:
             result["segment"] = {"members": created.json()["members"], "define_seconds": round(define_s, 2),
                                  "refresh_all_seconds": round(refresh_s, 2),
                                  "rfm_scored": refreshed.json()["scored"],
-                                 "members_page_1000_p50_ms": round(percentile(page_ms, 0.5), 1)}
+                                 "members_page_1000_p50_ms": round(quantile(page_ms, 0.5), 1),
+                                 "rss_mb_peak_during_refresh": round(max(peak_rss), 1)}
             result["rss_mb_after_segments"] = round(phase.rss_mb(), 1)
     finally:
         if postgres is not None:

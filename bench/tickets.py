@@ -56,7 +56,8 @@ sys.path.insert(0, str(ROOT))
 from crm_shared.auth import IDENTITY_HEADER, Identity, IdentityCodec, Role  # noqa: E402
 from crm_shared.settings import DEV_SECRET  # noqa: E402
 
-from bench.backbone import Phase, percentile, postgres_server  # noqa: E402
+from bench.backbone import Phase, postgres_server  # noqa: E402
+from bench.stats import quantile  # noqa: E402
 
 MIGRATIONS = "crm_tickets:migrations"
 CATEGORIES = ("delivery", "product_quality", "price", "service_attitude")
@@ -175,7 +176,7 @@ async def fixed_rate(phase: TicketsPhase, rate: float, seconds: float, make: Cal
               for x, before in zip(("sum", "count"), served_before, strict=True)]
     return {"rate_per_s": rate, "seconds": seconds, "requests": total,
             "achieved_per_s": round(total / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.50), 1), "p99_ms": round(percentile(latencies, 0.99), 1),
+            "p50_ms": round(quantile(latencies, 0.50), 1), "p99_ms": round(quantile(latencies, 0.99), 1),
             "max_ms": round(max(latencies), 1), "mean_ms": round(sum(latencies) / len(latencies), 1),
             "service_mean_ms": round(served[0] / served[1] * 1000, 1) if served[1] else None,
             f"non_{expect}": sum(n for s, n in statuses.items() if s != expect) + sum(errors.values()),
@@ -183,9 +184,9 @@ async def fixed_rate(phase: TicketsPhase, rate: float, seconds: float, make: Cal
             **({"errors": dict(errors)} if errors else {}),
             "service_cpu_ms_per_request": round(cpu / total * 1000, 2),
             "service_cpu_share": round(cpu / elapsed, 2),  # of one core: the service is one process
-            "client_send_lag_ms_p99": round(percentile(send_lag, 0.99), 1),
-            **({"by_query": {name: {"p50_ms": round(percentile(values, 0.50), 1),
-                                    "p99_ms": round(percentile(values, 0.99), 1), "max_ms": round(max(values), 1)}
+            "client_send_lag_ms_p99": round(quantile(send_lag, 0.99), 1),
+            **({"by_query": {name: {"p50_ms": round(quantile(values, 0.50), 1),
+                                    "p99_ms": round(quantile(values, 0.99), 1), "max_ms": round(max(values), 1)}
                              for name, values in by_query.items()}} if len(by_query) > 1 else {})}
 
 

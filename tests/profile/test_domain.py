@@ -4,6 +4,7 @@ import pytest
 from crm_profile.domain.events import customer_updated, format_amount
 from crm_profile.domain.identity import is_junk, name_prefixes, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_email, mask_name, mask_phone
+from crm_profile.domain.segments import RFM_RULES, RFM_SEGMENTS, rfm_segment
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -72,3 +73,27 @@ def test_the_update_event_carries_no_pii_and_continues_the_trace():
                                "last_order_at"}
     assert event.data["total_spent"] == {"CNY": "10.50"}
     assert event.traceparent.startswith("00-" + "a" * 32)
+
+
+def _rfm_segment_as_first_written(r: int, f: int, m: int) -> str:
+    """The rules as the service first wrote them, before they became a table shared with SQL."""
+    if r <= 2 and f >= 4 and m >= 4:
+        return "cannot_lose"
+    if r >= 4 and f >= 4 and m >= 4:
+        return "champions"
+    if r >= 3 and f >= 3:
+        return "loyal"
+    if r >= 4 and f == 1:
+        return "new"
+    if r >= 3:
+        return "potential"
+    if f >= 3:
+        return "at_risk"
+    return "hibernating" if r == 2 else "lost"
+
+
+def test_every_rfm_score_has_the_name_it_always_had():
+    scores = [(r, f, m) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)]
+    assert {s: rfm_segment(*s) for s in scores} == {s: _rfm_segment_as_first_written(*s) for s in scores}
+    assert {rfm_segment(*s) for s in scores} == set(RFM_SEGMENTS)
+    assert [rule.name for rule in RFM_RULES][-1] == "lost" and RFM_RULES[-1].matches(1, 1, 1)

@@ -135,7 +135,7 @@ class IdentityCodec:
         self._ttl_s = ttl_s
         self._keys: dict[str, str] = {}
         # The gateway forwards the same few identities over and over; re-signing each time
-        # costs a signature per request. A token is reused until half its life is gone.
+        # would cost a signature per request. A token is reused until half its life is gone.
         self._signed: dict[tuple[Identity, str], tuple[str, float]] = {}
 
     def key_for(self, service: str) -> str:

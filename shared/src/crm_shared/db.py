@@ -29,7 +29,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=max_connections(settings) - settings.database_pool_size,
         # No ping per checkout: SQLAlchemy's asyncpg ping is a BEGIN and a ROLLBACK, two round
-        # trips that cost 12% of a profile read (py-spy). A connection broken by a database
+        # trips, a good share of a profile read (py-spy, docs/benchmarks.md). A connection broken by a database
         # restart fails its request instead; SQLAlchemy then renews the whole pool, the HTTP
         # answer is a 503 problem (problems.py) and consumers retry (is_transient).
         pool_pre_ping=False,
@@ -59,8 +59,8 @@ def request_gate(settings: ServiceSettings) -> asyncio.Semaphore:
 
     SQLAlchemy's async pool lets a newly arrived request take a returned connection before one
     that has been waiting (the waiter goes back to the end of the queue), so under overload a
-    few requests waited seconds while most were quick: p99 1.5 s at p50 90 ms with 100 clients
-    redeeming points (bench/loyalty.py). asyncio.Semaphore queues its waiters in order.
+    few requests waited seconds while most were quick (100 clients redeeming points in
+    bench/loyalty.py; figures in docs/benchmarks.md). asyncio.Semaphore queues its waiters in order.
     """
     return asyncio.Semaphore(max_connections(settings))
 

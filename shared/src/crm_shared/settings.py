@@ -188,7 +188,7 @@ class ServiceSettings(KafkaSettings):
     kafka_session_timeout_ms: Annotated[int, Field(ge=1000, le=300_000)] = 10_000
     kafka_heartbeat_interval_ms: Annotated[int, Field(ge=100, le=100_000)] = 3_000
     # Larger batches coalesce more of one customer's events into one outgoing event and one row
-    # update; 5,000 took the profile consumer from 6.4k to 8k events/s (bench/backbone.py).
+    # update (bench/backbone.py; the figures in docs/benchmarks.md).
     consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 5000
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0

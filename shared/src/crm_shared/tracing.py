@@ -15,8 +15,8 @@ _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 current_traceparent: ContextVar[str | None] = ContextVar("current_traceparent", default=None)
 
 # Trace and span ids must be unique, not secret (W3C Trace Context §3.2.2.3): a PRNG seeded from the
-# OS is enough. secrets.token_hex made a system call per id, 4% of the loyalty consumer (py-spy),
-# which emits one event per order.
+# OS is enough. secrets.token_hex made a system call per id, visible in the profile of the loyalty
+# consumer (py-spy, docs/benchmarks.md), which emits one event per order.
 _ids = random.Random()
 
 

@@ -1,8 +1,8 @@
 """Calls to the four services: pooled keep-alive connections, deadlines, safe retries, breakers.
 
-The client is aiohttp, not httpx: on this 2-core machine httpx added ~0.9 ms to every proxied
-request and aiohttp ~0.2 ms (both with a pooled keep-alive connection, measured with
-bench/gateway.py's upstream), and the gateway's budget is a few tenths of a millisecond.
+The client is aiohttp, not httpx: with a pooled keep-alive connection, httpx added several times
+aiohttp's cost to every proxied request (bench/gateway.py; figures in docs/benchmarks.md), and the
+gateway's budget is a few tenths of a millisecond.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ class Upstream:
         started = time.perf_counter()
         outcome = "error"
         try:
-            # A plain loop, not stamina: building tenacity's retry state cost ~30% of the
-            # gateway's CPU per proxied request (py-spy), for a loop this small.
+            # A plain loop, not stamina: building tenacity's retry state for every proxied call
+            # was a large share of the gateway's CPU (py-spy, docs/benchmarks.md), for a loop this small.
             attempt = 0
             while True:
                 try:

@@ -5,8 +5,9 @@ apply the batch in **one** database transaction whose first statement records th
 inbox (a redelivered event is skipped) → commit the database → send dead letters → commit offsets.
 
 - Handlers are registered in one table by event type and receive all events of their type in a run,
-  so they can use set-based SQL. Per-partition order is kept: a batch is cut into *stages* at every
-  change of event type within a partition, and stages run in order.
+  so they can use set-based SQL. Order is kept per record key (the customer id): a batch is cut into
+  *stages* at every change of event type within one key's events, and stages run in order (records
+  without a key keep their partition's order; see ``_stages``).
 - A transient failure (database down, deadlock, broker unreachable) is retried with backoff without
   committing offsets. Any other failure of a batch makes the consumer apply its events one by one,
   so only the event that really fails goes to the dead-letter topic and the others are applied.
@@ -315,7 +316,7 @@ def _stages(events: list[Inbound[Any]]) -> list[dict[str, list[Inbound[Any]]]]:
     new stage starts when the type changes within one key's events; stage k of every key runs
     before stage k+1. Keys are independent, so a partition whose customers interleave placed,
     paid and completed orders still runs as a few set-based statements per batch, not one per
-    event (bench/profile.py: 3.2k → see docs/benchmarks.md). Records without a key fall back to
+    event (bench/profile.py; figures in docs/benchmarks.md). Records without a key fall back to
     their partition.
     """
     stages: list[dict[str, list[Inbound[Any]]]] = []

@@ -226,7 +226,8 @@ class OutboxRelay:
         """Hand rows to the producer one batch per partition, in outbox order.
 
         ``send_batch`` instead of ``send`` per record: aiokafka's per-record path (a future, a
-        metadata check, an accumulator call) was 8% of the loyalty service's CPU (py-spy). The
+        metadata check, an accumulator call) was a visible share of the loyalty service's CPU
+        (py-spy, docs/benchmarks.md). The
         partition is chosen by the producer's own default partitioner (murmur2 of the key, as
         the Java client), so every record of a customer lands where ``send`` would have put it.
         """

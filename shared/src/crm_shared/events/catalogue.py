@@ -30,8 +30,8 @@ _MONEY_LIMIT = Decimal("1e10")
 
 
 def _money_range(value: Decimal) -> Decimal:
-    # Hand-written instead of Field(max_digits=…, decimal_places=…): pydantic checks those in Python
-    # and it cost ~7% of the profile consumer's time (measured with py-spy on bench/backbone.py).
+    # Hand-written instead of Field(max_digits=…, decimal_places=…): pydantic checks those in Python,
+    # a visible share of the profile consumer's time (py-spy on bench/backbone.py, docs/benchmarks.md).
     if not value.is_finite():
         raise ValueError("money must be a finite decimal")
     if value.as_tuple().exponent < -4:

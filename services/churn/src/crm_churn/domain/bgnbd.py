@@ -68,9 +68,9 @@ def fit(x, t_x, T, *, initial: BgNbdParams | None = None, penalty: float = 0.0) 
         value = -np.sum(weights * _log_likelihood_terms(params, ux, ut, uT)) / weights.sum()
         return float(value + penalty * np.sum(log_params ** 2))
 
-    # BFGS with finite-difference gradients: on 100,000 customers (81,000 distinct rows) it took
-    # 2.1 s against Nelder-Mead's 5.6 s for a log-likelihood equal to 1e-9 of its value, and it
-    # reproduces the paper's CDNOW estimates. Nelder-Mead remains the fallback.
+    # BFGS with finite-difference gradients: faster than Nelder-Mead on a large base for the same
+    # log-likelihood (bench/churn.py, docs/benchmarks.md), and it reproduces the paper's CDNOW
+    # estimates. Nelder-Mead remains the fallback.
     result = minimize(objective, start, method="BFGS", options={"gtol": 1e-6})
     if not (np.all(np.isfinite(result.x)) and np.isfinite(result.fun)):
         result = minimize(objective, start, method="Nelder-Mead",

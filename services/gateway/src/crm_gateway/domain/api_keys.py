@@ -2,8 +2,8 @@
 
 A key reads ``crm_<key id>_<secret>``. The key id is public (it names the key in lists, logs and
 revocations); only a SHA-256 hash of the secret is stored. The secret is 256 random bits, so a
-fast hash is enough: nobody can guess such a secret from its hash, and a slow password hash
-(bcrypt, argon2) would add ~100 ms to every request for nothing.
+fast hash is enough: nobody can guess such a secret from its hash, and a password hash (bcrypt,
+argon2), slow by design, would add its cost to every request for nothing.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ when the segment is defined.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -23,21 +24,47 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 RFM_SEGMENTS = ("champions", "loyal", "potential", "new", "at_risk", "cannot_lose", "hibernating", "lost")
 
 
+@dataclass(frozen=True)
+class RfmRule:
+    """A named segment for the scores within these bounds (inclusive; each 1–5, 5 best)."""
+
+    name: str
+    r: tuple[int, int] = (1, 5)
+    f: tuple[int, int] = (1, 5)
+    m: tuple[int, int] = (1, 5)
+
+    def matches(self, r: int, f: int, m: int) -> bool:
+        return all(low <= score <= high for score, (low, high) in ((r, self.r), (f, self.f), (m, self.m)))
+
+
+# The first rule that matches names the segment; the last matches everything, so every
+# combination has exactly one name. One definition for Python (``rfm_segment``) and for the SQL
+# of the scheduled refresh (``rfm_segment_sql``), so the two cannot drift apart.
+RFM_RULES = (
+    RfmRule("cannot_lose", r=(1, 2), f=(4, 5), m=(4, 5)),  # big, frequent spenders who stopped buying
+    RfmRule("champions", r=(4, 5), f=(4, 5), m=(4, 5)),
+    RfmRule("loyal", r=(3, 5), f=(3, 5)),
+    RfmRule("new", r=(4, 5), f=(1, 1)),
+    RfmRule("potential", r=(3, 5)),                        # recent, not yet frequent
+    RfmRule("at_risk", f=(3, 5)),                          # used to buy often, not lately
+    RfmRule("hibernating", r=(2, 2)),
+    RfmRule("lost"),
+)
+
+
 def rfm_segment(r: int, f: int, m: int) -> str:
     """The named segment of an RFM score (each 1–5, 5 best). Every combination has exactly one."""
-    if r <= 2 and f >= 4 and m >= 4:
-        return "cannot_lose"      # big, frequent spenders who stopped buying
-    if r >= 4 and f >= 4 and m >= 4:
-        return "champions"
-    if r >= 3 and f >= 3:
-        return "loyal"
-    if r >= 4 and f == 1:
-        return "new"
-    if r >= 3:
-        return "potential"        # recent, not yet frequent
-    if f >= 3:
-        return "at_risk"          # used to buy often, not lately
-    return "hibernating" if r == 2 else "lost"
+    return next(rule.name for rule in RFM_RULES if rule.matches(r, f, m))
+
+
+def rfm_segment_sql(r: str, f: str, m: str) -> str:
+    """``rfm_segment`` as a SQL expression over the score columns ``r``, ``f`` and ``m``."""
+    branches = []
+    for rule in RFM_RULES[:-1]:
+        scores = ((r, rule.r), (f, rule.f), (m, rule.m))
+        bounds = [f"{column} BETWEEN {low} AND {high}" for column, (low, high) in scores if (low, high) != (1, 5)]
+        branches.append(f"WHEN {' AND '.join(bounds)} THEN '{rule.name}'")
+    return f"CASE {' '.join(branches)} ELSE '{RFM_RULES[-1].name}' END"
 
 
 # ---- custom segment rules

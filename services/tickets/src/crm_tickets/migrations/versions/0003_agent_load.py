@@ -13,7 +13,8 @@ depends_on = None
 
 def upgrade() -> None:
     # Least-loaded assignment reads this instead of counting tickets under the queue's lock:
-    # counting cost 10 ms and more per assignment at 100,000 open tickets (bench/tickets.py).
+    # the count grows with the open tickets and was paid at every assignment (bench/tickets.py,
+    # docs/benchmarks.md).
     op.execute("ALTER TABLE agents ADD COLUMN active_tickets integer NOT NULL DEFAULT 0 CHECK (active_tickets >= 0)")
     op.execute("""
         UPDATE agents a SET active_tickets = (
