@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 5000
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # The database-wide business metrics are read this often, by the one replica that exports them
+    # (crm_shared.metrics.ExporterElection). The same value on every replica of a service.
+    metrics_refresh_s: Annotated[float, Field(gt=0)] = 30.0
 
     # Lets supervisors run a scheduled job "as of" another moment (tests and demos of expiry,
     # birthdays, SLA breaches). Refused in production: it would let anyone with the role expire
@@ -92,6 +95,12 @@ class ServiceSettings(BaseSettings):
 
     def _secret_fields(self) -> list[tuple[str, SecretStr]]:
         return [(n, v) for n, v in self.__dict__.items() if isinstance(v, SecretStr)]
+
+    @property
+    def metrics_lease_s(self) -> float:
+        """How long a snapshot of the business metrics is served: two refreshes, so one slow or
+        failed refresh does not blank them; also how long a new exporter waits before serving."""
+        return 2 * self.metrics_refresh_s
 
     @property
     def group_id(self) -> str:
