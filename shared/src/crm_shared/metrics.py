@@ -138,7 +138,6 @@ class ExporterElection:
         self._held_since: float | None = None
         self._asking = asyncio.Lock()  # one question at a time on the lock's connection
 
-
     async def lease(self) -> float | None:
         """Until when (this clock) a snapshot read from now on may be served; None: serve nothing."""
         async with self._asking:
@@ -157,9 +156,9 @@ class ExporterElection:
                 log.info("this replica exports the database-wide metrics")
             else:  # a session lock lasts as long as its session: an answer proves both
                 await self._conn.fetchval("SELECT 1", timeout=self._timeout_s)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except Exception as exc:  # whatever broke, this session's lock can no longer be trusted
             if self._held_since is not None:
-                log.warning("lost the metrics exporter lock; exporting no database-wide metrics")
+                log.warning("lost the metrics exporter lock; exporting no database-wide metrics", error=repr(exc))
             await self.close()
             return None
         if self._clock() - self._held_since < self._lease_s:
