@@ -5,6 +5,7 @@ sent (crm_shared.metrics.ExporterElection)."""
 from __future__ import annotations
 
 from crm_shared.metrics import ExporterElection
+from crm_shared.settings import ServiceSettings
 
 LEASE = 60.0
 
@@ -48,3 +49,12 @@ async def test_one_holder_a_new_holder_waits_a_lease_and_a_cut_session_ends_the_
     finally:
         await first.close()
         await second.close()
+
+
+def test_the_lock_session_uses_database_session_url_when_set_else_database_url():
+    direct = ServiceSettings(service_name="tickets", database_url="postgresql://u@db:5432/crm_tickets")
+    assert direct.session_dsn == "postgresql://u@db:5432/crm_tickets"
+    pooled = ServiceSettings(service_name="tickets", database_url="postgresql://u@pgbouncer:6432/crm_tickets",
+                             database_session_url="postgresql+asyncpg://u@db:5432/crm_tickets")
+    assert pooled.session_dsn == "postgresql://u@db:5432/crm_tickets"
+    assert pooled.database_dsn == "postgresql://u@pgbouncer:6432/crm_tickets"

@@ -125,7 +125,7 @@ class ExporterElection:
 
     So there is a gap of up to ``lease_s`` plus one refresh at a failover, and never an overlap.
     ``lease_s`` must be the same on every replica (it derives from ``METRICS_REFRESH_S``). The
-    lock needs a real session: not through a transaction-mode pooler (as the outbox's LISTEN).
+    lock needs a real session, never a transaction-mode pooler (``DATABASE_SESSION_URL``).
     """
 
     def __init__(self, dsn: str, *, lease_s: float, clock: Callable[[], float] = time.monotonic,

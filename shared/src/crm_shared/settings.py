@@ -42,6 +42,10 @@ class ServiceSettings(BaseSettings):
     # The service's own database (each service has one; no service reads another's tables).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
     database_pool_size: int = 10
+    # Where the metrics exporter's session lock connects when DATABASE_URL goes through a
+    # transaction-mode pooler (a session lock there would outlive its client or be shared). Unset:
+    # DATABASE_URL.
+    database_session_url: str | None = None
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # Consumer group; defaults to "crm-<service>". Tests set a unique one per run.
@@ -110,3 +114,12 @@ class ServiceSettings(BaseSettings):
     def database_dsn(self) -> str:
         """The database URL in libpq form, for asyncpg connections outside SQLAlchemy (LISTEN)."""
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    @property
+    def session_dsn(self) -> str:
+        """A direct session to the database, in libpq form (the metrics exporter lock)."""
+        url = self.database_session_url or self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql://" + url[len(prefix):]
+        return url

@@ -38,7 +38,7 @@ def create_app(settings: ChurnSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ChurnResources]:
-        async with ExporterElection(settings.database_dsn, lease_s=settings.metrics_lease_s) as election:
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
             metrics = ChurnMetrics(runtime.metrics.registry, election, scorer)
             refitter = Refitter(runtime.engine, scorer, settings, metrics.refit_duration)
             async with background(

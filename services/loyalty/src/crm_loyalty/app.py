@@ -42,7 +42,7 @@ def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
             await store.seed(tx, DEFAULT_PROGRAMME)
             await tx.commit()
         jobs = Jobs(runtime.engine, store)
-        async with ExporterElection(settings.database_dsn, lease_s=settings.metrics_lease_s) as election:
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
             metrics = LoyaltyMetrics(runtime.metrics.registry, election, store)
             async with background(
                     run_periodically(jobs.run_all, interval_s=settings.jobs_interval_s,

@@ -37,7 +37,7 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ProfileResources]:
-        async with ExporterElection(settings.database_dsn, lease_s=settings.metrics_lease_s) as election:
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
             metrics = ProfileMetrics(runtime.metrics.registry, election)
             async with background(
                     refresh_forever(runtime.engine, settings.rfm_currency, settings.segment_refresh_interval_s,

@@ -41,7 +41,7 @@ def create_app(settings: TicketsSettings | None = None) -> FastAPI:
             await policy.seed(tx)
             await tx.commit()
         scheduler = SlaScheduler(runtime.engine, settings.sla_scan_batch)
-        async with ExporterElection(settings.database_dsn, lease_s=settings.metrics_lease_s) as election:
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
             metrics = TicketsMetrics(runtime.metrics.registry, election)
             async with background(
                     run_periodically(scheduler.scan, interval_s=settings.sla_scan_interval_s,
