@@ -158,7 +158,7 @@ async def test_the_exporter_hands_over_without_two_replicas_ever_exporting_at_on
     await wait_until(exporters, what="one exporter")
     # The lock's session ends under the exporter (a cut connection, a terminated backend).
     old = await lock_holder()
-    assert await database.fetchval("SELECT pg_terminate_backend($1)", old)
+    assert await database.fetchval("SELECT pg_terminate_backend($1, 5000)", old)  # waits until it is gone
 
     async def new_session_exports() -> list[int]:
         holder = await lock_holder()

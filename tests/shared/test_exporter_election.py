@@ -32,15 +32,16 @@ async def test_one_holder_a_new_holder_waits_a_lease_and_a_cut_session_ends_the_
         held_by = await database.fetchval("""
             SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""")
-        assert await database.fetchval("SELECT pg_terminate_backend($1)", held_by)
+        assert await database.fetchval("SELECT pg_terminate_backend($1, 5000)", held_by)  # waits until it is gone
         clock.now += 10
-        assert await first.lease() is None
         assert await second.lease() is None  # acquired now; the first may serve until 1000 + 2 × LEASE
+        assert await first.lease() is None  # its session is gone, and the lock is the other's now
         clock.now += LEASE - 1
         assert await second.lease() is None
+        assert await first.lease() is None
         clock.now += 1
         assert await second.lease() == clock.now + LEASE
-        assert await first.lease() is None  # back, but the lock is held
+        assert await first.lease() is None
         # Closing gives the lock back at once (a replica that stops).
         await second.close()
         assert await first.lease() is None

@@ -145,9 +145,11 @@ class ExporterElection:
 
     async def _ask(self) -> float | None:
         sent = self._clock()
+        if self._conn is not None and self._conn.is_closed():
+            self._lost("the session was closed")
+            self._conn = None
         try:
-            if self._conn is None or self._conn.is_closed():
-                self._held_since = None
+            if self._conn is None:
                 self._conn = await asyncpg.connect(self._dsn, timeout=self._timeout_s)
             if self._held_since is None:
                 if not await self._conn.fetchval(_TRY_LOCK, timeout=self._timeout_s):
@@ -157,13 +159,17 @@ class ExporterElection:
             else:  # a session lock lasts as long as its session: an answer proves both
                 await self._conn.fetchval("SELECT 1", timeout=self._timeout_s)
         except Exception as exc:  # whatever broke, this session's lock can no longer be trusted
-            if self._held_since is not None:
-                log.warning("lost the metrics exporter lock; exporting no database-wide metrics", error=repr(exc))
+            self._lost(repr(exc))
             await self.close()
             return None
         if self._clock() - self._held_since < self._lease_s:
             return None  # the previous holder's last snapshot may still be served
         return sent + self._lease_s
+
+    def _lost(self, why: str) -> None:
+        if self._held_since is not None:
+            log.warning("lost the metrics exporter lock; exporting no database-wide metrics", error=why)
+        self._held_since = None
 
     async def __aenter__(self) -> ExporterElection:
         return self
