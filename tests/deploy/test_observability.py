@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import promql_parser
 import pytest
 import yaml
 
@@ -21,6 +22,7 @@ from tests.harness.observability import (
     ALERT_RULES,
     DASHBOARDS,
     ROOT,
+    alert_expressions,
     alert_rules,
     dashboard_expressions,
     metric_names,
@@ -156,3 +158,34 @@ def test_dashboards_show_red_pipeline_and_business_metrics():
             "crm_tickets_open", "crm_tickets_sla_breaches_total", "crm_churn_customers"} <= business
     expressions = " ".join(expr for _where, expr in dashboard_expressions())
     assert "by (priority)" in expressions and "by (level)" in expressions
+
+
+# --- aggregation over replicas ---------------------------------------------------------------------
+
+# Every replica shows the same value (the whole outbox table): summing over replicas multiplies it.
+SAME_ON_EVERY_REPLICA = {"crm_outbox_backlog_rows"}
+MONEY = {"crm_loyalty_liability_value", "crm_churn_value_at_risk"}
+
+
+def _aggregations(expr: str) -> list[tuple[str, set[str], object]]:
+    """(operator, metrics aggregated, modifier) for every aggregation in an expression."""
+    found = []
+
+    def visit(node, *_):
+        if isinstance(node, promql_parser.AggregateExpr):
+            found.append((str(node.op), metric_names(str(node.expr)), node.modifier))
+        return True
+
+    promql_parser.walk(promql_parser.parse(expr), visit)
+    return found
+
+
+def test_replica_alike_series_are_never_summed_and_money_is_never_added_across_currencies():
+    for where, expr in dashboard_expressions() + alert_expressions():
+        for op, metrics, modifier in _aggregations(expr):
+            if metrics & SAME_ON_EVERY_REPLICA:
+                assert op == "max", f"{where}: {op} over {metrics & SAME_ON_EVERY_REPLICA} (every replica shows it)"
+            if metrics & MONEY:
+                kept = (modifier is not None and str(modifier.type).endswith("By")
+                        and "currency" in modifier.labels)
+                assert kept, f"{where}: aggregates money over currencies: {expr}"

@@ -50,7 +50,7 @@ async def test_a_short_balance_is_refused_and_a_retried_key_returns_the_first_an
 async def test_100_concurrent_redemptions_against_a_balance_for_10_apply_exactly_10(loyalty):
     customer = await _funded(loyalty, 1000)
     limits = httpx.Limits(max_connections=100)
-    async with httpx.AsyncClient(base_url=loyalty.service.url, headers=identity_headers(), timeout=30,
+    async with httpx.AsyncClient(base_url=loyalty.service.url, headers=identity_headers(service="loyalty"), timeout=30,
                                  limits=limits) as http:
         answers = await asyncio.gather(*(loyalty.redeem(http, customer, 100) for _ in range(100)))
     statuses = sorted(a.status_code for a in answers)
@@ -113,7 +113,7 @@ async def test_an_agent_s_adjustments_are_limited_per_period_even_when_they_race
         programme["adjustments"]["agent_period_limit"] = 1000
         assert (await supervisor.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
     limits = httpx.Limits(max_connections=20)
-    async with httpx.AsyncClient(base_url=loyalty.service.url, headers=identity_headers(), timeout=30,
+    async with httpx.AsyncClient(base_url=loyalty.service.url, headers=identity_headers(service="loyalty"), timeout=30,
                                  limits=limits) as agent:
         answers = await asyncio.gather(*(
             agent.post(f"/v1/loyalty/accounts/{customers[n % 2]}/adjustments",

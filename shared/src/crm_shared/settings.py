@@ -177,6 +177,10 @@ class ServiceSettings(KafkaSettings):
     # The service's own database (each service has one; no service reads another's tables).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
     database_pool_size: int = 10
+    # Where the metrics exporter's session lock connects when DATABASE_URL goes through a
+    # transaction-mode pooler (a session lock there would outlive its client or be shared). Unset:
+    # DATABASE_URL.
+    database_session_url: str | None = None
 
     # The broker: kafka_bootstrap_servers and its security settings come from KafkaSettings.
     # Consumer group; defaults to "crm-<service>". Tests set a unique one per run.
@@ -192,6 +196,9 @@ class ServiceSettings(KafkaSettings):
     consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 5000
     outbox_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 500
     outbox_poll_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    # The database-wide business metrics are read this often, by the one replica that exports them
+    # (crm_shared.metrics.ExporterElection). The same value on every replica of a service.
+    metrics_refresh_s: Annotated[float, Field(gt=0)] = 30.0
 
     # Lets supervisors run a scheduled job "as of" another moment (tests and demos of expiry,
     # birthdays, SLA breaches). Refused in production: it would let anyone with the role expire
@@ -259,6 +266,12 @@ class ServiceSettings(KafkaSettings):
         return identity_key(self.auth_secret.get_secret_value(), self.service_name)
 
     @property
+    def metrics_lease_s(self) -> float:
+        """How long a snapshot of the business metrics is served: two refreshes, so one slow or
+        failed refresh does not blank them; also how long a new exporter waits before serving."""
+        return 2 * self.metrics_refresh_s
+
+    @property
     def group_id(self) -> str:
         return self.consumer_group or f"crm-{self.service_name}"
 
@@ -266,3 +279,12 @@ class ServiceSettings(KafkaSettings):
     def database_dsn(self) -> str:
         """The database URL in libpq form, for asyncpg connections outside SQLAlchemy (LISTEN)."""
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    @property
+    def session_dsn(self) -> str:
+        """A direct session to the database, in libpq form (the metrics exporter lock)."""
+        url = self.database_session_url or self.database_url
+        for prefix in ("postgresql+asyncpg://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql://" + url[len(prefix):]
+        return url

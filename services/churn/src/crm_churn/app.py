@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from crm_shared.background import background, run_periodically
+from crm_shared.metrics import ExporterElection
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
@@ -37,14 +38,15 @@ def create_app(settings: ChurnSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ChurnResources]:
-        metrics = ChurnMetrics(runtime.metrics.registry, scorer)
-        refitter = Refitter(runtime.engine, scorer, settings, metrics.refit_duration)
-        async with background(
-                run_periodically(refitter.scheduled, interval_s=settings.refit_interval_s,
-                                 first_delay_s=settings.refit_first_delay_s, what="churn refit"),
-                run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
-                                 what="churn metrics")):
-            yield ChurnResources(settings=settings, scorer=scorer, refitter=refitter, metrics=metrics)
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
+            metrics = ChurnMetrics(runtime.metrics.registry, election, scorer)
+            refitter = Refitter(runtime.engine, scorer, settings, metrics.refit_duration)
+            async with background(
+                    run_periodically(refitter.scheduled, interval_s=settings.refit_interval_s,
+                                     first_delay_s=settings.refit_first_delay_s, what="churn refit"),
+                    run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
+                                     what="churn metrics")):
+                yield ChurnResources(settings=settings, scorer=scorer, refitter=refitter, metrics=metrics)
 
     return build_app(SERVICE, settings, routers=[api.router], handlers=build_handlers(scorer), resources=resources,
                      description="Calibrated churn early warning with reasons, and win-back triggers.")

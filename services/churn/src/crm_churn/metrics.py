@@ -1,58 +1,64 @@
-"""Metrics of the churn service: customers by level and the model in force (read from the database,
-so every replica reports the same), customers scored by this process (by trigger), refit duration."""
+"""Metrics of the churn service.
+
+Database-wide, exported by one replica only (crm_shared.metrics.DatabaseWideMetrics), so ``sum``
+over replicas is the figure itself: customers by level, the value at risk by level and currency
+(money is never added across currencies), the model in force. Per process, on every replica:
+customers scored by this process (by trigger) and refit durations."""
 
 from __future__ import annotations
 
+from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_churn.scoring import Scorer
 
-_BY_LEVEL = text("SELECT level, count(*) AS n, COALESCE(sum(value_at_risk), 0) AS at_risk FROM churn_scores "
-                 "GROUP BY level")
+_BY_LEVEL = text("SELECT level, count(*) AS n FROM churn_scores GROUP BY level")
+# A customer without a paid order has no currency, and no value at risk either.
+_AT_RISK = text("SELECT level, currency, sum(value_at_risk) AS at_risk FROM churn_scores "
+                "WHERE currency IS NOT NULL GROUP BY level, currency")
 _MODEL = text("SELECT version, kind, report, trained_at FROM churn_models ORDER BY trained_at DESC LIMIT 1")
 
+LEVELS = ("low", "medium", "high")
 
-class ChurnMetrics(Collector):
-    def __init__(self, registry, scorer: Scorer) -> None:
+
+class ChurnMetrics(DatabaseWideMetrics):
+    def __init__(self, registry, election: ExporterElection, scorer: Scorer) -> None:
         self._scorer = scorer
-        self._snapshot: dict | None = None
         self.refit_duration = Histogram(
             "crm_churn_refit_duration", "Time to fit a new model (loading the history included, rescoring not).",
             unit="seconds", buckets=(0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300), registry=registry)
-        registry.register(self)
+        super().__init__(registry, election)
 
-    async def refresh(self, engine: AsyncEngine) -> None:
-        async with engine.connect() as db:
-            by_level = {row.level: (row.n, float(row.at_risk)) for row in await db.execute(_BY_LEVEL)}
-            model = (await db.execute(_MODEL)).first()
+    async def read(self, db) -> dict:
+        by_level = {row.level: row.n for row in await db.execute(_BY_LEVEL)}
+        at_risk = {(row.level, row.currency): float(row.at_risk) for row in await db.execute(_AT_RISK)}
+        model = (await db.execute(_MODEL)).first()
         auc = None
         if model is not None:
             holdout = (model.report or {}).get("holdout") or {}
             auc = holdout.get("auc")
-        self._snapshot = {"by_level": by_level, "auc": auc,
-                          "trained_at": model.trained_at.timestamp() if model is not None else None}
+        return {"by_level": by_level, "at_risk": at_risk, "auc": auc,
+                "trained_at": model.trained_at.timestamp() if model is not None else None}
 
-    def collect(self):
+    def process_families(self):
         scored = CounterMetricFamily("crm_churn_scored", "Customers scored by this process, by what caused it.",
                                      labels=["trigger"])
         for trigger in ("event", "refit"):
             scored.add_metric([trigger], self._scorer.scored.get(trigger, 0))
         yield scored
-        snapshot = self._snapshot
-        if snapshot is None:
-            return
+
+    def families(self, snapshot: dict):
         customers = GaugeMetricFamily("crm_churn_customers", "Scored customers, by churn risk level.", labels=["level"])
-        at_risk = GaugeMetricFamily("crm_churn_value_at_risk", "Sum of score × 12-month spend, by level "
-                                    "(in each customer's own currency).", labels=["level"])
-        for level in ("low", "medium", "high"):
-            n, value = snapshot["by_level"].get(level, (0, 0.0))
-            customers.add_metric([level], n)
-            at_risk.add_metric([level], value)
+        for level in LEVELS:
+            customers.add_metric([level], snapshot["by_level"].get(level, 0))
         yield customers
+        at_risk = GaugeMetricFamily("crm_churn_value_at_risk", "Sum of score × 12-month spend, by level and "
+                                    "currency (the currency of each customer's latest order).",
+                                    labels=["level", "currency"])
+        for (level, currency), value in sorted(snapshot["at_risk"].items()):
+            at_risk.add_metric([level, currency], value)
         yield at_risk
         if snapshot["auc"] is not None:
             auc = GaugeMetricFamily("crm_churn_model_auc", "Holdout AUC of the model in force.")

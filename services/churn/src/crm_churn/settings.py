@@ -23,7 +23,6 @@ class ChurnSettings(ServiceSettings):
     refit_min_customers: Annotated[int, Field(ge=10)] = 50
     # Customers rescored per transaction after a refit.
     rescore_chunk: Annotated[int, Field(ge=100, le=50_000)] = 5000
-    metrics_refresh_s: Annotated[float, Field(gt=0)] = 30.0
 
     @model_validator(mode="after")
     def _levels_in_order(self) -> ChurnSettings:

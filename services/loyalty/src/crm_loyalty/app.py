@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from crm_shared.background import background, run_periodically
+from crm_shared.metrics import ExporterElection
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
@@ -41,13 +42,14 @@ def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
             await store.seed(tx, DEFAULT_PROGRAMME)
             await tx.commit()
         jobs = Jobs(runtime.engine, store)
-        metrics = LoyaltyMetrics(runtime.metrics.registry)
-        async with background(
-                run_periodically(jobs.run_all, interval_s=settings.jobs_interval_s,
-                                 first_delay_s=settings.jobs_first_delay_s, what="loyalty jobs"),
-                run_periodically(lambda: metrics.refresh(runtime.engine, store), interval_s=settings.metrics_refresh_s,
-                                 what="loyalty metrics")):
-            yield LoyaltyResources(settings=settings, store=store, jobs=jobs, metrics=metrics)
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
+            metrics = LoyaltyMetrics(runtime.metrics.registry, election, store)
+            async with background(
+                    run_periodically(jobs.run_all, interval_s=settings.jobs_interval_s,
+                                     first_delay_s=settings.jobs_first_delay_s, what="loyalty jobs"),
+                    run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
+                                     what="loyalty metrics")):
+                yield LoyaltyResources(settings=settings, store=store, jobs=jobs, metrics=metrics)
 
     return build_app(SERVICE, settings, routers=[api.router], handlers=build_handlers(store), resources=resources,
                      description="Membership tiers and the points ledger.")

@@ -1,64 +1,73 @@
-"""Business metrics of the loyalty service: points issued, redeemed and expired; the liability.
+"""Business metrics of the loyalty service: points issued, redeemed, given back and expired; the
+liability.
 
 They are read from the database (the accounts and the ledger), not counted in the process: a
 batch that is rolled back and retried would count twice, and several replicas would each count
-only their share. A background task refreshes a snapshot every ``METRICS_REFRESH_S``; the
-collector serves the snapshot at scrape time. One pass over the ledger per refresh is cheap next
-to the writes (about 0.1 s per million rows on this machine).
+only their share. Being database-wide, they are exported by one replica only
+(crm_shared.metrics.DatabaseWideMetrics), so ``sum`` over replicas is the figure itself.
+
+Each counter is a sum of one sign of one kind of ledger entry. The ledger is append-only (a
+trigger refuses anything else), so every counter only goes up; what undoes a movement is a
+counter of its own (points given back to a redemption, earned points reversed), never a
+subtraction, which Prometheus would read as a counter reset.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from crm_shared.logging import get_logger
+from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_loyalty.domain.earning import money_value
 from crm_loyalty.repository import ProgrammeStore
-
-log = get_logger(__name__)
 
 _BALANCES = text("""
     SELECT COALESCE(sum(available), 0) AS available, COALESCE(sum(pending), 0) AS pending,
            COALESCE(sum(debt), 0) AS debt, count(*) AS members
     FROM accounts
 """)
-_BY_KIND = text("SELECT kind, COALESCE(sum(points), 0) AS points FROM ledger GROUP BY kind")
+_TOTALS = text("""
+    SELECT COALESCE(sum(points) FILTER (WHERE kind IN ('earn', 'bonus') AND points > 0
+                                           OR kind = 'adjust' AND points > 0), 0) AS issued,
+           COALESCE(-sum(points) FILTER (WHERE kind = 'redeem' AND points < 0), 0) AS redeemed,
+           COALESCE(sum(points) FILTER (WHERE kind = 'refund_of_spent' AND points > 0), 0) AS given_back,
+           COALESCE(-sum(points) FILTER (WHERE kind = 'expire' AND points < 0), 0) AS expired,
+           COALESCE(-sum(points) FILTER (WHERE kind = 'reverse' AND points < 0), 0) AS reversed,
+           COALESCE(-sum(points) FILTER (WHERE kind = 'adjust' AND points < 0), 0) AS deducted
+    FROM ledger
+""")
+
+_COUNTERS = (
+    ("issued", "Points issued: earned on orders, bonuses, positive adjustments."),
+    ("redeemed", "Points redeemed (gross; points given back are crm_loyalty_points_given_back)."),
+    ("given_back", "Redeemed points given back by cancels and refunds of the orders they paid."),
+    ("expired", "Points expired."),
+    ("reversed", "Earned points taken back by cancels and refunds."),
+    ("deducted", "Points taken away by negative adjustments."),
+)
 
 
-class LoyaltyMetrics(Collector):
-    def __init__(self, registry) -> None:
-        self._snapshot: dict[str, object] | None = None
-        registry.register(self)
+class LoyaltyMetrics(DatabaseWideMetrics):
+    def __init__(self, registry, election: ExporterElection, store: ProgrammeStore) -> None:
+        self._store = store
+        super().__init__(registry, election)
 
-    async def refresh(self, engine: AsyncEngine, store: ProgrammeStore) -> None:
-        async with engine.connect() as db:
-            balances = (await db.execute(_BALANCES)).one()
-            by_kind = {row.kind: int(row.points) for row in await db.execute(_BY_KIND)}
-            programme = (await store.timeline(db)).current
-        self._snapshot = {
-            "issued": by_kind.get("earn", 0) + by_kind.get("bonus", 0) + max(0, by_kind.get("adjust", 0)),
-            "redeemed": -by_kind.get("redeem", 0) - by_kind.get("refund_of_spent", 0),
-            "expired": -by_kind.get("expire", 0),
-            "reversed": -by_kind.get("reverse", 0),
+    async def read(self, db) -> dict:
+        balances = (await db.execute(_BALANCES)).one()
+        totals = (await db.execute(_TOTALS)).one()
+        programme = (await self._store.timeline(db)).current
+        return {
+            **{name: int(getattr(totals, name)) for name, _ in _COUNTERS},
             "available": int(balances.available), "pending": int(balances.pending), "debt": int(balances.debt),
             "members": int(balances.members),
             "value": {currency: money_value(int(balances.available), rate)
                       for currency, rate in programme.redemption.points_per_unit.items()},
         }
 
-    def collect(self):
-        snapshot = self._snapshot
-        if snapshot is None:
-            return
-        for name, help_text in (("issued", "Points issued: earned on orders, bonuses, positive adjustments."),
-                                ("redeemed", "Points redeemed, net of points given back by cancels and refunds."),
-                                ("expired", "Points expired."),
-                                ("reversed", "Earned points taken back by cancels and refunds.")):
+    def families(self, snapshot: dict):
+        for name, help_text in _COUNTERS:
             counter = CounterMetricFamily(f"crm_loyalty_points_{name}", help_text)
             counter.add_metric([], snapshot[name])
             yield counter

@@ -14,6 +14,3 @@ class LoyaltySettings(ServiceSettings):
     # The scheduled jobs (release, expiry, notices, tier downgrades, birthdays) run this often.
     jobs_interval_s: Annotated[float, Field(gt=0)] = 3600.0
     jobs_first_delay_s: Annotated[float, Field(ge=0)] = 60.0
-    # How often the liability and points gauges are recomputed from the accounts and the ledger.
-    metrics_refresh_s: Annotated[float, Field(gt=0)] = 30.0
-

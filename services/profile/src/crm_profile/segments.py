@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import stamina
@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_profile.domain.events import segment_changed
 from crm_profile.domain.segments import CompiledRule, Rule, facts_sql, rfm_segment_sql
+
+if TYPE_CHECKING:
+    from crm_profile.metrics import ProfileMetrics
 
 log = get_logger(__name__)
 
@@ -244,19 +247,6 @@ async def segment_sizes(db: AsyncConnection) -> dict[str, int]:
     return {row.segment_id: row.members for row in await db.execute(_SIZES)}
 
 
-class ProfileMetrics:
-    def __init__(self, registry) -> None:
-        from prometheus_client import Gauge, Histogram
-
-        self.customers = Gauge("crm_profile_customers", "Customers in the archive (erased ones too).",
-                               registry=registry)
-        self.segment_members = Gauge("crm_profile_segment_members", "Members per segment (rfm:<name> or custom).",
-                                     ["segment"], registry=registry)
-        self.refresh_duration = Histogram("crm_profile_segment_refresh_seconds",
-                                          "RFM and custom segments recomputed for the whole base.",
-                                          registry=registry, buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120))
-
-
 async def run_refresh(engine: AsyncEngine, currency: str, metrics: ProfileMetrics) -> RefreshResult | None:
     import time
 
@@ -264,10 +254,7 @@ async def run_refresh(engine: AsyncEngine, currency: str, metrics: ProfileMetric
     result = await refresh_all(engine, currency)
     if result is not None:
         metrics.refresh_duration.observe(time.perf_counter() - started)
-    async with engine.connect() as db:
-        metrics.customers.set((await db.execute(text("SELECT count(*) FROM customers"))).scalar())
-        for segment_id, members in (await segment_sizes(db)).items():
-            metrics.segment_members.labels(segment_id).set(members)
+        await metrics.refresh(engine)  # the new sizes at once (if this replica exports them)
     return result
 
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from crm_shared.background import background, run_periodically
+from crm_shared.metrics import ExporterElection
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 
@@ -40,13 +41,14 @@ def create_app(settings: TicketsSettings | None = None) -> FastAPI:
             await policy.seed(tx)
             await tx.commit()
         scheduler = SlaScheduler(runtime.engine, settings.sla_scan_batch)
-        metrics = TicketsMetrics(runtime.metrics.registry)
-        async with background(
-                run_periodically(scheduler.scan, interval_s=settings.sla_scan_interval_s,
-                                 first_delay_s=settings.sla_scan_first_delay_s, what="sla scan"),
-                run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
-                                 what="tickets metrics")):
-            yield TicketsResources(settings=settings, policy=policy, scheduler=scheduler, metrics=metrics)
+        async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
+            metrics = TicketsMetrics(runtime.metrics.registry, election)
+            async with background(
+                    run_periodically(scheduler.scan, interval_s=settings.sla_scan_interval_s,
+                                     first_delay_s=settings.sla_scan_first_delay_s, what="sla scan"),
+                    run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
+                                     what="tickets metrics")):
+                yield TicketsResources(settings=settings, policy=policy, scheduler=scheduler, metrics=metrics)
 
     return build_app(SERVICE, settings, routers=[api.router, api.admin_router, api.kb_router],
                      handlers=build_handlers(policy), resources=resources,

@@ -276,6 +276,13 @@ _SCANS = {
 }
 
 
+# The breach counter of the metrics, in the marking transaction: it only goes up, also when a
+# reopened ticket clears its breach (migration 0004).
+_COUNT_BREACHES = text("""
+    INSERT INTO metric_totals (metric, label, value) VALUES ('sla_breaches', :target, :n)
+    ON CONFLICT (metric, label) DO UPDATE SET value = metric_totals.value + excluded.value""")
+
+
 async def scan_sla(tx: AsyncConnection, now: datetime, limit: int) -> tuple[int, bool]:
     """Mark and announce every warning and breach due by ``now`` (at most ``limit`` per kind).
     Returns how many events were queued and whether more may be due."""
@@ -293,6 +300,8 @@ async def scan_sla(tx: AsyncConnection, now: datetime, limit: int) -> tuple[int,
             RETURNING ticket_id, customer_id, priority, assignee, {due} AS due_at"""), {"now": now, "limit": limit}))
         more = more or len(rows) == limit
         events += [sla_event(kind, target, row, row.due_at, now) for row in rows]
+        if kind == "sla_breached" and rows:
+            await tx.execute(_COUNT_BREACHES, {"target": target, "n": len(rows)})
     await add_to_outbox(tx, events)
     return len(events), more
 

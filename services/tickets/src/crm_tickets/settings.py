@@ -15,5 +15,3 @@ class TicketsSettings(ServiceSettings):
     sla_scan_interval_s: Annotated[float, Field(gt=0)] = 30.0
     sla_scan_first_delay_s: Annotated[float, Field(ge=0)] = 5.0
     sla_scan_batch: Annotated[int, Field(ge=1, le=100_000)] = 5000
-    metrics_refresh_s: Annotated[float, Field(gt=0)] = 30.0
-

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import stamina
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
@@ -114,6 +114,7 @@ class EventConsumer:
         self._kill_after_db_commit = _fault_kill_after_db_commit_batches()
         self._batches_committed = 0
         self._fresh_in_batch = 0  # events applied for the first time by the batch being processed
+        self._lag_series: set[TopicPartition] = set()  # partitions whose lag this process exports
         self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
 
     @property
@@ -123,10 +124,11 @@ class EventConsumer:
     async def start(self) -> None:
         await ensure_topics(self._kafka, [dead_letter_topic(t, self._group_id) for t in self._topics],
                             partitions=1)
-        self._consumer = new_consumer(self._kafka, self._group_id, self._topics,
+        self._consumer = new_consumer(self._kafka, self._group_id, (),
                                       fetch_max_wait_ms=self._fetch_max_wait_ms, client_id=self._client_id,
                                       session_timeout_ms=self._session_timeout_ms,
                                       heartbeat_interval_ms=self._heartbeat_interval_ms)
+        self._consumer.subscribe(self._topics, listener=_DropRevokedLag(self))
         await self._consumer.start()
 
     async def stop(self) -> None:
@@ -278,10 +280,20 @@ class EventConsumer:
             log.warning("offset commit refused after rebalance; redelivery will be deduplicated",
                         error=repr(exc))
 
+    def drop_lag(self, partitions) -> None:
+        """Remove the lag series of partitions this process no longer owns: their new owner
+        reports them, and a stale copy here would add to it in every ``sum``."""
+        for tp in partitions:
+            if tp in self._lag_series:
+                self._lag_series.discard(tp)
+                self._metrics.consumer_lag.remove(self._group_id, tp.topic, str(tp.partition))
+
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         # end_offsets() is not usable on Tansu (it answers 1); the high watermark that every fetch
         # response carries is, and it costs no extra request.
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        self.drop_lag(self._lag_series - assigned)  # in case a revocation was not announced
+        for tp in assigned:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
@@ -289,8 +301,24 @@ class EventConsumer:
                 position = await consumer.position(tp)
             except IllegalStateError:
                 continue  # revoked meanwhile
+            if tp not in consumer.assignment():
+                continue  # revoked while we waited for the position
             self._metrics.consumer_lag.labels(self._group_id, tp.topic, str(tp.partition)).set(
                 max(0, highwater - position))
+            self._lag_series.add(tp)
+
+
+class _DropRevokedLag(ConsumerRebalanceListener):
+    """Removes a revoked partition's lag series before the group hands it to another member."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self._consumer.drop_lag(revoked)
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        pass
 
 
 def _fault_kill_after_db_commit_batches() -> int | None:
