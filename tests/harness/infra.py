@@ -286,6 +286,11 @@ class ServiceProcess:
     async def metric_at_least(self, minimum: float, name: str, **labels: str) -> bool:
         return await self.metric(name, **labels) >= minimum
 
+    async def exporting(self) -> None:
+        """Wait until this replica exports the database-wide series (it waits one lease after it
+        is elected, see crm_shared.metrics.ExporterElection)."""
+        await wait_until(lambda: self.metric_at_least(1, "crm_metrics_exporter"), what="the metrics exporter")
+
 
 def service_env(name: str, *, database: Database, broker: Broker, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}

@@ -68,6 +68,7 @@ async def test_a_customers_rfm_segment_moves_as_their_orders_age(broker, make_da
     assert listed["rfm:cannot_lose"] == 1 and sum(v for k, v in listed.items() if k.startswith("rfm:")) == 6
     assert await _segment_events(broker, database, star, rfm=True) == [
         ("entered", "rfm:champions"), ("exited", "rfm:champions"), ("entered", "rfm:cannot_lose")]
+    await service.exporting()
     assert await service.metric("crm_profile_segment_members", segment="rfm:cannot_lose") == 1
 
 
