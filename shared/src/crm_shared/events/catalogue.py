@@ -150,6 +150,16 @@ class ProfileCustomerMergedData(EventData):
     merged_at: AwareDatetime
 
 
+class ProfileCustomerUnmergedData(EventData):
+    """``crm.profile.customer.unmerged``: a supervisor undid the merge of ``unmerged_customer_id``
+    into ``customer_id``; services move back what they moved for that merge (what happened to
+    the survivor since stays with it). Carries the ids only; the reason stays in the profile."""
+
+    customer_id: CustomerId
+    unmerged_customer_id: CustomerId
+    unmerged_at: AwareDatetime
+
+
 class ProfileSegmentChangedData(EventData):
     """``crm.profile.segment.entered`` / ``crm.profile.segment.exited``: a customer joined or left a
     segment (``rfm:<name>`` for the RFM segments, otherwise a custom segment's id)."""
@@ -302,6 +312,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.customer.updated", TOPIC_PROFILE, ProfileCustomerUpdatedData),
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
         EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
+        EventType("crm.profile.customer.unmerged", TOPIC_PROFILE, ProfileCustomerUnmergedData),
         EventType("crm.loyalty.tier.changed", TOPIC_LOYALTY, LoyaltyTierChangedData),
         EventType("crm.loyalty.points.earned", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.redeemed", TOPIC_LOYALTY, LoyaltyPointsData),

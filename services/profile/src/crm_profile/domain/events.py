@@ -52,6 +52,17 @@ def customer_merged(*, customer_id: str, merged_customer_id: str, merged_at: dat
                                 "merged_at": merged_at.isoformat()})
 
 
+CUSTOMER_UNMERGED = "crm.profile.customer.unmerged"
+
+
+def customer_unmerged(*, customer_id: str, unmerged_customer_id: str, unmerged_at: datetime,
+                      traceparent: str | None) -> CloudEvent:
+    return CloudEvent.new(type=CUSTOMER_UNMERGED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "unmerged_customer_id": unmerged_customer_id,
+                                "unmerged_at": unmerged_at.isoformat()})
+
+
 SEGMENT_ENTERED = "crm.profile.segment.entered"
 SEGMENT_EXITED = "crm.profile.segment.exited"
 
