@@ -79,12 +79,12 @@ from crm_profile.schemas import (
     SegmentCreate,
     SegmentMember,
     SegmentMemberPage,
-    UnmergeCreate,
-    UnmergeRead,
     SegmentRead,
     SegmentUpdate,
     TimelineEntryRead,
     TimelinePage,
+    UnmergeCreate,
+    UnmergeRead,
 )
 from crm_profile.segments import refresh_segments, run_refresh, segment_sizes
 

@@ -505,13 +505,15 @@ _MOVE_BACK = [
             FROM jsonb_each_text(CAST(:views AS jsonb)) AS v(category, views)
             WHERE c.customer_id = :survivor AND c.category = v.category"""),
     text("""INSERT INTO customer_categories AS cc (customer_id, category, views)
-            SELECT :merged, category, CAST(views AS integer) FROM jsonb_each_text(CAST(:views AS jsonb)) AS v(category, views)
+            SELECT :merged, category, CAST(views AS integer)
+            FROM jsonb_each_text(CAST(:views AS jsonb)) AS v(category, views)
             ON CONFLICT (customer_id, category) DO UPDATE SET views = cc.views + excluded.views"""),
     text("DELETE FROM segment_members WHERE customer_id = :merged"),
 ]
 _MOVE_NAME_INDEX_BACK = [
     text("""INSERT INTO customer_name_index (prefix_bidx, customer_id)
-            SELECT prefix_bidx, :merged FROM customer_name_index WHERE customer_id = :survivor ON CONFLICT DO NOTHING"""),
+            SELECT prefix_bidx, :merged FROM customer_name_index WHERE customer_id = :survivor
+            ON CONFLICT DO NOTHING"""),
     text("DELETE FROM customer_name_index WHERE customer_id = :survivor"),
 ]
 # Both profiles' statistics again from the orders each now holds (the handlers' own definitions:
