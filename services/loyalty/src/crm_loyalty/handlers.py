@@ -27,6 +27,7 @@ from crm_shared.events.catalogue import (
     OrderRefundedData,
     ProfileCustomerErasedData,
 )
+from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -390,5 +391,10 @@ class LoyaltyHandlers:
 
 
 def build_handlers(store: ProgrammeStore) -> HandlerTable:
-    return LoyaltyHandlers(store).table()
+    from crm_loyalty.merges import MergeHandlers, by_order_owner
+
+    table = {**LoyaltyHandlers(store).table(), **MergeHandlers(store, apply_tier).table()}
+    for event_type in ("commerce.order.completed", "commerce.order.cancelled", "commerce.order.refunded"):
+        table[event_type] = by_order_owner(table[event_type])
+    return resolving_merged(table)
 
