@@ -24,13 +24,14 @@ from crm_shared.events.catalogue import (
     OrderData,
     OrderRefundedData,
     ProfileCustomerErasedData,
-    ProfileCustomerMergedData,
     TicketData,
     TicketSlaData,
 )
+from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_churn.merges import merge_handlers
 from crm_churn.scoring import Scorer
 
 TOPICS = (TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_TICKETS, TOPIC_PROFILE)
@@ -83,11 +84,6 @@ _CSAT = text("""
     ON CONFLICT (ticket_id) DO NOTHING
 """)
 _HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat", "churn_scores", "churn_customers")
-_MERGE_ACTIVITY = text("""
-    INSERT INTO churn_activity AS a (customer_id, day, events)
-    SELECT :survivor, day, events FROM churn_activity WHERE customer_id = :duplicate
-    ON CONFLICT (customer_id, day) DO UPDATE SET events = a.events + excluded.events
-""")
 
 
 def _first_per(events: list[Inbound[Any]], key: Callable[[Any], str]) -> list[Inbound[Any]]:
@@ -159,19 +155,7 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
             await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = ANY(CAST(:ids AS text[]))"),
                              {"ids": ids})
 
-    async def on_customer_merged(tx: AsyncConnection, events: list[Inbound[ProfileCustomerMergedData]]) -> None:
-        """The duplicate's history moves to the survivor, whose score is then computed from both."""
-        for inbound in events:
-            moved = {"survivor": inbound.data.customer_id, "duplicate": inbound.data.merged_customer_id}
-            await tx.execute(_MERGE_ACTIVITY, moved)
-            for table in ("churn_orders", "churn_tickets", "churn_csat"):
-                await tx.execute(text(f"UPDATE {table} SET customer_id = :survivor WHERE customer_id = :duplicate"),
-                                 moved)
-            for table in ("churn_activity", "churn_scores", "churn_customers"):
-                await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = :duplicate"), moved)
-        await rescore(tx, events, [e.data.customer_id for e in events])
-
-    return {
+    return resolving_merged({
         "commerce.order.paid": on_order_paid,
         "commerce.order.cancelled": on_order_cancelled,
         "commerce.order.refunded": on_order_refunded,
@@ -183,5 +167,5 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
         "crm.tickets.ticket.sla_breached": on_ticket(_TICKET_BREACHED),
         "crm.tickets.csat.submitted": on_csat,
         "crm.profile.customer.erased": on_customer_erased,
-        "crm.profile.customer.merged": on_customer_merged,
-    }
+        **merge_handlers(scorer),
+    })
