@@ -139,3 +139,31 @@ async def test_an_unmerge_moves_back_what_the_merge_moved_and_later_orders_stay(
         return await _order_count(service, dup) == 2
     await wait_until(two, what="an order of the restored id counted on it")
     assert await _order_count(service, keep) == 2
+
+
+async def test_a_survivor_merged_again_passes_its_duplicates_on(broker, make_database, start_service):
+    database = make_database("profile")
+    service = start_service("profile", database)
+    first, second, third = (new_customer_id() for _ in range(3))
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(c, email="zhao.lei@example.com")
+                                           for c in (first, second, third)])
+
+    async def registered():
+        return await _order_count(service, first) == 0 and await _order_count(service, third) == 0
+    await wait_until(registered, what="three profiles")
+    async with service.client(SUPERVISOR) as http:
+        for survivor, duplicate in ((second, first), (third, second)):
+            answer = await http.post(f"/v1/profiles/{survivor}/merge", json={
+                "duplicate_id": duplicate, "identifier": "email", "reason": "one shopper, three accounts"},
+                headers={"Idempotency-Key": str(uuid.uuid4())})
+            assert answer.status_code == 200, answer.text
+        # The first merge cannot be undone while its survivor is merged into a third profile.
+        blocked = await http.post(f"/v1/profiles/{second}/unmerge", json={"duplicate_id": first, "reason": "order"},
+                                  headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert blocked.status_code == 409
+    await broker.publish(TOPIC_ORDERS, [order_event("paid", first, "o-first-id", amount="8.00")])
+
+    async def on_third():
+        return await _order_count(service, third) == 1
+    await wait_until(on_third, what="an order of the first id counted on the last survivor")
+    assert (await _order_count(service, first), await _order_count(service, second)) == (0, 0)

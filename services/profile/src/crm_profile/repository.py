@@ -638,8 +638,18 @@ _MERGED_INTO = text("""
 
 
 async def survivors_of(tx: AsyncConnection, customer_ids: list[str]) -> dict[str, str]:
-    """Merged ids among ``customer_ids`` and the profile each was merged into."""
-    return {row.customer_id: row.merged_into for row in await tx.execute(_MERGED_INTO, {"ids": customer_ids})}
+    """Merged ids among ``customer_ids`` and the profile each now is: a survivor merged into a
+    third profile later passes its duplicates on (A into B, then B into C: A is C)."""
+    current = {row.customer_id: row.merged_into for row in await tx.execute(_MERGED_INTO, {"ids": customer_ids})}
+    resolved = dict(current)
+    for _ in range(8):
+        step = {row.customer_id: row.merged_into
+                for row in await tx.execute(_MERGED_INTO, {"ids": sorted(set(current.values()))})} if current else {}
+        current = {origin: step[now] for origin, now in current.items() if now in step}
+        if not current:
+            break
+        resolved.update(current)
+    return resolved
 
 
 _SET_EXTERNAL_ID = text("""
