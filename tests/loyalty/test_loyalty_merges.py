@@ -121,3 +121,27 @@ async def test_the_survivor_takes_the_duplicates_tier_and_gives_it_back(loyalty)
                if e.type == "crm.loyalty.tier.changed" and e.data["old_tier"] is not None]
     assert changes[-2:] == [(keep, "regular", "vip"), (keep, "vip", "regular")]
     await loyalty.consistent()
+
+
+async def test_points_spent_on_an_order_from_the_duplicates_lots_come_back_to_the_survivor(loyalty):
+    keep, dup = new_customer_id(), new_customer_id()
+    await loyalty.orders(paid(dup, "o-dup", "400.00", at=NOW - timedelta(days=30)))
+    await loyalty.applied(1)
+    await loyalty.publish(TOPIC_PROFILE, merged(keep, dup))
+    await loyalty.applied(2)
+    # The survivor pays part of an order with the duplicate's points, then the merge is undone:
+    # the survivor owes those 300 (it has nothing else: debt).
+    async with loyalty.service.client() as http:
+        discount = await loyalty.redeem(http, keep, 300, kind="order_discount", order_id="o-new", currency="CNY")
+    assert discount.status_code == 201, discount.text
+    await loyalty.publish(TOPIC_PROFILE, unmerged(keep, dup))
+    await loyalty.applied(3)
+    assert balances(await loyalty.account(dup)) == (400, 0, 0, 400)
+    assert balances(await loyalty.account(keep)) == (0, 0, 300, 0)
+    # The order is cancelled: the 300 come back to the survivor, which paid for them (its debt),
+    # not into the duplicate's lots they were first taken from.
+    await loyalty.orders(order_event("cancelled", keep, "o-new", amount="80.00", at=NOW))
+    await loyalty.applied(4)
+    assert balances(await loyalty.account(keep)) == (0, 0, 0, 0)
+    assert balances(await loyalty.account(dup)) == (400, 0, 0, 400)
+    await loyalty.consistent()

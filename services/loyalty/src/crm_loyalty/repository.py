@@ -141,7 +141,9 @@ async def load_lots(tx: AsyncConnection, members: Iterable[Member]) -> None:
 
 
 async def lots_by_id(tx: AsyncConnection, members: dict[str, Member], lot_ids: Sequence[int]) -> dict[int, Lot]:
-    """Lots by id, the same objects as in the members' books where those are loaded."""
+    """Lots by id, the same objects as in the members' books where those are loaded. A lot that
+    belongs to nobody among ``members`` is left out: points given back for it go to a fresh lot of
+    the member (after an unmerge, lots the survivor spent from are the duplicate's again)."""
     known: dict[int, Lot] = {}
     for member in members.values():
         for lot in member.book.lots or ():
@@ -150,6 +152,8 @@ async def lots_by_id(tx: AsyncConnection, members: dict[str, Member], lot_ids: S
     missing = [i for i in lot_ids if i not in known]
     if missing:
         for row in await tx.execute(_LOTS_BY_ID, {"ids": missing}):
+            if row.customer_id not in members:
+                continue
             lot = _lot(row)
             known[lot.lot_id] = lot
             book = members[row.customer_id].book
