@@ -97,8 +97,10 @@ async def test_a_debt_the_survivor_paid_off_goes_back_with_the_duplicate(loyalty
     await loyalty.publish(TOPIC_PROFILE, merged(keep, dup))
     await loyalty.applied(4)
     assert balances(await loyalty.account(keep)) == (200, 0, 0, 300)
-    await loyalty.publish(TOPIC_PROFILE, unmerged(keep, dup))
-    await loyalty.applied(5)
+    # Redelivered and sent again under another id, the unmerge is applied once too.
+    unmerge = unmerged(keep, dup)
+    await loyalty.publish(TOPIC_PROFILE, unmerge, unmerge, unmerged(keep, dup))
+    await loyalty.applied(7)
     assert balances(await loyalty.account(keep)) == (300, 0, 0, 300)
     assert balances(await loyalty.account(dup)) == (0, 0, 100, 0)
     await loyalty.consistent()

@@ -42,8 +42,9 @@ async def test_tickets_follow_a_merge_once_and_go_back_on_an_unmerge(tickets):
     assert later["customer_id"] == keep
     assert await tickets.database.fetchval("SELECT count(*) FROM customer_merges") == 1
 
-    await tickets.broker.publish(TOPIC_PROFILE, [profile_event("unmerged", keep, dup)])
-    await tickets.applied(4)
+    unmerge = profile_event("unmerged", keep, dup)
+    await tickets.broker.publish(TOPIC_PROFILE, [unmerge, unmerge, profile_event("unmerged", keep, dup)])
+    await tickets.applied(6)
     async with tickets.service.client(SUPERVISOR) as http:
         assert await _ticket_ids(http, dup) == dups
         assert await _ticket_ids(http, keep) == {own, later["ticket_id"]}

@@ -35,6 +35,7 @@ from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.events import notification, tier_changed
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.domain.tiers import decide
+from crm_loyalty.merges import MergeHandlers, by_order_owner
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
@@ -391,8 +392,6 @@ class LoyaltyHandlers:
 
 
 def build_handlers(store: ProgrammeStore) -> HandlerTable:
-    from crm_loyalty.merges import MergeHandlers, by_order_owner
-
     table = {**LoyaltyHandlers(store).table(), **MergeHandlers(store, apply_tier).table()}
     for event_type in ("commerce.order.completed", "commerce.order.cancelled", "commerce.order.refunded"):
         table[event_type] = by_order_owner(table[event_type])

@@ -569,8 +569,9 @@ async def unmerge_profiles(tx: AsyncConnection, *, survivor: str, merged: str, r
     if rows[survivor].merged_into is not None:
         raise MergeRefused(409, f"customer {survivor!r} was merged into {rows[survivor].merged_into!r} since: "
                                 "undo that merge first")
-    if rows[survivor].erased_at is not None:
-        raise MergeRefused(422, f"customer {survivor!r} was erased")
+    for customer_id in (survivor, merged):
+        if rows[customer_id].erased_at is not None:
+            raise MergeRefused(422, f"customer {customer_id!r} was erased")
     journal = (await tx.execute(_MERGE_IN_FORCE, {"survivor": survivor, "merged": merged})).first()
     moved = journal.moved if journal is not None and isinstance(journal.moved, dict) else \
         orjson.loads(journal.moved) if journal is not None else {}
