@@ -45,6 +45,7 @@ EXPECTED = {
     ("POST", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/duplicates"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/merge"): {"supervisor"},
+    ("POST", "/v1/profiles/{customer_id}/unmerge"): {"supervisor"},
     ("GET", "/v1/segments"): {"agent", "supervisor"},
     ("POST", "/v1/segments"): {"supervisor"},
     ("POST", "/v1/segments/refresh"): {"supervisor"},
@@ -122,6 +123,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
         "/v1/profiles/{customer_id}/erasure": {"reason": "matrix test"},
         "/v1/profiles/{customer_id}/merge": {"duplicate_id": "nobody", "identifier": "email", "reason": "matrix"},
+        "/v1/profiles/{customer_id}/unmerge": {"duplicate_id": "nobody", "reason": "matrix"},
         "/v1/segments": {"segment_id": f"seg-{uuid.uuid4().hex[:8]}", "name": "x", "rule": {"has_tag": "vip"}},
         "/v1/segments/{segment_id}": {"name": "x", "rule": {"has_tag": "vip"}} if method == "PUT" else None,
         "/v1/loyalty/accounts/{customer_id}/redemptions":

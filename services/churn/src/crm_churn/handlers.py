@@ -24,14 +24,15 @@ from crm_shared.events.catalogue import (
     OrderData,
     OrderRefundedData,
     ProfileCustomerErasedData,
-    ProfileCustomerMergedData,
     TicketData,
     TicketSlaData,
 )
+from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_churn.erasure import erase_customers, skipping_erased
+from crm_churn.merges import merge_handlers
 from crm_churn.scoring import Scorer
 
 TOPICS = (TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_TICKETS, TOPIC_PROFILE)
@@ -82,11 +83,6 @@ _CSAT = text("""
     SELECT * FROM unnest(CAST(:ticket_ids AS text[]), CAST(:customer_ids AS text[]), CAST(:scores AS smallint[]),
                          CAST(:at AS timestamptz[]))
     ON CONFLICT (ticket_id) DO NOTHING
-""")
-_MERGE_ACTIVITY = text("""
-    INSERT INTO churn_activity AS a (customer_id, day, events)
-    SELECT :survivor, day, events FROM churn_activity WHERE customer_id = :duplicate
-    ON CONFLICT (customer_id, day) DO UPDATE SET events = a.events + excluded.events
 """)
 
 
@@ -155,18 +151,6 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
         """Erasure removes the customer's history and score here, for good: see erasure.py."""
         await erase_customers(tx, events)
 
-    async def on_customer_merged(tx: AsyncConnection, events: list[Inbound[ProfileCustomerMergedData]]) -> None:
-        """The duplicate's history moves to the survivor, whose score is then computed from both."""
-        for inbound in events:
-            moved = {"survivor": inbound.data.customer_id, "duplicate": inbound.data.merged_customer_id}
-            await tx.execute(_MERGE_ACTIVITY, moved)
-            for table in ("churn_orders", "churn_tickets", "churn_csat"):
-                await tx.execute(text(f"UPDATE {table} SET customer_id = :survivor WHERE customer_id = :duplicate"),
-                                 moved)
-            for table in ("churn_activity", "churn_scores", "churn_customers"):
-                await tx.execute(text(f"DELETE FROM {table} WHERE customer_id = :duplicate"), moved)
-        await rescore(tx, events, [e.data.customer_id for e in events])
-
     table = {
         "commerce.order.paid": on_order_paid,
         "commerce.order.cancelled": on_order_cancelled,
@@ -178,7 +162,8 @@ def build_handlers(scorer: Scorer) -> HandlerTable:
         "crm.tickets.ticket.reopened": on_ticket(_TICKET_REOPENED),
         "crm.tickets.ticket.sla_breached": on_ticket(_TICKET_BREACHED),
         "crm.tickets.csat.submitted": on_csat,
-        "crm.profile.customer.merged": on_customer_merged,
     }
-    return {**{event_type: skipping_erased(handler) for event_type, handler in table.items()},
-            "crm.profile.customer.erased": on_customer_erased}
+    # Events about a merged duplicate apply to its survivor; none about an erased customer apply.
+    return resolving_merged({**{event_type: skipping_erased(handler) for event_type, handler in table.items()},
+                             "crm.profile.customer.erased": on_customer_erased,
+                             **merge_handlers(scorer)})

@@ -29,6 +29,7 @@ from crm_shared.events.catalogue import (
     ProfileBirthdayChangedData,
     ProfileCustomerErasedData,
 )
+from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +40,7 @@ from crm_loyalty.domain.ledger import Lot
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.domain.tiers import decide
 from crm_loyalty.erasure import erase_members
+from crm_loyalty.merges import MergeHandlers, by_order_owner
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
@@ -442,5 +444,8 @@ class LoyaltyHandlers:
 
 
 def build_handlers(store: ProgrammeStore) -> HandlerTable:
-    return LoyaltyHandlers(store).table()
+    table = {**LoyaltyHandlers(store).table(), **MergeHandlers(store, apply_tier).table()}
+    for event_type in ("commerce.order.completed", "commerce.order.cancelled", "commerce.order.refunded"):
+        table[event_type] = by_order_owner(table[event_type])
+    return resolving_merged(table)
 

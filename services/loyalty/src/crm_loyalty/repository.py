@@ -150,7 +150,9 @@ async def load_lots(tx: AsyncConnection, members: Iterable[Member]) -> None:
 
 async def lots_by_id(tx: AsyncConnection, members: dict[str, Member], lot_ids: Sequence[int]) -> dict[int, Lot]:
     """Lots by id, the same objects as in the members' books where those are loaded. Only lots of
-    these (locked) members are returned."""
+    these (locked) members are returned; points given back for a lot that belongs to nobody among
+    them go to a fresh lot of the member (after an unmerge, lots the survivor spent from are the
+    duplicate's again)."""
     known: dict[int, Lot] = {}
     for member in members.values():
         for lot in member.book.lots or ():

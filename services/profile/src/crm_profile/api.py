@@ -21,7 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from crm_profile.domain.events import birthday_changed, customer_erased, customer_merged, format_amount
+from crm_profile.domain.events import (
+    birthday_changed,
+    customer_erased,
+    customer_merged,
+    customer_unmerged,
+    format_amount,
+)
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
@@ -49,6 +55,7 @@ from crm_profile.repository import (
     record_privacy_request,
     search_customer_ids,
     set_external_ids,
+    unmerge_profiles,
     write_identities,
 )
 from crm_profile.schemas import (
@@ -82,6 +89,8 @@ from crm_profile.schemas import (
     SegmentUpdate,
     TimelineEntryRead,
     TimelinePage,
+    UnmergeCreate,
+    UnmergeRead,
 )
 from crm_profile.segments import refresh_segments, run_refresh, segment_sizes
 
@@ -475,6 +484,42 @@ async def merge_profile(body: MergeCreate, request: Request, db: DbConnection, i
     await refresh_segments(db, _settings(request).rfm_currency, [customer_id])
     answer = MergeRead(customer_id=customer_id, merged_customer_id=body.duplicate_id,
                        order_count=survivor.order_count, merged_at=merged_at)
+    await idempotency.finish(db, request, identity, key, 200, answer)
+    await db.commit()
+    return answer
+
+
+@router.post("/{customer_id}/unmerge", response_model=UnmergeRead,
+             responses={404: {**_PROBLEM, "description": "No such merge in force"},
+                        409: {**_PROBLEM, "description": "This profile was merged since, or key in flight"},
+                        422: {**_PROBLEM, "description": "Erased, or merged before unmerging existed"}})
+async def unmerge_profile(body: UnmergeCreate, request: Request, db: DbConnection, identity: CurrentIdentity,
+                          key: IdempotencyKey, customer_id: str = CustomerIdPath) -> UnmergeRead:
+    """Undo the merge of a duplicate into this profile (supervisors, with a reason): the orders,
+    timeline entries, notes, consent history and external ids the merge moved go back, the fields
+    this profile took from the duplicate go back, and both profiles' statistics are counted again.
+    What reached this profile after the merge stays here. Journaled next to the merge;
+    ``crm.profile.customer.unmerged`` tells the other services to move back what they moved.
+    Requires ``Idempotency-Key``."""
+    identity.authorize(SUPERVISOR)
+    replay = await idempotency.begin(db, request, identity, key)
+    if replay is not None:
+        return replay
+    unmerged_at = datetime.now(UTC)
+    try:
+        both = await unmerge_profiles(db, survivor=customer_id, merged=body.duplicate_id, reason=body.reason,
+                                      actor=identity.subject, at=unmerged_at)
+    except MergeRefused as refused:
+        title = {404: "Not found", 409: "Conflict", 422: "Unprocessable Content"}[refused.status]
+        raise Problem(refused.status, title, str(refused)) from None
+    await add_to_outbox(db, [customer_unmerged(customer_id=customer_id, unmerged_customer_id=body.duplicate_id,
+                                               unmerged_at=unmerged_at, traceparent=current_traceparent.get())])
+    await emit_customer_updated(db, both, changed=["unmerge"], traceparents={})
+    await refresh_segments(db, _settings(request).rfm_currency, [customer_id, body.duplicate_id])
+    counts = {row.customer_id: row.order_count for row in both}
+    answer = UnmergeRead(customer_id=customer_id, unmerged_customer_id=body.duplicate_id,
+                         order_count=counts[customer_id], unmerged_order_count=counts[body.duplicate_id],
+                         unmerged_at=unmerged_at, unmerged_by=identity.subject)
     await idempotency.finish(db, request, identity, key, 200, answer)
     await db.commit()
     return answer

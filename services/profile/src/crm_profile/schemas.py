@@ -249,6 +249,24 @@ class MergeRead(BaseModel):
     merged_at: datetime
 
 
+class UnmergeCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duplicate_id: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="The profile that was merged into this one and is to stand on its own again.")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] = Field(
+        description="Why the merge was wrong (kept in the merge journal).")
+
+
+class UnmergeRead(BaseModel):
+    customer_id: str
+    unmerged_customer_id: str
+    order_count: int = Field(description="This profile's paid orders after the unmerge.")
+    unmerged_order_count: int = Field(description="The restored profile's paid orders.")
+    unmerged_at: datetime
+    unmerged_by: str
+
+
 class ErasureCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

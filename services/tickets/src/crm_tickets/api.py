@@ -12,6 +12,7 @@ from crm_shared.auth import ALL_ROLES, CurrentIdentity, Forbidden, Identity, Rol
 from crm_shared.bus import add_to_outbox
 from crm_shared.db import DbConnection, DbReadConnection
 from crm_shared.idempotency import IdempotencyKey
+from crm_shared.merges import survivors_of
 from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
 from crm_shared.tracing import current_traceparent
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -143,6 +144,8 @@ async def create_ticket(body: TicketCreate, request: Request, db: DbConnection, 
     _, policy = await _policy_store(request).current(db)
     fields = body.model_dump(exclude_none=True)
     fields["items"] = [item.model_dump() for item in body.items]
+    if identity.role is not Role.CUSTOMER:  # staff opening one for a merged id: the surviving profile's
+        fields["customer_id"] = (await survivors_of(db, [body.customer_id])).get(body.customer_id, body.customer_id)
     row = await open_ticket(db, policy, fields=fields, actor=identity.subject, now=_now(),
                             traceparent=current_traceparent.get())
     answer = ticket_read(row)

@@ -2,7 +2,8 @@
 
 The tickets service keeps a copy of each customer's tier and churn level (they set priorities and
 SLA targets), turns a key customer's turn to high churn risk into a follow-up task for the call
-centre, and erases free text when the profile erases a customer. Handlers never commit.
+centre, erases free text when the profile erases a customer, and follows merges (merges.py).
+Handlers never commit.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from crm_shared.events.catalogue import (
     LoyaltyTierChangedData,
     ProfileCustomerErasedData,
 )
+from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_tickets.erasure import erase_customers, erased_among
+from crm_tickets.merges import merge_handlers
 from crm_tickets.repository import PolicyStore, open_ticket
 
 TOPICS = (TOPIC_LOYALTY, TOPIC_CHURN, TOPIC_PROFILE)
@@ -73,8 +76,9 @@ def build_handlers(store: PolicyStore) -> HandlerTable:
         """Free text may hold personal data: see erasure.py."""
         await erase_customers(tx, events)
 
-    return {
+    return resolving_merged({
         "crm.loyalty.tier.changed": on_tier_changed,
         "crm.churn.risk.changed": on_churn_risk_changed,
         "crm.profile.customer.erased": on_customer_erased,
-    }
+        **merge_handlers(),
+    })

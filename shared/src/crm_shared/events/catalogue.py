@@ -171,6 +171,14 @@ class ProfileBirthdayChangedData(EventData):
     def _a_real_day(self) -> ProfileBirthdayChangedData:
         date(2000, self.month, self.day)  # a leap year: 29 February is a birthday too
         return self
+class ProfileCustomerUnmergedData(EventData):
+    """``crm.profile.customer.unmerged``: a supervisor undid the merge of ``unmerged_customer_id``
+    into ``customer_id``; services move back what they moved for that merge (what happened to
+    the survivor since stays with it). Carries the ids only; the reason stays in the profile."""
+
+    customer_id: CustomerId
+    unmerged_customer_id: CustomerId
+    unmerged_at: AwareDatetime
 
 
 class ProfileSegmentChangedData(EventData):
@@ -326,6 +334,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.customer.erased", TOPIC_PROFILE, ProfileCustomerErasedData),
         EventType("crm.profile.customer.merged", TOPIC_PROFILE, ProfileCustomerMergedData),
         EventType("crm.profile.customer.birthday_changed", TOPIC_PROFILE, ProfileBirthdayChangedData),
+        EventType("crm.profile.customer.unmerged", TOPIC_PROFILE, ProfileCustomerUnmergedData),
         EventType("crm.loyalty.tier.changed", TOPIC_LOYALTY, LoyaltyTierChangedData),
         EventType("crm.loyalty.points.earned", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.redeemed", TOPIC_LOYALTY, LoyaltyPointsData),

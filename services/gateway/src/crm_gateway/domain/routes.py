@@ -70,6 +70,8 @@ ROUTES: tuple[Route, ...] = (
           timeout_s=2.0),
     Route("POST", "/v1/profiles/{customer_id}/merge", SUPERVISOR, upstream="profile", customer_param="customer_id",
           timeout_s=10.0),
+    Route("POST", "/v1/profiles/{customer_id}/unmerge", SUPERVISOR, upstream="profile",
+          customer_param="customer_id", timeout_s=10.0),
     Route("GET", "/v1/segments", STAFF, upstream="profile", timeout_s=2.0),
     Route("POST", "/v1/segments", SUPERVISOR, upstream="profile", timeout_s=30.0),
     Route("POST", "/v1/segments/refresh", SUPERVISOR, upstream="profile", timeout_s=120.0),

@@ -66,6 +66,15 @@ def birthday_changed(*, customer_id: str, birthday: date, changed_at: datetime,
                           traceparent=child_traceparent(traceparent),
                           data={"customer_id": customer_id, "month": birthday.month, "day": birthday.day,
                                 "changed_at": changed_at.isoformat()})
+CUSTOMER_UNMERGED = "crm.profile.customer.unmerged"
+
+
+def customer_unmerged(*, customer_id: str, unmerged_customer_id: str, unmerged_at: datetime,
+                      traceparent: str | None) -> CloudEvent:
+    return CloudEvent.new(type=CUSTOMER_UNMERGED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "unmerged_customer_id": unmerged_customer_id,
+                                "unmerged_at": unmerged_at.isoformat()})
 
 
 SEGMENT_ENTERED = "crm.profile.segment.entered"
