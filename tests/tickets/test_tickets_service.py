@@ -101,12 +101,36 @@ async def test_metrics_show_open_tickets_by_priority_breaches_and_csat(tickets):
 async def test_a_warning_comes_before_the_breach_and_each_once(tickets):
     async with tickets.service.client() as http:
         ticket = await tickets.open(http, new_customer_id(), category="payment")
-    warn_at = datetime.fromisoformat(ticket["sla"]["first_response"]["due_at"]) - timedelta(minutes=1)
-    assert await tickets.scan(warn_at) >= 1
+    ticket_id = ticket["ticket_id"]
+    moments, = await tickets.database.fetch(
+        "SELECT first_response_warn_at, first_response_due_at, resolution_warn_at FROM tickets WHERE ticket_id = $1",
+        ticket_id)
+    warn_at, due_at = moments["first_response_warn_at"], moments["first_response_due_at"]
+    assert due_at == datetime.fromisoformat(ticket["sla"]["first_response"]["due_at"])
+    # The scans below reach the first-response target only; the resolution clock warns later.
+    assert warn_at < due_at < moments["resolution_warn_at"]
+
+    assert await tickets.scan(warn_at - timedelta(seconds=1)) == 0
+    assert await tickets.scan(warn_at) == 1
     assert await tickets.scan(warn_at) == 0
     async with tickets.service.client() as http:
-        state = (await http.get(f"/v1/tickets/{ticket['ticket_id']}")).json()
-    assert state["sla"]["first_response"]["warning_sent"] and not state["sla"]["first_response"]["breached"]
+        warned = (await http.get(f"/v1/tickets/{ticket_id}")).json()["sla"]["first_response"]
+    assert (warned["warning_sent"], warned["breached"], warned["state"]) == (True, False, "running")
+    assert await tickets.scan(due_at) == 1
+    assert await tickets.scan(moments["resolution_warn_at"] - timedelta(seconds=1)) == 0
+    async with tickets.service.client() as http:
+        breached = (await http.get(f"/v1/tickets/{ticket_id}")).json()["sla"]["first_response"]
+    assert (breached["warning_sent"], breached["breached"], breached["state"]) == (True, True, "breached")
+
+    events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
+    sla = [(e.type, e.subject, e.data["customer_id"], e.data["ticket_id"], e.data["target"],
+            datetime.fromisoformat(e.data["due_at"]), datetime.fromisoformat(e.data["occurred_at"]))
+           for e in events if e.type.startswith("crm.tickets.ticket.sla_")]
+    customer_id = ticket["customer_id"]
+    assert sla == [
+        ("crm.tickets.ticket.sla_warning", customer_id, customer_id, ticket_id, "first_response", due_at, warn_at),
+        ("crm.tickets.ticket.sla_breached", customer_id, customer_id, ticket_id, "first_response", due_at, due_at),
+    ]
 
 
 async def test_round_robin_and_least_loaded_over_three_agents(tickets):
