@@ -41,7 +41,7 @@ def test_only_reads_and_deletes_count_as_idempotent():
 
 def test_scopes_are_the_ones_the_route_table_asks_for():
     assert SCOPES == {"customers:read", "profiles:read", "events:write", "pii:read", "loyalty:read", "loyalty:redeem",
-                      "tickets:read", "tickets:write", "churn:read"}
+                      "tickets:read", "tickets:write", "churn:read", "orders:read"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():

@@ -307,8 +307,9 @@ async def list_orders(db: DbReadConnection, identity: CurrentIdentity, customer_
                                                                  r"partially_refunded)$"),
                       cursor: str | None = Query(None, max_length=200),
                       limit: int = Query(20, ge=1, le=100)) -> OrderPage:
-    """The customer's orders with their items, newest first (the customer, agents, supervisors)."""
-    identity.authorize({Role.CUSTOMER, *STAFF}, customer_id=customer_id)
+    """The customer's orders with their items, newest first (the customer, agents, supervisors, and
+    integrations with the ``orders:read`` scope, such as an IVR telling a caller where an order is)."""
+    identity.authorize(ALL_ROLES, scope="orders:read", customer_id=customer_id)
     when = func.coalesce(orders.c.paid_at, orders.c.placed_at)
     query = (select(orders, when.label("sort_at")).where(orders.c.customer_id == customer_id)
              .order_by(when.desc(), orders.c.order_id.desc()).limit(limit + 1))

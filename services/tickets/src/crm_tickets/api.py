@@ -335,25 +335,31 @@ async def list_attachments(db: DbReadConnection, identity: CurrentIdentity,
 async def rate(body: CsatCreate, db: DbConnection, identity: CurrentIdentity,
                ticket_id: str = TicketIdPath) -> CsatRead:
     """The customer rates a resolved (or closed) ticket, 1–5 with a comment, once. The agent and
-    group at rating time are kept with the score."""
-    identity.authorize(frozenset({Role.CUSTOMER}))
+    group at rating time are kept with the score.
+
+    An agent or supervisor may record the answer a customer gave on the phone; the rating is then
+    marked as recorded by them (``recorded_by``, from their token), so reports can tell the two apart.
+    """
+    identity.authorize(frozenset({Role.CUSTOMER, *STAFF}))
     ticket = await _ticket_for(db, identity, ticket_id, lock=True)
     if ticket.status not in ("resolved", "closed"):
         raise Problem(409, "Conflict", "a ticket can be rated once it is resolved", type_=PROBLEM_BASE + "not-resolved")
+    recorded_by = identity.subject if _is_staff(identity) else None
     now = _now()
     saved = (await db.execute(text("""
-        INSERT INTO csat (ticket_id, customer_id, score, comment, agent, group_id, submitted_at)
-        VALUES (:t, :c, :score, :comment, :agent, :group_id, :at) ON CONFLICT (ticket_id) DO NOTHING
+        INSERT INTO csat (ticket_id, customer_id, score, comment, agent, group_id, submitted_at, recorded_by)
+        VALUES (:t, :c, :score, :comment, :agent, :group_id, :at, :recorded_by) ON CONFLICT (ticket_id) DO NOTHING
         RETURNING ticket_id"""), {"t": ticket_id, "c": ticket.customer_id, "score": body.score,
                                   "comment": body.comment, "agent": ticket.assignee, "group_id": ticket.group_id,
-                                  "at": now})).first()
+                                  "at": now, "recorded_by": recorded_by})).first()
     if saved is None:
         raise Problem(409, "Conflict", "this ticket was already rated", type_=PROBLEM_BASE + "already-rated")
     await add_to_outbox(db, [csat_submitted(ticket.customer_id, ticket_id, body.score, ticket.assignee,
-                                            ticket.group_id, now, current_traceparent.get())])
+                                            ticket.group_id, now, current_traceparent.get(),
+                                            recorded_by=recorded_by)])
     await db.commit()
     return CsatRead(ticket_id=ticket_id, score=body.score, comment=body.comment, agent=ticket.assignee,
-                    group_id=ticket.group_id, submitted_at=now)
+                    group_id=ticket.group_id, submitted_at=now, recorded_by=recorded_by)
 
 
 # -- the policy and the scheduler -----------------------------------------------------------------------

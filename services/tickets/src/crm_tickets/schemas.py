@@ -148,6 +148,9 @@ class CsatRead(BaseModel):
     agent: str | None
     group_id: str | None
     submitted_at: datetime
+    recorded_by: str | None = Field(
+        default=None, description="The agent or supervisor who recorded an answer the customer gave on the phone; "
+                                  "null when the customer rated the ticket themselves.")
 
 
 class GroupCreate(_Body):
