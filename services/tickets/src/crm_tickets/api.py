@@ -95,13 +95,17 @@ def _clock(due: datetime | None, warn_sent: datetime | None, breached: datetime 
                     left_minutes=round(paused_left / 60, 1) if paused_left is not None else None)
 
 
-def ticket_read(row: Any) -> TicketRead:
+def ticket_read(row: Any, identity: Identity | None = None) -> TicketRead:
+    """The ticket as ``identity`` may see it: a customer's own ticket leaves out the churn level the
+    priority was set from (the shop's view of the customer, not theirs)."""
     items = row.items if isinstance(row.items, list) else orjson.loads(row.items)
+    customer_view = identity is not None and identity.role is Role.CUSTOMER
     return TicketRead(
         ticket_id=row.ticket_id, customer_id=row.customer_id, kind=row.kind, channel=row.channel, subject=row.subject,
         description=row.description, category=row.category, subcategory=row.subcategory, order_id=row.order_id,
         items=items, priority=row.priority, priority_overridden=row.priority_overridden, status=row.status,
-        group_id=row.group_id, assignee=row.assignee, tier=row.tier, churn_level=row.churn_level,
+        group_id=row.group_id, assignee=row.assignee, tier=row.tier,
+        churn_level=None if customer_view else row.churn_level,
         root_cause=row.root_cause, created_by=row.created_by, created_at=row.created_at,
         first_response_at=row.first_response_at, resolved_at=row.resolved_at, closed_at=row.closed_at,
         reopened_count=row.reopened_count,
@@ -143,7 +147,7 @@ async def create_ticket(body: TicketCreate, request: Request, db: DbConnection, 
     fields["items"] = [item.model_dump() for item in body.items]
     row = await open_ticket(db, policy, fields=fields, actor=identity.subject, now=_now(),
                             traceparent=current_traceparent.get())
-    answer = ticket_read(row)
+    answer = ticket_read(row, identity)
     await idempotency.finish(db, request, identity, key, 201, answer)
     await db.commit()
     return answer
@@ -186,7 +190,7 @@ async def list_tickets(db: DbReadConnection, identity: CurrentIdentity,
         ORDER BY created_at DESC, ticket_id DESC LIMIT :limit"""), {
         "customer_id": customer_id, "statuses": statuses, "assignee": assignee, "group_id": group_id,
         "priority": priority, "before_at": before_at, "before_id": before_id or "\uffff", "limit": limit + 1}))
-    items = [ticket_read(row) for row in rows[:limit]]
+    items = [ticket_read(row, identity) for row in rows[:limit]]
     next_cursor = f"{items[-1].created_at.isoformat()}|{items[-1].ticket_id}" if len(rows) > limit else None
     return TicketPage(items=items, next_cursor=next_cursor)
 
@@ -194,7 +198,7 @@ async def list_tickets(db: DbReadConnection, identity: CurrentIdentity,
 @router.get("/{ticket_id}", response_model=TicketRead, responses={404: _PROBLEM})
 async def get_ticket(db: DbReadConnection, identity: CurrentIdentity, ticket_id: str = TicketIdPath) -> TicketRead:
     """One ticket with its SLA state (due times, paused, met or breached)."""
-    return ticket_read(await _ticket_for(db, identity, ticket_id))
+    return ticket_read(await _ticket_for(db, identity, ticket_id), identity)
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead, responses={404: _PROBLEM})

@@ -82,7 +82,8 @@ class TicketRead(BaseModel):
     group_id: str | None
     assignee: str | None
     tier: str | None
-    churn_level: str | None
+    churn_level: str | None = Field(description="The customer's churn level when the ticket was opened; null in "
+                                                "the customer's own view.")
     root_cause: str | None
     created_by: str
     created_at: datetime
