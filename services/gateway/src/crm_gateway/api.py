@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from crm_gateway import customer360
 from crm_gateway.domain import api_keys
 from crm_gateway.domain.ingest import screen_batch
-from crm_gateway.domain.interactions import InteractionRefused, interaction_event
+from crm_gateway.domain.interactions import interaction_event
 from crm_gateway.domain.routes import SCOPES, STAFF, SUPERVISOR
 from crm_gateway.models import api_keys as api_keys_table
 from crm_gateway.schemas import (
@@ -116,7 +116,7 @@ async def record_interaction(body: InteractionCreate, request: Request, identity
                                   occurred_at=body.occurred_at, channel=body.channel, direction=body.direction,
                                   duration_s=body.duration_s, ticket_id=body.ticket_id, now=datetime.now(UTC),
                                   traceparent=child_traceparent(current_traceparent.get()))
-    except (InteractionRefused, ValueError) as exc:
+    except ValueError as exc:  # InteractionRefused, or data the event catalogue refuses
         raise Problem(422, "Invalid request", str(exc)) from None
     async with request.app.state.runtime.engine.begin() as tx:
         await add_to_outbox(tx, [event])

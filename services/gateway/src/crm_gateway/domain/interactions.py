@@ -20,8 +20,10 @@ from crm_shared.events.envelope import CloudEvent
 SOURCE = "crm/gateway/call-centre"
 EVENT_TYPE = "commerce.interaction.recorded"
 DEFAULT_CHANNEL = {"call": "phone", "chat": "chat"}
-# The agent's clock and ours may differ a little; an interaction further ahead is a mistake.
+# The agent's clock and ours may differ a little; an interaction further ahead is a mistake, and
+# one older than a year is an import, not a call-centre record.
 MAX_FUTURE = timedelta(minutes=5)
+MAX_AGE = timedelta(days=366)
 # Event ids are names in this namespace: the same agent and key always give the same id.
 _ID_NAMESPACE = uuid.UUID("6f1d2c8e-3b0a-4d52-9a57-1c5e0f6b7a41")
 
@@ -39,6 +41,8 @@ def interaction_event(*, customer_id: str, identity: Identity, idempotency_key: 
                       ticket_id: str | None, now: datetime, traceparent: str | None = None) -> CloudEvent:
     if occurred_at > now + MAX_FUTURE:
         raise InteractionRefused("occurred_at is in the future")
+    if occurred_at < now - MAX_AGE:
+        raise InteractionRefused("occurred_at is more than a year ago")
     attributes: dict[str, Any] = {"recorded_by": identity.subject, "direction": direction}
     if duration_s is not None:
         attributes["duration_s"] = duration_s
