@@ -14,6 +14,8 @@ from crm_churn.repository import history_changed, load_history, write_scores
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.harness.infra import wait_until
+
 LEVELS = {"medium_at": 0.4, "high_at": 0.7}
 MODEL = prior_model()
 PAID = text("""INSERT INTO churn_orders (order_id, customer_id, paid_at, currency, total_amount)
@@ -71,9 +73,14 @@ async def test_a_chunk_waiting_on_an_open_consumer_transaction_sees_its_commit(e
         stale = await load_history(chunk, now, ["c-wait"])
         await chunk.commit()
         await _scored_order(consumer, "c-wait", "o-2", now - timedelta(minutes=1), now, event=True)
-        # The chunk's upsert waits for the consumer's row lock...
+        chunk_pid = (await chunk.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        # The chunk's upsert waits for the consumer's row lock (PostgreSQL says so, no sleep)...
         waiting = asyncio.create_task(write_scores(chunk, model, stale, at=now, **LEVELS))
-        await asyncio.sleep(0.3)
+
+        async def blocked_on_a_lock() -> bool:
+            return await database.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", chunk_pid) is True
+        await wait_until(blocked_on_a_lock, timeout_s=10, what="the chunk waiting on the consumer's lock")
         assert not waiting.done()
         await consumer.commit()
         written, _ = await asyncio.wait_for(waiting, 10)

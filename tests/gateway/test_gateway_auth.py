@@ -23,7 +23,7 @@ from tests.harness.events import customer_registered, interaction, new_customer_
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
-              "loyalty:read", "loyalty:redeem", "tickets:read", "tickets:write", "churn:read")
+              "loyalty:read", "loyalty:redeem", "tickets:read", "tickets:write", "churn:read", "orders:read")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -31,6 +31,8 @@ EXPECTED = {
     ("GET", "/v1/customers/{customer_id}"): {"customer_a", "agent", "supervisor", "service"},
     # Any customer may post a batch; events about someone else are rejected one by one (below).
     ("POST", "/v1/events"): {"customer_a", "customer_b", "service"},
+    # The call centre records a phone call or chat (the agent from the token).
+    ("POST", "/v1/customers/{customer_id}/interactions"): {"agent", "supervisor"},
     ("GET", "/v1/api-keys"): {"supervisor"},
     ("POST", "/v1/api-keys"): {"supervisor"},
     ("DELETE", "/v1/api-keys/{key_id}"): {"supervisor"},
@@ -38,7 +40,8 @@ EXPECTED = {
     ("GET", "/v1/profiles"): {"agent", "supervisor"},
     ("PATCH", "/v1/profiles/{customer_id}"): {"agent", "supervisor"},
     ("GET", "/v1/audit/pii-access"): {"supervisor"},
-    ("GET", "/v1/profiles/{customer_id}/orders"): {"customer_a", "agent", "supervisor"},
+    # An IVR or another integration reads order history with the orders:read scope.
+    ("GET", "/v1/profiles/{customer_id}/orders"): {"customer_a", "agent", "supervisor", "service"},
     ("GET", "/v1/profiles/{customer_id}/timeline"): {"agent", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/export"): {"customer_a", "supervisor"},
     ("GET", "/v1/profiles/{customer_id}/notes"): {"agent", "supervisor"},
@@ -77,7 +80,8 @@ EXPECTED = {
     ("POST", "/v1/tickets/{ticket_id}/comments"): {"customer_a", "customer_b", "agent", "supervisor"},
     ("GET", "/v1/tickets/{ticket_id}/attachments"): {"customer_a", "customer_b", "agent", "supervisor"},
     ("POST", "/v1/tickets/{ticket_id}/attachments"): {"customer_a", "customer_b", "agent", "supervisor"},
-    ("POST", "/v1/tickets/{ticket_id}/csat"): {"customer_a", "customer_b"},
+    # Staff record an answer given on the phone (marked as recorded by them).
+    ("POST", "/v1/tickets/{ticket_id}/csat"): {"customer_a", "customer_b", "agent", "supervisor"},
     ("GET", "/v1/ticketing/groups"): {"agent", "supervisor"},
     ("PUT", "/v1/ticketing/groups/{group_id}"): {"supervisor"},
     ("GET", "/v1/ticketing/agents"): {"agent", "supervisor"},
@@ -118,6 +122,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
            .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
+        "/v1/customers/{customer_id}/interactions": {"kind": "call", "occurred_at": "2026-11-02T10:00:00+00:00"},
         "/v1/api-keys": {"client": "matrix-test", "scopes": ["interactions:write"]},
         "/v1/profiles/{customer_id}/notes": {"body": "called about a late parcel"},
         "/v1/profiles/{customer_id}": {"city": "Hangzhou"} if method == "PATCH" else None,
@@ -183,6 +188,11 @@ async def test_authorization_matrix_over_every_route_and_role(broker, gateway_st
     assert outcomes[("GET", "/v1/profiles/{customer_id}", "customer_a")].status_code == 200
     assert outcomes[("GET", "/v1/customers/{customer_id}", "service")].json()["profile"]["status"] == "ok"
     assert outcomes[("POST", "/v1/profiles/{customer_id}/notes", "agent")].status_code == 201
+    assert outcomes[("POST", "/v1/customers/{customer_id}/interactions", "agent")].status_code == 202
+    assert outcomes[("GET", "/v1/profiles/{customer_id}/orders", "service")].json() == \
+        {"items": [], "next_cursor": None}
+    # The ticket does not exist: past the gateway, the tickets service answers for itself.
+    assert outcomes[("POST", "/v1/tickets/{ticket_id}/csat", "agent")].status_code == 404
     assert outcomes[("POST", "/v1/api-keys", "supervisor")].status_code == 201
     assert len(outcomes[("POST", "/v1/events", "service")].json()["accepted"]) == 1
     assert len(outcomes[("POST", "/v1/events", "customer_a")].json()["accepted"]) == 1

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
+from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_CUSTOMERS, TOPIC_ORDERS
+from crm_shared.events.envelope import CloudEvent
 
 from tests.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id, order_paid
@@ -55,3 +57,41 @@ async def test_a_customer_unknown_everywhere_is_a_404_and_other_customers_are_fo
         other = await http.get("/v1/customers/c-b")
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
     assert other.status_code == 403
+
+
+async def test_a_customers_own_360_leaves_out_the_shops_judgement_of_them_and_staff_see_it(broker, gateway_stack):
+    stack = gateway_stack(upstreams=("profile", "tickets"))
+    customer = new_customer_id()
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
+    await broker.publish(TOPIC_CHURN, [CloudEvent.new(
+        type="crm.churn.risk.changed", source="crm/churn", subject=customer,
+        data={"customer_id": customer, "old_level": "low", "new_level": "high", "score": 0.8, "reasons": [],
+              "model_version": "m-1", "scored_at": "2026-11-01T12:00:00+00:00"})])
+    async with stack.client(bearer("agent", "agent-1")) as agent:
+        async def copied() -> bool:
+            answer = await agent.get(f"/v1/profiles/{customer}")
+            return answer.status_code == 200 and answer.json()["churn_level"] == "high"
+        await wait_until(copied, what="the churn level in the profile")
+        assert (await agent.patch(f"/v1/profiles/{customer}", json={"tags": ["difficult"]})).status_code == 200
+    # The tickets service keeps a copy of the level too, and stamps it on the tickets opened after.
+    async def tickets_copied() -> bool:
+        return await stack.upstreams["tickets"].metric("crm_events_applied_total",
+                                                       type="crm.churn.risk.changed") == 1
+    await wait_until(tickets_copied, what="the churn level in the tickets service")
+    async with stack.client(bearer("customer", customer)) as member:
+        answer = await member.post("/v1/tickets", headers={"Idempotency-Key": str(uuid.uuid4())}, json={
+            "customer_id": customer, "kind": "enquiry", "channel": "web", "subject": "Where is it?"})
+        assert answer.status_code == 201, answer.text
+        opened = answer.json()
+        own = (await member.get(f"/v1/customers/{customer}")).json()
+        own_ticket = (await member.get(f"/v1/tickets/{opened['ticket_id']}")).json()
+    async with stack.client(bearer("agent", "agent-1")) as agent:
+        staff = (await agent.get(f"/v1/customers/{customer}")).json()
+        staff_ticket = (await agent.get(f"/v1/tickets/{opened['ticket_id']}")).json()
+    profile, tickets = own["profile"]["data"], own["open_tickets"]["data"]["items"]
+    assert (profile["churn_level"], profile["tags"], profile["segments"], profile["rfm"]) == (None, [], [], None)
+    assert [t["churn_level"] for t in tickets] == [None]
+    assert opened["churn_level"] is None and own_ticket["churn_level"] is None
+    assert (staff["profile"]["data"]["churn_level"], staff["profile"]["data"]["tags"]) == ("high", ["difficult"])
+    assert [t["churn_level"] for t in staff["open_tickets"]["data"]["items"]] == [staff_ticket["churn_level"]]
+    assert staff_ticket["churn_level"] == "high"

@@ -1,15 +1,20 @@
-"""The gateway's pure rules: route table, API key format, event screening, 360 parts, settings."""
+"""The gateway's pure rules: route table, API key format, event screening, recorded calls, 360 parts,
+settings."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from crm_gateway.customer360 import part_from_answer
 from crm_gateway.domain import api_keys
 from crm_gateway.domain.ingest import EventTooLarge, may_send_events, record_size, screen_batch, source_for
+from crm_gateway.domain.interactions import InteractionRefused, event_id_for, interaction_event
 from crm_gateway.domain.routes import ROUTES, SCOPES, RouteTable
 from crm_gateway.settings import GatewaySettings
 from crm_shared.auth import Identity, Role
+from crm_shared.events.catalogue import validate_incoming
 from pydantic import ValidationError
 
 from tests.harness.events import customer_registered, interaction, order_paid
@@ -51,7 +56,7 @@ def test_only_reads_and_deletes_count_as_idempotent():
 def test_scopes_are_the_ones_the_route_table_asks_for():
     assert SCOPES == {"customers:read", "profiles:read", "pii:read", "loyalty:read", "loyalty:redeem",
                       "tickets:read", "tickets:write", "churn:read",
-                      "interactions:write", "orders:write", "customers:write"}
+                      "interactions:write", "orders:write", "customers:write", "orders:read"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():
@@ -199,3 +204,31 @@ def test_production_needs_a_real_jwt_secret_unless_tokens_come_from_a_jwks_url()
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         GatewaySettings(environment="prod", auth_secret=real)
     assert GatewaySettings(environment="prod", auth_secret=real, jwt_jwks_url="https://idp.example/jwks")
+
+
+def test_a_recorded_call_is_an_interaction_event_with_the_agent_from_the_token_and_a_stable_id():
+    now = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    agent, other = Identity(subject="agent-7", role=Role.AGENT), Identity(subject="agent-8", role=Role.AGENT)
+
+    def call(identity: Identity = agent, key: str = "key-00000001", **changes):
+        fields = {"customer_id": "c-1", "identity": identity, "idempotency_key": key, "kind": "call",
+                  "occurred_at": now - timedelta(minutes=10), "channel": None, "direction": "inbound",
+                  "duration_s": 240, "ticket_id": None, "now": now, **changes}
+        return interaction_event(**fields)
+
+    event = call()
+    assert (event.type, event.source, event.subject, event.time) == (
+        "commerce.interaction.recorded", "/crm/gateway/call-centre", "c-1", now)
+    assert event.data == {"customer_id": "c-1", "kind": "call", "channel": "phone",
+                          "occurred_at": "2026-11-02T09:50:00Z",
+                          "attributes": {"recorded_by": "agent-7", "direction": "inbound", "duration_s": 240}}
+    assert validate_incoming(event.to_structured())[1].kind == "call"  # a valid catalogue event
+    # A retry (same agent, same key) is the same event; another key or another agent is another.
+    assert call().id == event.id == event_id_for(agent, "key-00000001")
+    assert len({event.id, call(key="key-00000002").id, call(identity=other).id}) == 3
+    assert call(kind="chat", channel="whatsapp").data["channel"] == "whatsapp"
+    assert call(kind="chat").data["channel"] == "chat"
+    assert call(occurred_at=now + timedelta(minutes=5)).data["occurred_at"] == "2026-11-02T10:05:00Z"
+    for refused in (now + timedelta(minutes=6), now - timedelta(days=367)):
+        with pytest.raises(InteractionRefused):
+            call(occurred_at=refused)

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_TICKETS
 from crm_tickets.domain.policy import BusinessCalendar
 
@@ -101,12 +102,36 @@ async def test_metrics_show_open_tickets_by_priority_breaches_and_csat(tickets):
 async def test_a_warning_comes_before_the_breach_and_each_once(tickets):
     async with tickets.service.client() as http:
         ticket = await tickets.open(http, new_customer_id(), category="payment")
-    warn_at = datetime.fromisoformat(ticket["sla"]["first_response"]["due_at"]) - timedelta(minutes=1)
-    assert await tickets.scan(warn_at) >= 1
+    ticket_id = ticket["ticket_id"]
+    moments, = await tickets.database.fetch(
+        "SELECT first_response_warn_at, first_response_due_at, resolution_warn_at FROM tickets WHERE ticket_id = $1",
+        ticket_id)
+    warn_at, due_at = moments["first_response_warn_at"], moments["first_response_due_at"]
+    assert due_at == datetime.fromisoformat(ticket["sla"]["first_response"]["due_at"])
+    # The scans below reach the first-response target only; the resolution clock warns later.
+    assert warn_at < due_at < moments["resolution_warn_at"]
+
+    assert await tickets.scan(warn_at - timedelta(seconds=1)) == 0
+    assert await tickets.scan(warn_at) == 1
     assert await tickets.scan(warn_at) == 0
     async with tickets.service.client() as http:
-        state = (await http.get(f"/v1/tickets/{ticket['ticket_id']}")).json()
-    assert state["sla"]["first_response"]["warning_sent"] and not state["sla"]["first_response"]["breached"]
+        warned = (await http.get(f"/v1/tickets/{ticket_id}")).json()["sla"]["first_response"]
+    assert (warned["warning_sent"], warned["breached"], warned["state"]) == (True, False, "running")
+    assert await tickets.scan(due_at) == 1
+    assert await tickets.scan(moments["resolution_warn_at"] - timedelta(seconds=1)) == 0
+    async with tickets.service.client() as http:
+        breached = (await http.get(f"/v1/tickets/{ticket_id}")).json()["sla"]["first_response"]
+    assert (breached["warning_sent"], breached["breached"], breached["state"]) == (True, True, "breached")
+
+    events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
+    sla = [(e.type, e.subject, e.data["customer_id"], e.data["ticket_id"], e.data["target"],
+            datetime.fromisoformat(e.data["due_at"]), datetime.fromisoformat(e.data["occurred_at"]))
+           for e in events if e.type.startswith("crm.tickets.ticket.sla_")]
+    customer_id = ticket["customer_id"]
+    assert sla == [
+        ("crm.tickets.ticket.sla_warning", customer_id, customer_id, ticket_id, "first_response", due_at, warn_at),
+        ("crm.tickets.ticket.sla_breached", customer_id, customer_id, ticket_id, "first_response", due_at, due_at),
+    ]
 
 
 async def test_round_robin_and_least_loaded_over_three_agents(tickets):
@@ -157,7 +182,7 @@ async def test_illegal_transitions_are_refused_with_409(tickets):
     assert [h["action"] for h in history] == ["opened", "status", "status", "status"]
 
 
-async def test_csat_once_after_resolution_and_only_by_the_customer(tickets):
+async def test_csat_once_after_resolution_by_the_ticket_s_customer(tickets):
     await tickets.setup_queue("delivery-desk", ["delivery"], "round_robin", ["ann"])
     client_id = new_customer_id()
     async with tickets.service.client() as agent:
@@ -166,30 +191,54 @@ async def test_csat_once_after_resolution_and_only_by_the_customer(tickets):
         early = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 5})
     async with tickets.service.client() as agent:
         await tickets.move(agent, ticket["ticket_id"], "resolved")
-        by_agent = await agent.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 5})
+    async with tickets.service.client(customer(new_customer_id())) as stranger:
+        foreign = await stranger.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 1})
+    async with tickets.service.client(Identity(subject="erp", role=Role.SERVICE, scopes=frozenset({
+            "tickets:write"}))) as integration:
+        by_service = await integration.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 1})
     async with tickets.service.client(customer(client_id)) as member:
+        forged = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat",
+                                   json={"score": 4, "recorded_by": "agent-9"})
         rated = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 4, "comment": "quick"})
         twice = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 1})
         bad = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 6})
-    assert early.status_code == 409 and by_agent.status_code == 403
+    assert (early.status_code, foreign.status_code, by_service.status_code, forged.status_code) == (409, 404, 403, 422)
     assert rated.status_code == 201 and rated.json()["agent"] == "ann" and rated.json()["group_id"] == "delivery-desk"
+    assert rated.json()["recorded_by"] is None
     assert twice.status_code == 409 and bad.status_code == 422
     events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
-    assert [e.data["score"] for e in events if e.type == "crm.tickets.csat.submitted"] == [4]
+    assert [(e.data["ticket_id"], e.data["score"], e.data["agent"], e.data["recorded_by"])
+            for e in events if e.type == "crm.tickets.csat.submitted"] == [(ticket["ticket_id"], 4, "ann", None)]
 
 
-async def test_customers_see_their_own_tickets_and_no_internal_notes(tickets):
+async def test_an_agent_records_the_csat_answer_given_on_the_phone_marked_as_theirs(tickets):
+    await tickets.setup_queue("delivery-desk", ["delivery"], "round_robin", ["ann"])
     client_id = new_customer_id()
     async with tickets.service.client() as agent:
         ticket = await tickets.open(agent, client_id)
-        await agent.post(f"/v1/tickets/{ticket['ticket_id']}/comments", json={"body": "Refund approved."},
-                         headers=key())
-        await agent.post(f"/v1/tickets/{ticket['ticket_id']}/comments",
-                         json={"body": "Customer sounded upset", "public": False}, headers=key())
+        await tickets.move(agent, ticket["ticket_id"], "resolved")
+    phone_agent = Identity(subject="agent-7", role=Role.AGENT)
+    async with tickets.service.client(phone_agent) as agent:
+        # Who recorded it comes from the token; the body cannot say.
+        forged = await agent.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 2, "recorded_by": "ann"})
+        recorded = await agent.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 2})
     async with tickets.service.client(customer(client_id)) as member:
-        comments = (await member.get(f"/v1/tickets/{ticket['ticket_id']}/comments")).json()
-        history = await member.get(f"/v1/tickets/{ticket['ticket_id']}/history")
-    async with tickets.service.client(customer("c-stranger")) as stranger:
-        peek = await stranger.get(f"/v1/tickets/{ticket['ticket_id']}")
-    assert [c["body"] for c in comments] == ["Refund approved."]
-    assert history.status_code == 403 and peek.status_code == 404
+        again = await member.post(f"/v1/tickets/{ticket['ticket_id']}/csat", json={"score": 5})
+    assert forged.status_code == 422
+    assert recorded.status_code == 201, recorded.text
+    assert {k: v for k, v in recorded.json().items() if k != "submitted_at"} == {
+        "ticket_id": ticket["ticket_id"], "score": 2, "comment": None, "agent": "ann", "group_id": "delivery-desk",
+        "recorded_by": "agent-7"}
+    assert again.status_code == 409  # one rating per ticket, whoever recorded it
+    assert await tickets.database.fetch_texts(
+        "SELECT concat_ws('/', score, agent, recorded_by) FROM csat WHERE ticket_id = $1", ticket["ticket_id"]) == \
+        ["2/ann/agent-7"]
+    events = await tickets.broker.events_published_by(tickets.database, TOPIC_TICKETS)
+    assert [(e.data["ticket_id"], e.data["score"], e.data["agent"], e.data["recorded_by"])
+            for e in events if e.type == "crm.tickets.csat.submitted"] == [(ticket["ticket_id"], 2, "ann", "agent-7")]
+    async with tickets.service.client(SUPERVISOR) as http:
+        report = (await http.get("/v1/ticketing/reports", params={
+            "since": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+            "until": (datetime.now(UTC) + timedelta(days=1)).isoformat()})).json()
+    assert report["csat_by_agent"] == [
+        {"agent": "ann", "responses": 1, "average": 2.0, "satisfied_share": 0.0, "agent_recorded": 1}]

@@ -9,14 +9,17 @@ import orjson
 from crm_shared.auth import ALL_ROLES, CurrentIdentity, Forbidden
 from crm_shared.bus.outbox import add_to_outbox
 from crm_shared.db import DbConnection
+from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
+from crm_shared.tracing import child_traceparent, current_traceparent
 from fastapi import APIRouter, Path, Request, Response
 from sqlalchemy import insert, select
 
 from crm_gateway import customer360
 from crm_gateway.domain import api_keys
 from crm_gateway.domain.ingest import EVENT_SCOPES, EventTooLarge, may_send_events, screen_batch
-from crm_gateway.domain.routes import SCOPES, SUPERVISOR
+from crm_gateway.domain.interactions import interaction_event
+from crm_gateway.domain.routes import SCOPES, STAFF, SUPERVISOR
 from crm_gateway.models import api_keys as api_keys_table
 from crm_gateway.schemas import (
     ApiKeyCreate,
@@ -24,6 +27,8 @@ from crm_gateway.schemas import (
     ApiKeyRead,
     Customer360Read,
     EventsAccepted,
+    InteractionCreate,
+    InteractionRecorded,
     RejectedEvent,
 )
 
@@ -101,6 +106,35 @@ async def ingest_events(request: Request, identity: CurrentIdentity) -> EventsAc
     resources.metrics.events_ingested.labels("rejected").inc(len(rejected))
     return EventsAccepted(accepted=[e.id for e in accepted],
                           rejected=[RejectedEvent(index=r.index, id=r.id, reason=r.reason) for r in rejected])
+
+
+@router.post("/v1/customers/{customer_id}/interactions", status_code=202, response_model=InteractionRecorded,
+             tags=["customers"],
+             responses={**_PROBLEMS, 422: {"content": {PROBLEM_JSON: {}}, "description": "Invalid interaction"}})
+async def record_interaction(body: InteractionCreate, request: Request, identity: CurrentIdentity,
+                             key: IdempotencyKey,
+                             customer_id: str = Path(min_length=1, max_length=100)) -> InteractionRecorded:
+    """Record a phone call or chat with the customer (agents and supervisors), as the
+    ``commerce.interaction.recorded`` event a tracker would send: it reaches the profile timeline
+    (``interaction.call`` / ``interaction.chat``) and the churn model's activity.
+
+    The agent is the caller (``recorded_by``, from the token). Requires ``Idempotency-Key``: a
+    retry with the same key is the same event, applied once. Free text is not accepted; a note
+    (``POST /v1/profiles/{id}/notes``) keeps what was said.
+    """
+    identity.authorize(STAFF, customer_id=customer_id)
+    try:
+        event = interaction_event(customer_id=customer_id, identity=identity, idempotency_key=key, kind=body.kind,
+                                  occurred_at=body.occurred_at, channel=body.channel, direction=body.direction,
+                                  duration_s=body.duration_s, ticket_id=body.ticket_id, now=datetime.now(UTC),
+                                  traceparent=child_traceparent(current_traceparent.get()))
+    except ValueError as exc:  # InteractionRefused, or data the event catalogue refuses
+        raise Problem(422, "Invalid request", str(exc)) from None
+    async with request.app.state.runtime.engine.begin() as tx:
+        await add_to_outbox(tx, [event])
+    return InteractionRecorded(event_id=event.id, customer_id=event.data["customer_id"], kind=event.data["kind"],
+                               channel=event.data["channel"], occurred_at=body.occurred_at,
+                               recorded_by=identity.subject)
 
 
 @router.get("/v1/api-keys", response_model=list[ApiKeyRead], tags=["api keys"], responses=_PROBLEMS)

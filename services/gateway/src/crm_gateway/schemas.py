@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class PartRead(BaseModel):
@@ -59,3 +59,30 @@ class ApiKeyRead(BaseModel):
 
 class ApiKeyCreated(ApiKeyRead):
     key: str = Field(description="The key to send in X-API-Key. Shown once; only its hash is stored.")
+
+
+class InteractionCreate(BaseModel):
+    """A phone call or chat with the customer, as the call-centre app records it."""
+
+    model_config = ConfigDict(extra="forbid")  # who recorded it comes from the token, nothing else is kept
+
+    kind: Literal["call", "chat"]
+    occurred_at: AwareDatetime = Field(description="When the call or chat began (RFC 3339, with a timezone).")
+    channel: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,30}$",
+                                description="e.g. phone, whatsapp, web_chat; default phone for a call, chat for a "
+                                            "chat.")
+    direction: Literal["inbound", "outbound"] = "inbound"
+    duration_s: int | None = Field(default=None, ge=0, le=86_400)
+    ticket_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[\w.:-]+$",
+                                  description="The ticket the call or chat was about, if any.")
+
+
+class InteractionRecorded(BaseModel):
+    """The interaction as queued for Kafka: the profile timeline and the churn model get it from there."""
+
+    event_id: str = Field(description="The same for a retry with the same Idempotency-Key.")
+    customer_id: str
+    kind: str
+    channel: str
+    occurred_at: datetime
+    recorded_by: str = Field(description="The agent or supervisor whose token recorded it.")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, ClassVar
 
-from crm_shared.settings import DEV_SECRET, ServiceSettings
+from crm_shared.settings import DEV_SECRET, Environment, ServiceSettings
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 # Algorithms that verify with a public key. HS* is only for the dev secret; "none" never.
@@ -61,6 +62,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_client: str = "1200/minute"
     rate_limit_customer: str = "300/minute"
     rate_limit_storage_url: str = "memory://"
+    # Test hook: the rate limiter's clock stands still at this instant, so a test decides where
+    # its requests fall in the window. Memory storage only; allowed only with ENVIRONMENT=test.
+    rate_limit_frozen_at: datetime | None = None
 
     # --- Browsers: origins allowed to call the API (e.g. https://shop.example). Empty: none.
     cors_origins: list[str] = Field(default_factory=list)
@@ -86,6 +90,17 @@ class GatewaySettings(ServiceSettings):
             raise ValueError("with JWT_JWKS_URL only asymmetric algorithms (RS256, ES256, …) are allowed")
         if not self.jwt_jwks_url and set(self.verification_algorithms) & ASYMMETRIC_ALGORITHMS:
             raise ValueError("asymmetric JWT algorithms need JWT_JWKS_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _frozen_clock_only_in_tests(self) -> GatewaySettings:
+        if self.rate_limit_frozen_at is not None:
+            if self.environment is not Environment.TEST:
+                raise ValueError("RATE_LIMIT_FROZEN_AT is a test hook; it needs ENVIRONMENT=test")
+            if not self.rate_limit_storage_url.startswith("memory://"):
+                raise ValueError("RATE_LIMIT_FROZEN_AT works with RATE_LIMIT_STORAGE_URL=memory:// only")
+            if self.rate_limit_frozen_at.tzinfo is None:
+                raise ValueError("RATE_LIMIT_FROZEN_AT must carry a timezone")
         return self
 
     @property

@@ -31,6 +31,7 @@ from crm_profile.domain.events import (
 from crm_profile.domain.identity import is_valid_email, name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault, mask_address, mask_email, mask_name, mask_phone
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
+from crm_profile.domain.views import HIDDEN_EXPORT_SECTIONS, HIDDEN_PROFILE_FIELDS, customer_timeline
 from crm_profile.erasure import erase_profiles, lock_erasure_group, refuse_if_erased
 from crm_profile.models import (
     customer_notes,
@@ -147,6 +148,11 @@ def mask_identifier(value: str) -> str:
     return "*" * max(3, len(value) - 4) + value[-4:] if len(value) > 4 else "***"
 
 
+def _customer_view(read: ProfileRead) -> ProfileRead:
+    """The customer's own profile: without the shop's churn level, segments and staff tags."""
+    return read.model_copy(update=HIDDEN_PROFILE_FIELDS)
+
+
 def _read_model(profile: dict, *, clear: bool) -> ProfileRead:
     external = profile.get("external_ids") or {}
     if not clear:
@@ -239,7 +245,8 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
                       ) -> ProfileRead:
     """The customer's archive: identity, consents and purchase statistics.
 
-    A customer sees their own data in clear. Staff and integrations see e-mail, phone, name and
+    A customer sees their own data in clear, without what the shop makes of them (churn level, RFM
+    and custom segments, staff tags: left empty). Staff and integrations see e-mail, phone, name and
     address masked; with ``reveal=true``, the ``pii:read`` permission (supervisors always) and an
     ``X-Access-Reason``, they see them in clear and the read is written to the PII audit log.
     """
@@ -257,7 +264,8 @@ async def get_profile(request: Request, db: DbReadConnection, identity: CurrentI
         await record_pii_access(db, actor=identity.subject, role=str(identity.role), customer_id=customer_id,
                                 fields=[f for f in PII_FIELDS if profile[f] is not None], reason=reason,
                                 request_id=current_request_id.get())
-    return _read_model(profile, clear=own or reveal)
+    read = _read_model(profile, clear=own or reveal)
+    return _customer_view(read) if own else read
 
 
 @router.patch("/{customer_id}", response_model=ProfileRead,
@@ -327,8 +335,9 @@ async def list_orders(db: DbReadConnection, identity: CurrentIdentity, customer_
                                                                  r"partially_refunded)$"),
                       cursor: str | None = Query(None, max_length=200),
                       limit: int = Query(20, ge=1, le=100)) -> OrderPage:
-    """The customer's orders with their items, newest first (the customer, agents, supervisors)."""
-    identity.authorize({Role.CUSTOMER, *STAFF}, customer_id=customer_id)
+    """The customer's orders with their items, newest first (the customer, agents, supervisors, and
+    integrations with the ``orders:read`` scope, such as an IVR telling a caller where an order is)."""
+    identity.authorize(ALL_ROLES, scope="orders:read", customer_id=customer_id)
     when = func.coalesce(orders.c.paid_at, orders.c.placed_at)
     query = (select(orders, when.label("sort_at")).where(orders.c.customer_id == customer_id)
              .order_by(when.desc(), orders.c.order_id.desc()).limit(limit + 1))
@@ -387,7 +396,11 @@ async def export_profile(request: Request, db: DbConnection, identity: CurrentId
                          reason: str | None = Header(None, alias="X-Access-Reason", min_length=3, max_length=200)
                          ) -> ProfileExport:
     """All data about a customer as one JSON document (data portability): for the customer
-    themselves, or a supervisor with an ``X-Access-Reason``. Journaled as a privacy request."""
+    themselves, or a supervisor with an ``X-Access-Reason``. Journaled as a privacy request.
+
+    The customer's own export leaves out staff's internal notes, the PII access log and the churn
+    warnings on the timeline (``notes`` and ``pii_access_log`` are null), and its profile is the
+    customer's own view; a supervisor's export has everything."""
     identity.authorize({Role.CUSTOMER, Role.SUPERVISOR}, customer_id=customer_id)
     own = identity.role is Role.CUSTOMER
     if not own and reason is None:
@@ -409,7 +422,12 @@ async def export_profile(request: Request, db: DbConnection, identity: CurrentId
             for key, value in row.items():
                 if isinstance(value, str) and key in ("items", "details"):
                     row[key] = orjson.loads(value)
-    return ProfileExport(exported_at=datetime.now(UTC), profile=_read_model(profile, clear=True), **related)
+    read = _read_model(profile, clear=True)
+    if own:
+        read = _customer_view(read)
+        related = {**related, "timeline": customer_timeline(related["timeline"]),
+                   **dict.fromkeys(HIDDEN_EXPORT_SECTIONS)}
+    return ProfileExport(exported_at=datetime.now(UTC), profile=read, **related)
 
 
 @router.post("/{customer_id}/erasure", status_code=200, response_model=ErasureRead,

@@ -88,7 +88,7 @@ class ProfileRead(BaseModel):
     city: str | None = None
     registered_at: datetime | None = None
     consents: ConsentsRead
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, description="Staff's tags (empty in the customer's own view).")
     external_ids: dict[str, str] = Field(default_factory=dict, description="By kind; masked like the other PII.")
     order_count: int = Field(description="Paid orders.")
     total_spent: dict[str, str] = Field(
@@ -104,10 +104,13 @@ class ProfileRead(BaseModel):
     activity: ActivityRead
     first_order_at: datetime | None = None
     last_order_at: datetime | None = None
-    rfm: RfmRead | None = Field(default=None, description="null until the customer's first order is scored.")
-    segments: list[str] = Field(default_factory=list, description="Custom segments the customer is in.")
+    rfm: RfmRead | None = Field(default=None, description="null until the customer's first order is scored, and "
+                                                          "in the customer's own view.")
+    segments: list[str] = Field(default_factory=list, description="Custom segments the customer is in (empty in "
+                                                                 "the customer's own view).")
     tier: str | None = Field(default=None, description="Membership tier, from the loyalty service's events.")
-    churn_level: str | None = Field(default=None, description="Churn risk level, from the churn service's events.")
+    churn_level: str | None = Field(default=None, description="Churn risk level, from the churn service's events "
+                                                              "(null in the customer's own view).")
     erased_at: datetime | None = Field(default=None, description="Set once the customer's PII was erased.")
     merged_into: str | None = Field(default=None, description="Set when this profile was merged into another.")
     updated_at: datetime
@@ -290,9 +293,10 @@ class ProfileExport(BaseModel):
     orders: list[dict]
     timeline: list[dict]
     consent_changes: list[dict]
-    notes: list[dict]
+    notes: list[dict] | None = Field(description="Staff's internal notes; null in the customer's own export.")
     categories: list[dict]
-    pii_access_log: list[dict]
+    pii_access_log: list[dict] | None = Field(
+        description="Who saw the PII in clear; null in the customer's own export.")
     privacy_requests: list[dict]
 
 

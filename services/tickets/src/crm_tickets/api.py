@@ -97,13 +97,17 @@ def _clock(due: datetime | None, warn_sent: datetime | None, breached: datetime 
                     left_minutes=round(paused_left / 60, 1) if paused_left is not None else None)
 
 
-def ticket_read(row: Any) -> TicketRead:
+def ticket_read(row: Any, identity: Identity | None = None) -> TicketRead:
+    """The ticket as ``identity`` may see it: a customer's own ticket leaves out the churn level the
+    priority was set from (the shop's view of the customer, not theirs)."""
     items = row.items if isinstance(row.items, list) else orjson.loads(row.items)
+    customer_view = identity is not None and identity.role is Role.CUSTOMER
     return TicketRead(
         ticket_id=row.ticket_id, customer_id=row.customer_id, kind=row.kind, channel=row.channel, subject=row.subject,
         description=row.description, category=row.category, subcategory=row.subcategory, order_id=row.order_id,
         items=items, priority=row.priority, priority_overridden=row.priority_overridden, status=row.status,
-        group_id=row.group_id, assignee=row.assignee, tier=row.tier, churn_level=row.churn_level,
+        group_id=row.group_id, assignee=row.assignee, tier=row.tier,
+        churn_level=None if customer_view else row.churn_level,
         root_cause=row.root_cause, created_by=row.created_by, created_at=row.created_at,
         first_response_at=row.first_response_at, resolved_at=row.resolved_at, closed_at=row.closed_at,
         reopened_count=row.reopened_count,
@@ -148,7 +152,7 @@ async def create_ticket(body: TicketCreate, request: Request, db: DbConnection, 
         fields["customer_id"] = (await survivors_of(db, [body.customer_id])).get(body.customer_id, body.customer_id)
     row = await open_ticket(db, policy, fields=fields, actor=identity.subject, now=_now(),
                             traceparent=current_traceparent.get())
-    answer = ticket_read(row)
+    answer = ticket_read(row, identity)
     await idempotency.finish(db, request, identity, key, 201, answer)
     await db.commit()
     return answer
@@ -191,7 +195,7 @@ async def list_tickets(db: DbReadConnection, identity: CurrentIdentity,
         ORDER BY created_at DESC, ticket_id DESC LIMIT :limit"""), {
         "customer_id": customer_id, "statuses": statuses, "assignee": assignee, "group_id": group_id,
         "priority": priority, "before_at": before_at, "before_id": before_id or "\uffff", "limit": limit + 1}))
-    items = [ticket_read(row) for row in rows[:limit]]
+    items = [ticket_read(row, identity) for row in rows[:limit]]
     next_cursor = f"{items[-1].created_at.isoformat()}|{items[-1].ticket_id}" if len(rows) > limit else None
     return TicketPage(items=items, next_cursor=next_cursor)
 
@@ -199,7 +203,7 @@ async def list_tickets(db: DbReadConnection, identity: CurrentIdentity,
 @router.get("/{ticket_id}", response_model=TicketRead, responses={404: _PROBLEM})
 async def get_ticket(db: DbReadConnection, identity: CurrentIdentity, ticket_id: str = TicketIdPath) -> TicketRead:
     """One ticket with its SLA state (due times, paused, met or breached)."""
-    return ticket_read(await _ticket_for(db, identity, ticket_id))
+    return ticket_read(await _ticket_for(db, identity, ticket_id), identity)
 
 
 @router.patch("/{ticket_id}", response_model=TicketRead,
@@ -346,26 +350,32 @@ async def list_attachments(db: DbReadConnection, identity: CurrentIdentity,
 async def rate(body: CsatCreate, db: DbConnection, identity: CurrentIdentity,
                ticket_id: str = TicketIdPath) -> CsatRead:
     """The customer rates a resolved (or closed) ticket, 1–5 with a comment, once. The agent and
-    group at rating time are kept with the score."""
-    identity.authorize(frozenset({Role.CUSTOMER}))
+    group at rating time are kept with the score.
+
+    An agent or supervisor may record the answer a customer gave on the phone; the rating is then
+    marked as recorded by them (``recorded_by``, from their token), so reports can tell the two apart.
+    """
+    identity.authorize(frozenset({Role.CUSTOMER, *STAFF}))
     ticket = await _ticket_for(db, identity, ticket_id, lock=True)
     await refuse_if_erased(db, ticket.customer_id)
     if ticket.status not in ("resolved", "closed"):
         raise Problem(409, "Conflict", "a ticket can be rated once it is resolved", type_=PROBLEM_BASE + "not-resolved")
+    recorded_by = identity.subject if _is_staff(identity) else None
     now = _now()
     saved = (await db.execute(text("""
-        INSERT INTO csat (ticket_id, customer_id, score, comment, agent, group_id, submitted_at)
-        VALUES (:t, :c, :score, :comment, :agent, :group_id, :at) ON CONFLICT (ticket_id) DO NOTHING
+        INSERT INTO csat (ticket_id, customer_id, score, comment, agent, group_id, submitted_at, recorded_by)
+        VALUES (:t, :c, :score, :comment, :agent, :group_id, :at, :recorded_by) ON CONFLICT (ticket_id) DO NOTHING
         RETURNING ticket_id"""), {"t": ticket_id, "c": ticket.customer_id, "score": body.score,
                                   "comment": body.comment, "agent": ticket.assignee, "group_id": ticket.group_id,
-                                  "at": now})).first()
+                                  "at": now, "recorded_by": recorded_by})).first()
     if saved is None:
         raise Problem(409, "Conflict", "this ticket was already rated", type_=PROBLEM_BASE + "already-rated")
     await add_to_outbox(db, [csat_submitted(ticket.customer_id, ticket_id, body.score, ticket.assignee,
-                                            ticket.group_id, now, current_traceparent.get())])
+                                            ticket.group_id, now, current_traceparent.get(),
+                                            recorded_by=recorded_by)])
     await db.commit()
     return CsatRead(ticket_id=ticket_id, score=body.score, comment=body.comment, agent=ticket.assignee,
-                    group_id=ticket.group_id, submitted_at=now)
+                    group_id=ticket.group_id, submitted_at=now, recorded_by=recorded_by)
 
 
 # -- the policy and the scheduler -----------------------------------------------------------------------

@@ -40,10 +40,11 @@ async def ticket_report(db: AsyncConnection, since: datetime, until: datetime) -
     for dimension in ("agent", "group_id"):
         csat_by[dimension] = [
             {dimension: r.key, "responses": r.n, "average": _round(r.average, 2),
-             "satisfied_share": _round(r.satisfied)}
+             "satisfied_share": _round(r.satisfied), "agent_recorded": r.agent_recorded}
             for r in await db.execute(text(f"""
                 SELECT c.{dimension} AS key, count(*) AS n, avg(c.score) AS average,
-                       avg(CASE WHEN c.score >= 4 THEN 1.0 ELSE 0.0 END) AS satisfied
+                       avg(CASE WHEN c.score >= 4 THEN 1.0 ELSE 0.0 END) AS satisfied,
+                       count(*) FILTER (WHERE c.recorded_by IS NOT NULL) AS agent_recorded
                 FROM csat c JOIN tickets t USING (ticket_id)
                 WHERE {_WINDOW.replace('created_at', 't.created_at')}
                 GROUP BY c.{dimension} ORDER BY c.{dimension} NULLS LAST"""), params)]

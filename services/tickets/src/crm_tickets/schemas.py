@@ -82,7 +82,8 @@ class TicketRead(BaseModel):
     group_id: str | None
     assignee: str | None
     tier: str | None
-    churn_level: str | None
+    churn_level: str | None = Field(description="The customer's churn level when the ticket was opened; null in "
+                                                "the customer's own view.")
     root_cause: str | None
     created_by: str
     created_at: datetime
@@ -148,6 +149,9 @@ class CsatRead(BaseModel):
     agent: str | None
     group_id: str | None
     submitted_at: datetime
+    recorded_by: str | None = Field(
+        default=None, description="The agent or supervisor who recorded an answer the customer gave on the phone; "
+                                  "null when the customer rated the ticket themselves.")
 
 
 class GroupCreate(_Body):

@@ -257,6 +257,8 @@ class CsatSubmittedData(EventData):
     agent: ShortText | None = None
     group_id: ShortText | None = None
     submitted_at: AwareDatetime
+    # The agent who recorded an answer the customer gave on the phone; None: the customer rated it.
+    recorded_by: ShortText | None = None
 
 
 NotificationKind = Literal["win_back_offer", "tier_upgrade", "points_expiring", "birthday_greeting",

@@ -48,6 +48,8 @@ ROUTES: tuple[Route, ...] = (
     # Service callers need the scope of each event's family (interactions:write, orders:write,
     # customers:write); the route checks them per event (domain/ingest.py).
     Route("POST", "/v1/events", frozenset({Role.CUSTOMER, Role.SERVICE})),
+    # A call or chat the call centre had with the customer, as an interaction (the agent from the token).
+    Route("POST", "/v1/customers/{customer_id}/interactions", STAFF, customer_param="customer_id"),
     Route("GET", "/v1/api-keys", SUPERVISOR),
     Route("POST", "/v1/api-keys", SUPERVISOR),
     Route("DELETE", "/v1/api-keys/{key_id}", SUPERVISOR),
@@ -58,7 +60,8 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", "/v1/profiles/{customer_id}", STAFF, upstream="profile", customer_param="customer_id",
           timeout_s=2.0),
     Route("GET", "/v1/audit/pii-access", SUPERVISOR, upstream="profile", timeout_s=2.0),
-    Route("GET", "/v1/profiles/{customer_id}/orders", frozenset({Role.CUSTOMER, *STAFF}), upstream="profile",
+    # Order history: also for an IVR or another server-side integration (its own scope).
+    Route("GET", "/v1/profiles/{customer_id}/orders", ALL_ROLES, upstream="profile", scope="orders:read",
           customer_param="customer_id", timeout_s=2.0),
     Route("GET", "/v1/profiles/{customer_id}/timeline", STAFF, upstream="profile", customer_param="customer_id",
           timeout_s=2.0),
@@ -112,7 +115,9 @@ ROUTES: tuple[Route, ...] = (
           timeout_s=2.0),
     Route("POST", "/v1/tickets/{ticket_id}/attachments", frozenset({Role.CUSTOMER, *STAFF}), upstream="tickets",
           timeout_s=5.0),
-    Route("POST", "/v1/tickets/{ticket_id}/csat", frozenset({Role.CUSTOMER}), upstream="tickets", timeout_s=5.0),
+    # The customer's own rating, or the answer they gave on the phone, recorded (and marked) by staff.
+    Route("POST", "/v1/tickets/{ticket_id}/csat", frozenset({Role.CUSTOMER, *STAFF}), upstream="tickets",
+          timeout_s=5.0),
     Route("GET", "/v1/ticketing/groups", STAFF, upstream="tickets", timeout_s=2.0),
     Route("PUT", "/v1/ticketing/groups/{group_id}", SUPERVISOR, upstream="tickets", timeout_s=5.0),
     Route("GET", "/v1/ticketing/agents", STAFF, upstream="tickets", timeout_s=2.0),

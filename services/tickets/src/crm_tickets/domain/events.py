@@ -32,9 +32,9 @@ def sla_event(kind: str, target: str, ticket: Any, due_at: datetime, at: datetim
 
 
 def csat_submitted(customer_id: str, ticket_id: str, score: int, agent: str | None, group_id: str | None,
-                   at: datetime, traceparent: str | None = None) -> CloudEvent:
+                   at: datetime, traceparent: str | None = None, *, recorded_by: str | None = None) -> CloudEvent:
     return CloudEvent.new(
         type="crm.tickets.csat.submitted", source=SOURCE, subject=customer_id,
         traceparent=child_traceparent(traceparent),
         data={"customer_id": customer_id, "ticket_id": ticket_id, "score": score, "agent": agent,
-              "group_id": group_id, "submitted_at": at.isoformat()})
+              "group_id": group_id, "submitted_at": at.isoformat(), "recorded_by": recorded_by})
