@@ -63,7 +63,8 @@ async def test_an_agent_records_a_call_and_a_chat_that_reach_the_timeline_and_th
     # Published once per request (the retry is the same event id), from the gateway's own source.
     events = await broker.events_published_by(stack.gateway_database, TOPIC_INTERACTIONS)
     assert [(e.id, e.source, e.subject, e.data["kind"]) for e in events] == [
-        (call_id, "/crm/gateway/call-centre", customer, "call"), (call_id, "/crm/gateway/call-centre", customer, "call"),
+        (call_id, "/crm/gateway/call-centre", customer, "call"),
+        (call_id, "/crm/gateway/call-centre", customer, "call"),
         (chat.json()["event_id"], "/crm/gateway/call-centre", customer, "chat")]
 
     async with stack.client(bearer("agent", "agent-1")) as agent:
