@@ -135,7 +135,8 @@ async def test_an_ivr_reads_a_callers_order_history_with_an_api_key_and_nothing_
     await broker.publish(TOPIC_ORDERS, [first, second])
     async with stack.client(bearer("supervisor", "sup-1")) as admin:
         ivr = (await admin.post("/v1/api-keys", json={"client": "ivr", "scopes": ["orders:read"]})).json()
-        tracker = (await admin.post("/v1/api-keys", json={"client": "tracker", "scopes": ["events:write"]})).json()
+        tracker = (await admin.post("/v1/api-keys",
+                                    json={"client": "tracker", "scopes": ["interactions:write"]})).json()
     async with stack.client({"X-API-Key": ivr["key"]}) as phone:
         async def both_orders() -> bool:
             answer = await phone.get(f"/v1/profiles/{customer}/orders")

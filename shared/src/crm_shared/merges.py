@@ -52,6 +52,22 @@ def create_merge_table() -> None:
                "WHERE unmerged_at IS NULL")
 
 
+_EVER_MERGED = text("""
+    SELECT survivor_id, duplicate_id FROM customer_merges
+    WHERE (survivor_id, duplicate_id) IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[])))
+       OR (duplicate_id, survivor_id) IN (SELECT * FROM unnest(CAST(:a AS text[]), CAST(:b AS text[])))
+""")
+
+
+async def ever_merged(tx: AsyncConnection, pairs: Iterable[tuple[str, str]]) -> set[frozenset[str]]:
+    """Which of these pairs of ids were merged one into the other at some time (in force or undone)."""
+    pairs = list(pairs)
+    if not pairs:
+        return set()
+    rows = await tx.execute(_EVER_MERGED, {"a": [a for a, _ in pairs], "b": [b for _, b in pairs]})
+    return {frozenset((row.survivor_id, row.duplicate_id)) for row in rows}
+
+
 def drop_merge_table() -> None:
     from alembic import op
 

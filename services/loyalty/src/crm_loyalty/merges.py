@@ -15,7 +15,15 @@ from typing import Any
 from crm_shared.bus import HandlerTable, Inbound
 from crm_shared.bus.consumer import Handler
 from crm_shared.events.catalogue import ProfileCustomerMergedData, ProfileCustomerUnmergedData
-from crm_shared.merges import MERGED, UNMERGED, claim_merge, close_merge, lock_merge_in_force, set_moved
+from crm_shared.merges import (
+    MERGED,
+    UNMERGED,
+    claim_merge,
+    close_merge,
+    ever_merged,
+    lock_merge_in_force,
+    set_moved,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_loyalty.domain.events import tier_changed
@@ -133,7 +141,13 @@ def by_order_owner(handler: Handler) -> Handler:
 
     async def handle(tx: AsyncConnection, events: list[Inbound[Any]]) -> None:
         owners = await order_owners(tx, [e.data.order_id for e in events])
+        moved = {(owners[e.data.order_id], e.data.customer_id) for e in events
+                 if owners.get(e.data.order_id, e.data.customer_id) != e.data.customer_id}
+        # Only an order that moved with a merge changes hands; any other order named under another
+        # customer than its payer is the handler's to refuse (dead-lettered).
+        related = await ever_merged(tx, moved)
         events = [Inbound(e.event, e.data.model_copy(update={"customer_id": owners[e.data.order_id]}), e.record)
-                  if owners.get(e.data.order_id, e.data.customer_id) != e.data.customer_id else e for e in events]
+                  if frozenset((owners.get(e.data.order_id, e.data.customer_id), e.data.customer_id)) in related
+                  else e for e in events]
         await handler(tx, events)
     return handle
