@@ -119,6 +119,19 @@ def key_inbox_by_source_and_id() -> None:
     op.execute("ALTER TABLE inbox DROP CONSTRAINT inbox_pkey, ADD PRIMARY KEY (source, event_id)")
 
 
+def create_erased_customers() -> None:
+    """The tombstone of erased customers (see crm_shared.erasure)."""
+    op.execute("""
+        CREATE TABLE erased_customers (
+            customer_id text PRIMARY KEY,
+            erased_at   timestamptz NOT NULL
+        )""")
+
+
+def drop_erased_customers() -> None:
+    op.execute("DROP TABLE erased_customers")
+
+
 def drop_bus_tables() -> None:
     op.execute("DROP TABLE inbox")
     op.execute("DROP TRIGGER outbox_notify ON outbox")

@@ -11,34 +11,23 @@ are still recorded in the inbox, so they are not dead-lettered and not applied l
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from crm_shared.bus import Inbound
+from crm_shared.erasure import erased_among, record_erasures
 from crm_shared.events.catalogue import ProfileCustomerErasedData
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 HISTORY_TABLES = ("churn_orders", "churn_activity", "churn_tickets", "churn_csat", "churn_scores", "churn_customers")
 
-_TOMBSTONE = text("""
-    INSERT INTO erased_customers (customer_id, erased_at)
-    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]))
-    ON CONFLICT (customer_id) DO NOTHING
-""")
 _DELETE = {table: text(f"DELETE FROM {table} WHERE customer_id = ANY(CAST(:ids AS text[]))")
            for table in HISTORY_TABLES}
-_ERASED_AMONG = text("SELECT customer_id FROM erased_customers WHERE customer_id = ANY(CAST(:ids AS text[]))")
 
 
 async def erase_customers(tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
     """Apply erasures (idempotent: a replayed one changes nothing)."""
-    erased_at: dict[str, datetime] = {}
-    for inbound in events:
-        for customer_id in inbound.data.erased_ids:
-            erased_at.setdefault(customer_id, inbound.data.erased_at)
-    ids = list(erased_at)
-    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
+    ids = await record_erasures(tx, events)
     for statement in _DELETE.values():
         await tx.execute(statement, {"ids": ids})
 
@@ -48,7 +37,7 @@ def skipping_erased(handler):
 
     async def handle(tx: AsyncConnection, events: list[Inbound[Any]]) -> None:
         ids = sorted({e.data.customer_id for e in events})
-        erased = {row.customer_id for row in await tx.execute(_ERASED_AMONG, {"ids": ids})}
+        erased = await erased_among(tx, ids)
         if erased:
             events = [e for e in events if e.data.customer_id not in erased]
         if events:

@@ -16,19 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from crm_shared.bus import Inbound
+from crm_shared.erasure import ERASED_TEXT, customer_erased, record_erasures
 from crm_shared.events.catalogue import ProfileCustomerErasedData
 from crm_shared.idempotency import forget_answers
-from crm_shared.problems import PROBLEM_BASE, Problem
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-ERASED_TEXT = "(erased)"
-
-_TOMBSTONE = text("""
-    INSERT INTO erased_customers (customer_id, erased_at)
-    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]))
-    ON CONFLICT (customer_id) DO NOTHING
-""")
 _ERASE = [
     text("""UPDATE accounts a SET birthday = NULL, erased_at = COALESCE(a.erased_at, e.erased_at),
                                  updated_at = now()
@@ -44,12 +37,7 @@ _ERASE = [
 
 async def erase_members(tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
     """Apply erasures (idempotent: a replayed one changes nothing)."""
-    erased_at: dict[str, datetime] = {}
-    for inbound in events:
-        for customer_id in inbound.data.erased_ids:
-            erased_at.setdefault(customer_id, inbound.data.erased_at)
-    ids = list(erased_at)
-    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
+    ids = await record_erasures(tx, events)
     for statement in _ERASE:
         await tx.execute(statement, {"ids": ids, "erased": ERASED_TEXT})
     # Stored answers of adjustments quote their reason.
@@ -59,4 +47,4 @@ async def erase_members(tx: AsyncConnection, events: list[Inbound[ProfileCustome
 def refuse_if_erased(erased_at: datetime | None) -> None:
     """A manual change of an erased membership would record someone's words about them again."""
     if erased_at is not None:
-        raise Problem(409, "Conflict", "this membership was erased", type_=PROBLEM_BASE + "customer-erased")
+        raise customer_erased()

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from crm_shared.bus import Inbound
+from crm_shared.erasure import customer_erased
 from crm_shared.idempotency import forget_answers
 from crm_shared.problems import PROBLEM_BASE, NotFound, Problem
 from sqlalchemy import text
@@ -130,8 +131,7 @@ async def erased_among(tx: AsyncConnection, customer_ids: list[str]) -> set[str]
 async def refuse_if_erased(db: AsyncConnection, customer_id: str) -> None:
     """An agent's edit or note about an erased customer would store personal data again: 409."""
     if await erased_among(db, [customer_id]):
-        raise Problem(409, "Conflict", f"customer {customer_id!r} was erased; nothing about them is recorded",
-                      type_=PROBLEM_BASE + "customer-erased")
+        raise customer_erased()
 
 
 # What of a late event's data may be personal, per event type: replaced before the handler runs.

@@ -14,22 +14,13 @@ about one arriving later opens no follow-up task.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from crm_shared.bus import Inbound
+from crm_shared.erasure import ERASED_TEXT, customer_erased, erased_among, record_erasures
 from crm_shared.events.catalogue import ProfileCustomerErasedData
 from crm_shared.idempotency import forget_answers
-from crm_shared.problems import PROBLEM_BASE, Problem
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-ERASED_TEXT = "(erased)"
-
-_TOMBSTONE = text("""
-    INSERT INTO erased_customers (customer_id, erased_at)
-    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[]))
-    ON CONFLICT (customer_id) DO NOTHING
-""")
 _TICKETS_OF = text("SELECT ticket_id FROM tickets WHERE customer_id = ANY(CAST(:ids AS text[]))")
 _ERASE = [
     text("""UPDATE tickets SET subject = :erased, description = '', updated_at = now()
@@ -48,12 +39,7 @@ _ERASE = [
 
 async def erase_customers(tx: AsyncConnection, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
     """Apply erasures (idempotent: a replayed one changes nothing)."""
-    erased_at: dict[str, datetime] = {}
-    for inbound in events:
-        for customer_id in inbound.data.erased_ids:
-            erased_at.setdefault(customer_id, inbound.data.erased_at)
-    ids = list(erased_at)
-    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
+    ids = await record_erasures(tx, events)
     tickets = [row.ticket_id for row in await tx.execute(_TICKETS_OF, {"ids": ids})]
     for statement in _ERASE:
         await tx.execute(statement, {"ids": ids, "tickets": tickets, "erased": ERASED_TEXT})
@@ -62,15 +48,8 @@ async def erase_customers(tx: AsyncConnection, events: list[Inbound[ProfileCusto
     await forget_answers(tx, field="ticket_id", values=tickets)
 
 
-_ERASED_AMONG = text("SELECT customer_id FROM erased_customers WHERE customer_id = ANY(CAST(:ids AS text[]))")
-
-
-async def erased_among(tx: AsyncConnection, customer_ids: list[str]) -> set[str]:
-    return {row.customer_id for row in await tx.execute(_ERASED_AMONG, {"ids": customer_ids})}
-
 
 async def refuse_if_erased(db: AsyncConnection, customer_id: str) -> None:
     """Writing about an erased customer would store personal data again: 409."""
     if await erased_among(db, [customer_id]):
-        raise Problem(409, "Conflict", "this customer was erased; nothing new about them is recorded",
-                      type_=PROBLEM_BASE + "customer-erased")
+        raise customer_erased()

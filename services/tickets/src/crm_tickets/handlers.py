@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crm_shared.bus import HandlerTable, Inbound
+from crm_shared.erasure import erased_among
 from crm_shared.events.catalogue import (
     TOPIC_CHURN,
     TOPIC_LOYALTY,
@@ -23,7 +24,7 @@ from crm_shared.merges import resolving_merged
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_tickets.erasure import erase_customers, erased_among
+from crm_tickets.erasure import erase_customers
 from crm_tickets.merges import merge_handlers
 from crm_tickets.repository import PolicyStore, open_ticket
 

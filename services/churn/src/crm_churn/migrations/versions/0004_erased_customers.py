@@ -3,7 +3,7 @@
 Revision ID: 0004
 Revises: 0003
 """
-from alembic import op
+from crm_shared.migrations import create_erased_customers, drop_erased_customers
 
 revision = "0004"
 down_revision = "0003"
@@ -12,12 +12,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("""
-        CREATE TABLE erased_customers (
-            customer_id text PRIMARY KEY,
-            erased_at   timestamptz NOT NULL
-        )""")
+    create_erased_customers()
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE erased_customers")
+    drop_erased_customers()

@@ -4,6 +4,7 @@ Revision ID: 0004
 Revises: 0003
 """
 from alembic import op
+from crm_shared.migrations import create_erased_customers, drop_erased_customers
 
 revision = "0004"
 down_revision = "0003"
@@ -14,11 +15,7 @@ depends_on = None
 def upgrade() -> None:
     # Every id the profile erased, also those without an account yet: an account opened later by a
     # late order starts erased (the trigger), so no birthday, greeting or offer ever reaches it.
-    op.execute("""
-        CREATE TABLE erased_customers (
-            customer_id text PRIMARY KEY,
-            erased_at   timestamptz NOT NULL
-        )""")
+    create_erased_customers()
     op.execute("""
         CREATE FUNCTION accounts_of_erased_start_erased() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -45,4 +42,4 @@ def downgrade() -> None:
         BEGIN RAISE EXCEPTION 'the points ledger is append-only'; END $$""")
     op.execute("DROP TRIGGER accounts_of_erased_start_erased ON accounts")
     op.execute("DROP FUNCTION accounts_of_erased_start_erased")
-    op.execute("DROP TABLE erased_customers")
+    drop_erased_customers()

@@ -3,7 +3,7 @@
 Revision ID: 0005
 Revises: 0004
 """
-from alembic import op
+from crm_shared.migrations import create_erased_customers, drop_erased_customers
 
 revision = "0005"
 down_revision = "0004"
@@ -12,12 +12,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("""
-        CREATE TABLE erased_customers (
-            customer_id text PRIMARY KEY,
-            erased_at   timestamptz NOT NULL
-        )""")
+    create_erased_customers()
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE erased_customers")
+    drop_erased_customers()
