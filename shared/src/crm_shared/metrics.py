@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -197,11 +198,13 @@ class DatabaseWideMetrics(Collector):
         self._served: tuple[Any, float] | None = None  # (snapshot, served until): replaced as one
         registry.register(self)
 
+    @abstractmethod
     async def read(self, db: AsyncConnection) -> Any:
-        raise NotImplementedError
+        """The snapshot: what this service reads from its database (one connection, no writes)."""
 
+    @abstractmethod
     def families(self, snapshot: Any) -> Iterator[Metric]:
-        raise NotImplementedError
+        """The series of a snapshot, as Prometheus metric families."""
 
     def process_families(self) -> Iterator[Metric]:
         return iter(())

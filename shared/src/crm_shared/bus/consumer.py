@@ -318,7 +318,7 @@ class _DropRevokedLag(ConsumerRebalanceListener):
         self._consumer.drop_lag(revoked)
 
     async def on_partitions_assigned(self, assigned) -> None:
-        pass
+        """Nothing to do: an assigned partition's lag series appears with the next lag update."""
 
 
 def _fault_kill_after_db_commit_batches() -> int | None:
