@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := shared services/profile services/loyalty services/tickets services/churn services/gateway
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: install run test soak bench lint clean
+.PHONY: install run test unit soak bench lint clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# unit: the domain and use-case tests only, no PostgreSQL or broker (under a minute).
+unit: install
+	$(BIN)/python -m pytest tests/unit -p no:cacheprovider
 
 # soak: the 50,000-order fault run; the schemathesis runs of make test again with many more
 # examples per operation and phase; the benchmarks.

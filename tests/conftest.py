@@ -19,7 +19,7 @@ from crm_shared.devstack import (
 )
 from crm_shared.migrations import upgrade
 
-from tests.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
+from tests.service.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
 from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, leaks_in, service_env
 
 
@@ -129,3 +129,15 @@ def start_service(tmp_path, broker) -> Iterator[ServiceStarter]:
             leaks += [f"{process.name} logged {leak}" for leak in leaks_in(text)]
     # Every test that starts a service also checks that its logs hold no secret, token or test PII.
     assert not leaks, "\n".join(leaks[:20])
+
+
+TIERS = ("unit", "service", "e2e", "reliability")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Each test is marked with its tier, the folder it is in: `-m unit`, `-m "not reliability"`…"""
+    root = Path(__file__).parent
+    for item in items:
+        parts = Path(item.path).resolve().relative_to(root).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))

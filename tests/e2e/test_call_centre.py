@@ -1,6 +1,6 @@
 """The call centre through the gateway, with the services behind it: a phone call or chat recorded
 as an interaction, a CSAT answer given on the phone, and an IVR reading a caller's order history
-with an API key. Each is opened in the authorization matrix (tests/gateway/test_gateway_auth.py)."""
+with an API key. Each is opened in the authorization matrix (tests/service/gateway/test_gateway_auth.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_INTERACTIONS, TOPIC_ORDERS, TOPIC_TICKETS
 from crm_shared.events.envelope import from_kafka
 
-from tests.gateway.conftest import bearer
+from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id, order_paid
 from tests.harness.infra import wait_until
 

@@ -15,7 +15,7 @@ from crm_shared.events.catalogue import (
 )
 from crm_shared.events.envelope import from_kafka
 
-from tests.gateway.conftest import bearer
+from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, interaction, new_customer_id, order_event
 from tests.harness.infra import Database, wait_until
 

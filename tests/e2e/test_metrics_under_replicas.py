@@ -27,7 +27,7 @@ from tests.deploy.test_observability import promtool
 from tests.harness.events import new_customer_id, order_event
 from tests.harness.infra import ServiceProcess, wait_until
 from tests.harness.observability import ALERT_RULES, alert_rules, dashboard_expressions, metric_names
-from tests.tickets.conftest import Tickets, tier_changed
+from tests.service.tickets.conftest import Tickets, tier_changed
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 HIGH, NORMAL = "payment", "delivery"  # categories: the default policy makes them high and normal priority

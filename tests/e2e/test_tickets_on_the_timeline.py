@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.gateway.conftest import bearer
+from tests.service.gateway.conftest import bearer
 from tests.harness.events import new_customer_id
 from tests.harness.infra import wait_until
 

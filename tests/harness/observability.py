@@ -1,6 +1,6 @@
 """What the dashboards and alert rules query, and what a service's /metrics exports.
 
-Used by tests/deploy/test_observability.py (the files are well formed) and by
+Used by tests/unit/deploy/test_observability.py (the files are well formed) and by
 tests/e2e/test_metrics_exported.py (every metric they name is exported by a running service).
 """
 

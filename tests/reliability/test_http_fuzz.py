@@ -21,7 +21,7 @@ import pytest
 from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 
-from tests.gateway.conftest import bearer
+from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id
 from tests.harness.infra import identity_headers, wait_until
 
@@ -85,7 +85,7 @@ async def hostile_requests(http: httpx.AsyncClient, customer: str) -> None:
 
 
 async def _stack(broker, gateway_stack):
-    # The rate limits off: the point is what reaches the services (tests/gateway covers the limiter).
+    # The rate limits off: the point is what reaches the services (tests/service/gateway covers the limiter).
     stack = gateway_stack(RATE_LIMIT_CLIENT="1000000/minute", RATE_LIMIT_CUSTOMER="1000000/minute")
     async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=10) as http:
         assert (await http.get("/readyz")).status_code == 200

@@ -8,7 +8,7 @@ type; nested models are in the document's own ``$defs``, so each file stands alo
     python -m crm_shared.events.schemas --check   # exit 1 if the files differ from the catalogue
 
 The files are a published contract: a change must stay backward compatible with every earlier
-committed version (``crm_shared.events.compat``, enforced by ``tests/shared/test_event_schemas.py``).
+committed version (``crm_shared.events.compat``, enforced by ``tests/unit/shared/test_event_schemas.py``).
 See ``docs/events.md``.
 """
 
