@@ -19,8 +19,8 @@ from crm_shared.devstack import (
 )
 from crm_shared.migrations import upgrade
 
-from tests.service.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
 from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, leaks_in, service_env
+from tests.service.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
 
 
 @pytest.fixture(scope="session")

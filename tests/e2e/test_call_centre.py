@@ -12,9 +12,9 @@ from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_INTERACTIONS, TOPIC_ORDERS, TOPIC_TICKETS
 from crm_shared.events.envelope import from_kafka
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id, order_paid
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 
 
 def key() -> dict[str, str]:

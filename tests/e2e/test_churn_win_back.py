@@ -15,9 +15,9 @@ from crm_shared.events.catalogue import (
 )
 from crm_shared.events.envelope import from_kafka
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, interaction, new_customer_id, order_event
 from tests.harness.infra import Database, wait_until
+from tests.service.gateway.conftest import bearer
 
 
 async def test_a_valuable_customer_at_high_risk_gets_a_win_back_offer_once(broker, gateway_stack):

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 
 
 def _view(view: dict) -> tuple[int | None, int | None, set[str]]:

@@ -23,11 +23,11 @@ from crm_shared.events.catalogue import TOPIC_LOYALTY, TOPIC_ORDERS
 from crm_shared.events.envelope import to_kafka
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.test_observability import promtool
 from tests.harness.events import new_customer_id, order_event
 from tests.harness.infra import ServiceProcess, wait_until
 from tests.harness.observability import ALERT_RULES, alert_rules, dashboard_expressions, metric_names
 from tests.service.tickets.conftest import Tickets, tier_changed
+from tests.unit.deploy.test_observability import promtool
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 HIGH, NORMAL = "payment", "delivery"  # categories: the default policy makes them high and normal priority

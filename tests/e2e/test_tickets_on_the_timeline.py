@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import new_customer_id
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 
 
 async def test_a_ticket_reaches_the_profile_timeline_and_the_360(broker, gateway_stack):

@@ -21,9 +21,9 @@ import pytest
 from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id
 from tests.harness.infra import identity_headers, wait_until
+from tests.service.gateway.conftest import bearer
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "3"))  # per operation and phase; `make soak`: 100
 # Each service on its own, with the identity the gateway would forward: fewer examples, as the

@@ -8,8 +8,8 @@ from datetime import timedelta
 from crm_shared.events.catalogue import TOPIC_INTERACTIONS, TOPIC_ORDERS, TOPIC_PROFILE
 from crm_shared.events.envelope import CloudEvent
 
-from tests.service.churn.conftest import NOW
 from tests.harness.events import interaction, new_customer_id, order_event
+from tests.service.churn.conftest import NOW
 
 
 def profile_event(kind: str, survivor: str, duplicate: str) -> CloudEvent:

@@ -14,10 +14,10 @@ from crm_churn.domain.model import PRIOR_VERSION, auc
 from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_INTERACTIONS, TOPIC_ORDERS, TOPIC_PROFILE, TOPIC_TICKETS
 from crm_shared.events.envelope import CloudEvent
 
-from tests.service.churn.conftest import NOW, SUPERVISOR
 from tests.harness.events import interaction, new_customer_id, order_event
 from tests.harness.infra import publish_raw, wait_until
 from tests.harness.shop import Ticket, sla_breached, synthetic_shop, ticket_event
+from tests.service.churn.conftest import NOW, SUPERVISOR
 
 
 def _by_topic(pairs):

@@ -18,9 +18,9 @@ from crm_shared.events.envelope import from_kafka
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.service.gateway.conftest import TEST_JWT_SECRET, bearer, token
 from tests.harness.events import customer_registered, interaction, new_customer_id, order_paid
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
+from tests.service.gateway.conftest import TEST_JWT_SECRET, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
               "loyalty:read", "loyalty:redeem", "tickets:read", "tickets:write", "churn:read", "orders:read")

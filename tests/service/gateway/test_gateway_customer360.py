@@ -8,9 +8,9 @@ import uuid
 from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_CUSTOMERS, TOPIC_ORDERS
 from crm_shared.events.envelope import CloudEvent
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id, order_paid
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 
 
 async def _with_order(http, customer: str):

@@ -8,9 +8,9 @@ import orjson
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_INTERACTIONS, TOPIC_LOYALTY, TOPIC_ORDERS
 from crm_shared.events.envelope import from_kafka
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, interaction, new_customer_id, order_event, order_paid
 from tests.harness.infra import Database, wait_until
+from tests.service.gateway.conftest import bearer
 
 TRACKER = bearer("service", "storefront", scopes=("interactions:write",), client="storefront-tracker")
 BACK_OFFICE = bearer("service", "shop-backend", scopes=("interactions:write", "orders:write", "customers:write"))

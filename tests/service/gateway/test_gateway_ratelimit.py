@@ -17,8 +17,8 @@ from crm_gateway.settings import GatewaySettings
 from crm_shared.auth import Identity, Role
 from crm_shared.devstack import free_port
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import new_customer_id
+from tests.service.gateway.conftest import bearer
 
 FROZEN_AT = "2026-03-02T09:00:10.500000+00:00"
 RESET_S = 50

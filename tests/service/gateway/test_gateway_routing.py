@@ -10,9 +10,9 @@ import httpx
 from crm_gateway.domain.routes import ROUTES
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import customer_registered, new_customer_id
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 
 AGENT = bearer("agent", "agent-1")
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from crm_shared.events.catalogue import TOPIC_ORDERS
 
-from tests.service.gateway.conftest import bearer
 from tests.harness.events import new_customer_id
 from tests.harness.infra import wait_until
+from tests.service.gateway.conftest import bearer
 from tests.service.loyalty.conftest import NOW, paid
 
 
