@@ -185,7 +185,7 @@ class ServiceSettings(KafkaSettings):
     # The broker: kafka_bootstrap_servers and its security settings come from KafkaSettings.
     # Consumer group; defaults to "crm-<service>". Tests set a unique one per run.
     consumer_group: str | None = None
-    # Tansu answers each fetch only after fetch_max_wait_ms, so keep it low (design brief §2).
+    # Tansu answers each fetch only after fetch_max_wait_ms, so keep it low (aiokafka's 500 ms delays every batch).
     kafka_fetch_max_wait_ms: Annotated[int, Field(ge=1, le=5000)] = 25
     # How soon a dead consumer's partitions move to a live one. Tansu also holds the first
     # JoinGroup for about half of it, so tests use a short one.

@@ -1,7 +1,7 @@
 """Tables of the loyalty database, as SQLAlchemy Core metadata (the schema itself is in migrations/).
 
 The hot paths use set-based SQL text in ``repository.py``, ``handlers.py`` and ``api.py`` (multi-row
-``unnest`` inserts and updates, design brief §2); these definitions name the columns for readers and
+``unnest`` inserts and updates, one transaction per batch); these definitions name the columns for readers and
 for ad-hoc queries.
 """
 

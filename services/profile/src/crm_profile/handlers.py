@@ -1,7 +1,7 @@
 """Event handlers of the profile service, registered in one table by event type.
 
 Each handler gets every event of its type from one stage of a batch and applies them with
-set-based SQL in the consumer's transaction (design brief §2: one transaction per event is far
+set-based SQL in the consumer's transaction (one transaction per event is far
 too slow). Handlers never commit.
 """
 

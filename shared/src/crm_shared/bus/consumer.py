@@ -340,7 +340,7 @@ def _fault_kill_after_db_commit_batches() -> int | None:
 def _stages(events: list[Inbound[Any]]) -> list[dict[str, list[Inbound[Any]]]]:
     """Cut events into stages so each customer's order survives grouping by type.
 
-    Order is promised per record key (the customer id, design brief §2), not per partition: a
+    Order is promised per record key (the customer id: producers key every event by it), not per partition: a
     new stage starts when the type changes within one key's events; stage k of every key runs
     before stage k+1. Keys are independent, so a partition whose customers interleave placed,
     paid and completed orders still runs as a few set-based statements per batch, not one per

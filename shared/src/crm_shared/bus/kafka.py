@@ -43,7 +43,7 @@ def connection_options(kafka: Kafka) -> dict[str, Any]:
 
 
 def new_producer(kafka: Kafka, client_id: str) -> AIOKafkaProducer:
-    # acks="all" without the idempotent producer: Tansu cannot do InitProducerId (design brief §2);
+    # acks="all" without the idempotent producer: the embedded Tansu broker cannot do InitProducerId;
     # duplicates from producer retries are absorbed by every consumer's inbox.
     return AIOKafkaProducer(
         **connection_options(kafka),

@@ -1,6 +1,6 @@
 """The event catalogue: every event type the CRM knows, its topic and the model of its data.
 
-The ``commerce.*`` types are the public contract other systems publish to (design brief §2,
+The ``commerce.*`` types are the public contract other systems publish to (
 documented in ``docs/asyncapi.yaml``); the ``crm.*`` types are what the services emit.
 Money is a decimal string plus an ISO 4217 code, never a float; points are integers.
 """

@@ -69,7 +69,7 @@ class CloudEvent(BaseModel):
     def new(cls, *, type: str, source: str, subject: str, data: dict[str, Any],
             dataschema: str | None = None, time: datetime | None = None,
             traceparent: str | None = None) -> CloudEvent:
-        """An event to emit: always with id, time, subject and dataschema (design brief §2).
+        """An event to emit: always with id, time, subject and dataschema (what every consumer relies on).
 
         Built without validation (``model_construct``): every attribute is produced here, and the
         services emit about one event per applied event, so validation showed up in profiles.
