@@ -11,7 +11,7 @@ exactly the poison records.
 Faults (each run in turn while the input is published steadily):
 
 - ``kill:<service>``: SIGKILL once a part of the run is applied, then restart.
-- ``commit_gap:<service>``: restart the service with ``FAULT_KILL_AFTER_DB_COMMIT_BATCHES`` so it
+- ``commit_gap:<service>``: restart the service through ``tests/harness/commit_gap.py`` so it
   SIGKILLs itself after a batch's database commit and before its offset commit; restart it plainly.
   The run then proves the gap was hit: the inbox held events whose offsets were not committed.
 - ``pg_restart``: stop the (private) PostgreSQL, keep it down 3 s, start it on the same data.
@@ -36,6 +36,7 @@ from crm_shared.devstack import EmbeddedPostgres
 from crm_shared.events.catalogue import ALL_TOPICS, TOPIC_ORDERS
 from crm_shared.events.envelope import CloudEvent, to_kafka
 
+from tests.harness.commit_gap import KILL_AFTER_ENV
 from tests.harness.events import order_event
 from tests.harness.infra import Broker, Database, ServiceProcess, wait_until
 
@@ -250,7 +251,7 @@ async def _true(value: bool) -> bool:
     return value
 
 
-_HOOK = {"FAULT_KILL_AFTER_DB_COMMIT_BATCHES": "3"}
+_HOOK = {KILL_AFTER_ENV: "3"}  # run through tests/harness/commit_gap.py
 
 
 async def _inject(rig: Rig, fault: str, *, applied_share: float, valid: int,

@@ -16,8 +16,6 @@ inbox (a redelivered event is skipped) → commit the database → send dead let
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -111,8 +109,6 @@ class EventConsumer:
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
-        self._kill_after_db_commit = _fault_kill_after_db_commit_batches()
-        self._batches_committed = 0
         self._fresh_in_batch = 0  # events applied for the first time by the batch being processed
         self._lag_series: set[TopicPartition] = set()  # partitions whose lag this process exports
         self.ready = asyncio.Event()  # set once partitions are assigned (tests and /readyz use it)
@@ -143,24 +139,9 @@ class EventConsumer:
             if consumer.assignment():
                 self.ready.set()
             if batch:
-                applied = await self.process(batch)
-                self._fault_point_between_commits(applied)
+                await self.process(batch)
                 await self._commit(batch)
             await self._update_lag(consumer)
-
-    def _fault_point_between_commits(self, applied: int) -> None:
-        """Fault injection for tests only (off unless FAULT_KILL_AFTER_DB_COMMIT_BATCHES is set).
-
-        Only a batch that committed fresh effects counts: a batch of duplicates or ignored types
-        changes nothing in the database, so a crash after it would prove nothing about the gap.
-        """
-        if self._kill_after_db_commit is None or not applied:
-            return
-        self._batches_committed += 1
-        if self._batches_committed >= self._kill_after_db_commit:
-            log.warning("fault injection: SIGKILL between the database commit and the offset commit",
-                        batches=self._batches_committed)
-            os.kill(os.getpid(), signal.SIGKILL)
 
     async def process(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> int:
         """Apply one fetched batch: everything valid exactly once, everything invalid dead-lettered.
@@ -319,22 +300,6 @@ class _DropRevokedLag(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned) -> None:
         """Nothing to do: an assigned partition's lag series appears with the next lag update."""
-
-
-def _fault_kill_after_db_commit_batches() -> int | None:
-    """``FAULT_KILL_AFTER_DB_COMMIT_BATCHES=N``: the process SIGKILLs itself after the N-th batch's
-    database commit and before its offset commit.
-
-    It exists only so tests/reliability can land a crash deterministically in the one gap that
-    matters (effects committed, offsets not): the redelivered batch must change nothing (the inbox).
-    Never set it in production; it is refused there.
-    """
-    value = os.environ.get("FAULT_KILL_AFTER_DB_COMMIT_BATCHES")
-    if not value:
-        return None
-    if os.environ.get("ENVIRONMENT", "").lower() == "prod":
-        raise RuntimeError("FAULT_KILL_AFTER_DB_COMMIT_BATCHES is a test fault hook; refused in production")
-    return max(1, int(value))
 
 
 def _stages(events: list[Inbound[Any]]) -> list[dict[str, list[Inbound[Any]]]]:
