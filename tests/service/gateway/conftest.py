@@ -16,8 +16,14 @@ TEST_JWT_SECRET = "test-jwt-secret-of-the-identity-provider-0123456789"
 UPSTREAMS = ("profile", "loyalty", "tickets", "churn")
 
 
+# Modules mint their headers once, at collection, and a whole run lasts well over ten minutes: the
+# default lifetime must outlast the session, or the last modules to run meet expired tokens. The
+# expiry tests pass their own ttl_s.
+SESSION_TTL_S = 6 * 3600
+
+
 def token(role: str, sub: str, *, secret: str = TEST_JWT_SECRET, issuer: str = "crm-dev", audience: str = "crm",
-          ttl_s: int = 600, algorithm: str = "HS256", **claims) -> str:
+          ttl_s: int = SESSION_TTL_S, algorithm: str = "HS256", **claims) -> str:
     return mint_user_token(secret=secret, issuer=issuer, audience=audience, role=role, subject=sub,
                            ttl_s=ttl_s, algorithm=algorithm, **claims)
 
