@@ -5,12 +5,12 @@ command's effect, so either both are committed or neither is. A transaction-scop
 on the key makes a second request with the same key, arriving while the first is still being
 served, answer 409 at once instead of waiting or acting.
 
-    replay = await idempotency.begin(db, request, identity, key)
+    replay = await idempotency.begin(uow, request, identity, key)
     if replay is not None:
         return replay
     ... the effect ...
-    await idempotency.finish(db, request, identity, key, 201, answer)
-    await db.commit()
+    await idempotency.finish(uow, request, identity, key, 201, answer)
+    await uow.commit()
 """
 
 from __future__ import annotations
@@ -27,20 +27,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_shared.auth import Identity
-from crm_shared.problems import PROBLEM_BASE, Problem
+from crm_shared.uow import UnitOfWork
 
 IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200,
                                        description="A unique key per command (a UUID); a retry with the "
                                                    "same key returns the first answer.")]
 
 REPLAYED_HEADER = "idempotent-replayed"
-
-_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:owner || chr(31) || :key, 0))")
-_FIND = text("SELECT fingerprint, status, body FROM idempotency_keys WHERE owner = :owner AND key = :key")
-_SAVE = text("""
-    INSERT INTO idempotency_keys (owner, key, fingerprint, status, body)
-    VALUES (:owner, :key, :fingerprint, :status, :body)
-""")
 
 
 def create_idempotency_table() -> None:
@@ -65,28 +58,26 @@ async def _fingerprint(request: Request) -> bytes:
     return digest.digest()
 
 
-async def begin(db: AsyncConnection, request: Request, identity: Identity, key: str) -> JSONResponse | None:
-    """The stored answer if this key was used before; None if the command should run now."""
-    params = {"owner": identity.subject, "key": key}
-    if not (await db.execute(_LOCK, params)).scalar():
-        raise Problem(409, "Conflict", "a request with this Idempotency-Key is still being processed; retry later",
-                      type_=PROBLEM_BASE + "idempotency-in-flight")
-    row = (await db.execute(_FIND, params)).first()
-    if row is None:
+def _unit(db: UnitOfWork[Any] | AsyncConnection) -> UnitOfWork[Any]:
+    return db if isinstance(db, UnitOfWork) else UnitOfWork(db, lambda _: None)
+
+
+async def begin(db: UnitOfWork[Any] | AsyncConnection, request: Request, identity: Identity,
+                key: str) -> JSONResponse | None:
+    """The stored answer if this key was used before; None if the command should run now.
+
+    Raises a 409 while the same key is being served, a 422 if the key came with another request."""
+    stored = await _unit(db).stored_answer(identity.subject, key, await _fingerprint(request))
+    if stored is None:
         return None
-    if bytes(row.fingerprint) != await _fingerprint(request):
-        raise Problem(422, "Unprocessable Content",
-                      "this Idempotency-Key was used with a different request; use a new key",
-                      type_=PROBLEM_BASE + "idempotency-key-reused")
-    return JSONResponse(orjson.loads(bytes(row.body)), status_code=row.status, headers={REPLAYED_HEADER: "true"})
+    return JSONResponse(orjson.loads(stored.body), status_code=stored.status, headers={REPLAYED_HEADER: "true"})
 
 
-async def finish(db: AsyncConnection, request: Request, identity: Identity, key: str, status: int,
-                 answer: BaseModel | Any) -> None:
+async def finish(db: UnitOfWork[Any] | AsyncConnection, request: Request, identity: Identity, key: str,
+                 status: int, answer: BaseModel | Any) -> None:
     """Store the answer in the command's transaction (the caller commits)."""
     payload = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
-    await db.execute(_SAVE, {"owner": identity.subject, "key": key, "fingerprint": await _fingerprint(request),
-                             "status": status, "body": orjson.dumps(payload)})
+    await _unit(db).store_answer(identity.subject, key, await _fingerprint(request), status, orjson.dumps(payload))
 
 
 _FORGET = text("""

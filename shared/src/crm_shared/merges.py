@@ -13,16 +13,17 @@ services decide what moving means.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_shared.bus.consumer import Handler, HandlerTable, Inbound
+from crm_shared.bus.consumer import Inbound
+from crm_shared.uow import UnitOfWork
 
 MERGED = "crm.profile.customer.merged"
 UNMERGED = "crm.profile.customer.unmerged"
@@ -32,6 +33,8 @@ _LITERAL = frozenset({MERGED, UNMERGED, "crm.profile.customer.erased"})
 # A chain (A into B, then B into C) is followed this far; the profile refuses longer ones in
 # practice (a survivor that was itself merged cannot take a merge).
 _MAX_HOPS = 8
+
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 def create_merge_table() -> None:
@@ -144,19 +147,25 @@ async def close_merge(tx: AsyncConnection, merge_id: int, at: datetime) -> None:
     await tx.execute(_CLOSE, {"merge_id": merge_id, "at": at})
 
 
-def resolving_merged(table: HandlerTable) -> HandlerTable:
-    """The handler table with every handler but the merge's and erasure's own seeing survivors' ids."""
+def resolving_merged(table: Mapping[str, H]) -> dict[str, H]:
+    """The handler table with every handler but the merge's and erasure's own seeing survivors' ids.
+
+    Works on a service's ``HANDLERS`` (``(resources, uow, events)``): the unit of work is the
+    argument before the events."""
     return {event_type: handler if event_type in _LITERAL else _resolving(handler)
             for event_type, handler in table.items()}
 
 
-def _resolving(handler: Handler) -> Handler:
-    async def handle(tx: AsyncConnection, events: list[Inbound[Any]]) -> None:
+def _resolving(handler: H) -> H:
+    async def handle(*context: Any) -> None:
+        *before, events = context
+        unit = before[-1]
+        connection = unit.connection if isinstance(unit, UnitOfWork) else unit
         ids = [e.data.customer_id for e in events if getattr(e.data, "customer_id", None)]
-        survivors = await survivors_of(tx, ids) if ids else {}
+        survivors = await survivors_of(connection, ids) if ids else {}
         if survivors:
             events = [Inbound(e.event, e.data.model_copy(update={"customer_id": survivors[e.data.customer_id]}),
                               e.record) if getattr(e.data, "customer_id", None) in survivors else e
                       for e in events]
-        await handler(tx, events)
-    return handle
+        await handler(*before, events)
+    return handle  # type: ignore[return-value]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from crm_shared.errors import DomainError
 from crm_shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -57,6 +58,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, type_=exc.type,
+                                instance=request.url.path, **exc.extensions)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        """The one translation of a use case's refusal into HTTP."""
+        return problem_response(exc.status, exc.title, exc.detail, type_=PROBLEM_BASE + exc.code,
                                 instance=request.url.path, **exc.extensions)
 
     @app.exception_handler(StarletteHTTPException)

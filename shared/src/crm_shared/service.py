@@ -1,8 +1,11 @@
 """What makes every service look the same inside: its spec, its runtime and its app.
 
 A service's ``app.py`` declares a :class:`ServiceSpec` (discovered by the dev runner through the
-``crm.services`` entry point) and a ``create_app`` whose lifespan opens a :class:`ServiceRuntime`:
-the one place the engine, the Kafka producer, the outbox relay and the consumer are built.
+``crm.services`` entry point): its ``HANDLERS`` (the topics it consumes follow from them), its
+repository, its periodic ``jobs``; and a ``create_app`` whose lifespan opens a
+:class:`ServiceRuntime`, the one place the engine, the Kafka producer, the outbox relay and the
+consumer are built. The order of a start: runtime (schema check, producer, relay), the service's
+own resources, then the consumer and the jobs, which use them; a stop runs it backwards.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +24,8 @@ from sqlalchemy import text
 
 from crm_shared import health
 from crm_shared.auth import IdentityVerifier, RequireIdentity
-from crm_shared.bus.consumer import EventConsumer, HandlerTable
+from crm_shared.background import PeriodicJob, running
+from crm_shared.bus.consumer import EventConsumer, HandlerTable, ServiceHandler, bind_handlers, topics_of
 from crm_shared.bus.kafka import new_producer
 from crm_shared.bus.outbox import OutboxRelay
 from crm_shared.db import create_engine, max_connections, request_gate
@@ -31,6 +35,7 @@ from crm_shared.metrics import DatabasePoolMetrics, ServiceMetrics
 from crm_shared.migrations import SchemaNotMigrated, schema_state
 from crm_shared.problems import install_problem_handlers
 from crm_shared.settings import ServiceSettings
+from crm_shared.uow import RepositoryFactory, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -43,7 +48,14 @@ class ServiceSpec:
     settings_class: type[ServiceSettings]
     app_factory: str  # "module:function", a uvicorn factory
     migrations: str  # Alembic script_location, "package:folder"
-    subscribes: tuple[str, ...] = field(default_factory=tuple)
+    handlers: Mapping[str, ServiceHandler] = field(default_factory=dict)  # handlers.HANDLERS
+    repository: RepositoryFactory[Any] = lambda _: None  # repository.py: connection -> repository
+    jobs: Callable[[ServiceRuntime, Any], Sequence[PeriodicJob]] | None = None  # jobs.periodic_jobs
+    subscribes: tuple[str, ...] = ()  # derived from handlers (the topics their event types belong to)
+
+    def __post_init__(self) -> None:
+        if self.handlers:
+            object.__setattr__(self, "subscribes", topics_of(self.handlers))
 
     def settings(self, **overrides) -> ServiceSettings:
         overrides.setdefault("service_name", self.name)
@@ -53,8 +65,7 @@ class ServiceSpec:
 class ServiceRuntime:
     """Resources of one service process, opened in the lifespan and closed in reverse order."""
 
-    def __init__(self, settings: ServiceSettings, *, handlers: HandlerTable | None = None,
-                 topics: Sequence[str] = (), migrations: str | None = None,
+    def __init__(self, settings: ServiceSettings, *, topics: Sequence[str] = (), migrations: str | None = None,
                  before_start: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.migrations = migrations
@@ -69,17 +80,10 @@ class ServiceRuntime:
                                  poll_interval_s=settings.outbox_poll_interval_s,
                                  service=settings.service_name, kafka=settings.kafka,
                                  max_record_bytes=settings.kafka_max_request_bytes)
-        self.consumer = (
-            EventConsumer(engine=self.engine, producer=self.producer, metrics=self.metrics,
-                          handlers=handlers, topics=topics, group_id=settings.group_id,
-                          kafka=settings.kafka,
-                          fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                          batch_max=settings.consumer_batch_max, client_id=f"crm-{settings.service_name}",
-                          session_timeout_ms=settings.kafka_session_timeout_ms,
-                          heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms)
-            if handlers and topics else None
-        )
+        self.consumer: EventConsumer | None = None
+        self._topics = tuple(topics)
         self._tasks: list[asyncio.Task] = []
+        self._consumer_task: asyncio.Task | None = None
 
     async def __aenter__(self) -> ServiceRuntime:
         if self.migrations is not None:
@@ -92,23 +96,45 @@ class ServiceRuntime:
             with attempt:
                 await self.producer.start()
         self._tasks.append(asyncio.create_task(self._supervise("outbox-relay", self.relay.run)))
-        if self.consumer is not None:
-            async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
-                                                        wait_initial=0.2, wait_max=3.0):
-                with attempt:
-                    await self.consumer.start()
-            self._tasks.append(asyncio.create_task(self._supervise("consumer", self.consumer.run)))
-        log.info("service started", group=self.settings.group_id)
         return self
 
+    async def start_consumer(self, handlers: HandlerTable, repository: RepositoryFactory[Any]) -> None:
+        """Start consuming with bound handlers (the service's resources are open by now)."""
+        if not handlers or not self._topics:
+            log.info("service started", group=self.settings.group_id)
+            return
+        settings = self.settings
+        self.consumer = EventConsumer(
+            engine=self.engine, producer=self.producer, metrics=self.metrics, handlers=handlers,
+            topics=self._topics, group_id=settings.group_id, kafka=settings.kafka, repository=repository,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms, batch_max=settings.consumer_batch_max,
+            client_id=f"crm-{settings.service_name}", session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms)
+        async for attempt in stamina.retry_context(on=Exception, attempts=None, timeout=60.0,
+                                                    wait_initial=0.2, wait_max=3.0):
+            with attempt:
+                await self.consumer.start()
+        self._consumer_task = asyncio.create_task(self._supervise("consumer", self.consumer.run))
+        log.info("service started", group=settings.group_id)
+
+    async def stop_consumer(self) -> None:
+        """Stop consuming before the resources the handlers use are closed."""
+        task, self._consumer_task = self._consumer_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        consumer, self.consumer = self.consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
     async def __aexit__(self, *exc_info) -> None:
+        await self.stop_consumer()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.consumer is not None:
-            await self.consumer.stop()
         await self.producer.stop()
         await self.engine.dispose()
         log.info("service stopped")
@@ -163,17 +189,22 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ServiceRuntime(settings, handlers=handlers, topics=spec.subscribes,
-                                  migrations=spec.migrations, before_start=before_start) as runtime:
+        async with ServiceRuntime(settings, topics=spec.subscribes, migrations=spec.migrations,
+                                  before_start=before_start) as runtime:
             app.state.runtime = runtime
-            if resources is None:
-                _freeze_startup_objects()
-                yield
-                return
-            async with resources(runtime) as opened:
+            async with (resources(runtime) if resources is not None else _nothing()) as opened:
                 app.state.resources = opened
-                _freeze_startup_objects()
-                yield
+                if spec.handlers:
+                    table = bind_handlers(spec.handlers, opened)
+                else:  # not yet moved to HANDLERS: (connection, events) handlers
+                    table = {t: _on_connection(h) for t, h in (handlers or {}).items()}
+                await runtime.start_consumer(table, spec.repository)
+                try:
+                    async with running(spec.jobs(runtime, opened) if spec.jobs is not None else ()):
+                        _freeze_startup_objects()
+                        yield
+                finally:
+                    await runtime.stop_consumer()
 
     app = FastAPI(title=spec.title, description=description, version="0.1.0", lifespan=lifespan,
                   openapi_url=openapi_url)
@@ -188,6 +219,17 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
         app.add_middleware(cls, **options)
     app.add_middleware(_LazyObservability)
     return app
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield None
+
+
+def _on_connection(handler):
+    async def handle(uow: UnitOfWork[Any], events) -> None:
+        await handler(uow.connection, events)
+    return handle
 
 
 def _freeze_startup_objects() -> None:

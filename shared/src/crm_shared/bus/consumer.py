@@ -4,10 +4,11 @@ One loop per service: ``getmany`` → parse and validate every record (bad ones 
 apply the batch in **one** database transaction whose first statement records the event ids in the
 inbox (a redelivered event is skipped) → commit the database → send dead letters → commit offsets.
 
-- Handlers are registered in one table by event type and receive all events of their type in a run,
-  so they can use set-based SQL. Order is kept per record key (the customer id): a batch is cut into
-  *stages* at every change of event type within one key's events, and stages run in order (records
-  without a key keep their partition's order; see ``_stages``).
+- Handlers are registered in one table by event type (a service's ``HANDLERS``) and receive a unit
+  of work and all events of their type in a run, so they can use set-based SQL. Order is kept per
+  record key (the customer id): a batch is cut into *stages* at every change of event type within
+  one key's events, and stages run in order (records without a key keep their partition's order;
+  see ``_stages``).
 - A transient failure (database down, deadlock, broker unreachable) is retried with backoff without
   committing offsets. Any other failure of a batch makes the consumer apply its events one by one,
   so only the event that really fails goes to the dead-letter topic and the others are applied.
@@ -27,8 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_shared.bus.kafka import (
     Kafka,
@@ -43,6 +43,7 @@ from crm_shared.events.catalogue import EventData, UnknownEventType, data_model_
 from crm_shared.events.envelope import CloudEvent, EnvelopeError, from_kafka, validation_summary
 from crm_shared.logging import get_logger
 from crm_shared.metrics import ServiceMetrics
+from crm_shared.uow import RepositoryFactory, UnitOfWork, unit_of_work
 
 log = get_logger(__name__)
 
@@ -66,25 +67,30 @@ class Inbound(Generic[D]):
         return self.record.partition
 
 
-Handler = Callable[[AsyncConnection, list[Inbound[Any]]], Awaitable[None]]
+Handler = Callable[[UnitOfWork[Any], list[Inbound[Any]]], Awaitable[None]]
 HandlerTable = Mapping[str, Handler]
-"""Event type → handler. The handler writes in the given transaction and never commits."""
+"""Event type → handler. The handler writes in the given unit of work and never commits."""
+
+ServiceHandler = Callable[[Any, UnitOfWork[Any], list[Inbound[Any]]], Awaitable[None]]
+"""A handler as a service declares it: ``(resources, uow, events)``; ``resources`` is what the
+service's app opened (its stores, its scorer), bound once the service starts."""
+
+
+def topics_of(handlers: Mapping[str, Any]) -> tuple[str, ...]:
+    """The topics a handler table consumes: those its event types belong to."""
+    return tuple(sorted({topic_for(event_type) for event_type in handlers}))
+
+
+def bind_handlers(handlers: Mapping[str, ServiceHandler], resources: Any) -> HandlerTable:
+    def bound(handler: ServiceHandler) -> Handler:
+        async def handle(uow: UnitOfWork[Any], events: list[Inbound[Any]]) -> None:
+            await handler(resources, uow, events)
+        return handle
+    return {event_type: bound(handler) for event_type, handler in handlers.items()}
 
 
 class HandlerFailed(Exception):
     """A handler failed for a reason retrying will not fix; the event is dead-lettered."""
-
-
-# The inbox key is (source, type, id), not the CloudEvents (source, id) alone: a producer is
-# authorised per topic (Kafka ACLs, the gateway's scopes) and a type belongs to one topic, so an
-# event can only collide with what its own producer may send. A tracker allowed to write
-# interactions cannot make the consumers skip a registration by reusing its source and id.
-_CLAIM_INBOX = text("""
-    INSERT INTO inbox (source, event_id, event_type)
-    SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:ids AS text[]), CAST(:types AS text[]))
-    ON CONFLICT DO NOTHING
-    RETURNING source, event_type, event_id
-""")
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -94,12 +100,14 @@ def _is_retryable(exc: Exception) -> bool:
 class EventConsumer:
     def __init__(self, *, engine: AsyncEngine, producer: AIOKafkaProducer, metrics: ServiceMetrics,
                  handlers: HandlerTable, topics: Sequence[str], group_id: str, kafka: Kafka,
+                 repository: RepositoryFactory[Any] = lambda _: None,
                  fetch_max_wait_ms: int, batch_max: int, client_id: str,
                  session_timeout_ms: int = 10_000, heartbeat_interval_ms: int = 3_000) -> None:
         self._engine = engine
         self._producer = producer
         self._metrics = metrics
         self._handlers = handlers
+        self._repository = repository
         self._topics = list(topics)
         self._group_id = group_id
         self._kafka = kafka
@@ -214,15 +222,13 @@ class EventConsumer:
         unique: dict[tuple[str, str, str], Inbound[Any]] = {}
         for inbound in events:
             unique.setdefault((inbound.event.source, inbound.event.type, inbound.event.id), inbound)
-        async with self._engine.connect() as tx:
-            claimed = await tx.execute(_CLAIM_INBOX, {
-                "sources": [k[0] for k in unique], "types": [k[1] for k in unique], "ids": [k[2] for k in unique]})
-            fresh_keys = {(row.source, row.event_type, row.event_id) for row in claimed}
+        async with unit_of_work(self._engine, self._repository) as uow:
+            fresh_keys = await uow.claim_inbox(list(unique))
             fresh = [i for k, i in unique.items() if k in fresh_keys]
             for stage in _stages(fresh):
                 for event_type, group in stage.items():
-                    await self._handlers[event_type](tx, group)
-            await tx.commit()
+                    await self._handlers[event_type](uow, group)
+            await uow.commit()
         self._fresh_in_batch += len(fresh)
         applied: dict[str, int] = defaultdict(int)
         for inbound in fresh:
