@@ -11,7 +11,7 @@ import asyncio
 
 from alembic import command, context, op
 from alembic.config import Config
-from sqlalchemy import pool
+from sqlalchemy import MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 
@@ -47,12 +47,16 @@ def schema_state(script_location: str, current: str | None) -> str:
     return "newer" if current is not None and current not in known else "behind"
 
 
-def run_env() -> None:
-    """The body of every service's ``env.py``: run migrations online over asyncpg."""
+def run_env(target_metadata: MetaData | None = None) -> None:
+    """The body of every service's ``env.py``: run migrations online over asyncpg.
+
+    ``target_metadata`` is the service's ``models.metadata``: what alembic compares the migrated
+    schema with (``alembic check``, ``revision --autogenerate``, the drift test)."""
     url = context.config.get_main_option("sqlalchemy.url")
 
     def do_run(connection) -> None:
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        context.configure(connection=connection, target_metadata=target_metadata, transaction_per_migration=True,
+                          compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
 
