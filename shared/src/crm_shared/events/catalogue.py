@@ -9,51 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from crm_shared.events.fields import Amount, AwareDatetime, CurrencyCode, CustomerId, ShortText
 
 DATASCHEMA_BASE = "https://crm.example/schemas/"
-
-
-def _no_float(value: Any) -> Any:
-    # A float has already lost cents (0.1 + 0.2); the contract says decimal strings.
-    if isinstance(value, float):
-        raise ValueError("money must be a decimal string such as \"12.50\", not a JSON number")
-    if isinstance(value, bool):
-        raise ValueError("money must be a decimal string")
-    return value
-
-
-_MONEY_LIMIT = Decimal("1e10")
-
-
-def _money_range(value: Decimal) -> Decimal:
-    # Hand-written instead of Field(max_digits=…, decimal_places=…): pydantic checks those in Python,
-    # a visible share of the profile consumer's time (py-spy on bench/backbone.py, docs/benchmarks.md).
-    if not value.is_finite():
-        raise ValueError("money must be a finite decimal")
-    if value.as_tuple().exponent < -4:
-        raise ValueError("money has at most 4 decimal places")
-    if not 0 <= value < _MONEY_LIMIT:
-        raise ValueError("money must be between 0 and 9,999,999,999.9999")
-    return value
-
-
-Amount = Annotated[Decimal, BeforeValidator(_no_float), AfterValidator(_money_range)]
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a timezone (RFC 3339)")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 class EventData(BaseModel):
