@@ -21,7 +21,7 @@ def _no_float(value: Any) -> Any:
 _MONEY_LIMIT = Decimal("1e10")
 
 
-def _money_range(value: Decimal) -> Decimal:
+def money_range(value: Decimal) -> Decimal:
     # Hand-written instead of Field(max_digits=…, decimal_places=…): pydantic checks those in Python,
     # a visible share of the profile consumer's time (py-spy on bench/backbone.py, docs/benchmarks.md).
     if not value.is_finite():
@@ -33,7 +33,7 @@ def _money_range(value: Decimal) -> Decimal:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(_no_float), AfterValidator(_money_range)]
+Amount = Annotated[Decimal, BeforeValidator(_no_float), AfterValidator(money_range)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]

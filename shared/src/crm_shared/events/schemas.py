@@ -24,11 +24,11 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from crm_shared.events import catalogue
+from crm_shared.events import fields
 from crm_shared.events.catalogue import CATALOGUE
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-# The AsyncAPI document's ``Money``: what ``catalogue.Amount`` accepts as a string (at most 10 integer
+# The AsyncAPI document's ``Money``: what ``fields.Amount`` accepts as a string (at most 10 integer
 # digits, at most 4 decimal places, not negative). The model is a little more lenient ("1e3", "-0",
 # a JSON integer); the schema states the contract publishers are asked to follow.
 MONEY_PATTERN = r"^\d{1,10}(\.\d{1,4})?$"
@@ -47,12 +47,12 @@ SCHEMA_DIR = Path("docs") / "events" / "schemas"
 class _EventSchemaGenerator(GenerateJsonSchema):
     """pydantic's generator, except for money.
 
-    ``catalogue.Amount`` is a ``Decimal`` whose before-validator refuses floats; pydantic would describe
+    ``fields.Amount`` is a ``Decimal`` whose before-validator refuses floats; pydantic would describe
     it as ``anyOf: [number, string]`` and so let a float through the schema that the model rejects.
     """
 
     def function_after_schema(self, schema: core_schema.AfterValidatorFunctionSchema) -> JsonSchemaValue:
-        if schema["function"].get("function") is catalogue._money_range:
+        if schema["function"].get("function") is fields.money_range:
             return dict(MONEY_SCHEMA)
         return super().function_after_schema(schema)
 
