@@ -23,7 +23,6 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_loyalty.domain.events import notification
-from crm_loyalty.handlers import apply_tier, give_back_spent
 from crm_loyalty.repository import (
     Member,
     ProgrammeStore,
@@ -34,6 +33,7 @@ from crm_loyalty.repository import (
     save_members,
     spent_of,
 )
+from crm_loyalty.usecases import apply_tier, give_back_spent
 
 log = get_logger(__name__)
 CHUNK = 500

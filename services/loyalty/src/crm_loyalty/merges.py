@@ -57,7 +57,7 @@ def _set_tier(member: Member, tier: str, since: datetime, below: datetime | None
 class MergeHandlers:
     def __init__(self, store: ProgrammeStore, apply_tier) -> None:
         self.store = store
-        self.apply_tier = apply_tier  # handlers.apply_tier: the one way a tier is re-evaluated
+        self.apply_tier = apply_tier  # usecases.apply_tier: the one way a tier is re-evaluated
 
     def table(self) -> HandlerTable:
         return {MERGED: self.on_customer_merged, UNMERGED: self.on_customer_unmerged}
