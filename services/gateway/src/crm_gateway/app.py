@@ -16,15 +16,19 @@ from starlette.middleware.cors import CORSMiddleware
 from crm_gateway import api, openapi
 from crm_gateway.authn import ApiKeyStore, Authenticator, TokenVerifier
 from crm_gateway.domain.routes import RouteTable
-from crm_gateway.handlers import HANDLERS, TOPICS
+from crm_gateway.handlers import HANDLERS
+from crm_gateway.jobs import periodic_jobs
+from crm_gateway.metrics import GatewayMetrics
 from crm_gateway.proxy import FrontDoor
 from crm_gateway.ratelimit import RateLimits
+from crm_gateway.repository import GatewayRepository
 from crm_gateway.settings import GatewaySettings
-from crm_gateway.upstream import GatewayMetrics, Upstream, close_session, new_session
+from crm_gateway.upstream import Upstream, close_session, new_session
 
 SERVICE = ServiceSpec(
     name="gateway", title="CRM gateway", default_port=8000, settings_class=GatewaySettings,
-    app_factory="crm_gateway.app:create_app", migrations="crm_gateway:migrations", subscribes=TOPICS)
+    app_factory="crm_gateway.app:create_app", migrations="crm_gateway:migrations", handlers=HANDLERS,
+    repository=GatewayRepository, jobs=periodic_jobs)
 
 
 @dataclass
@@ -53,7 +57,7 @@ class GatewayResources:
 
 
 @asynccontextmanager
-async def open_resources(runtime: ServiceRuntime) -> AsyncIterator[GatewayResources]:
+async def resources(runtime: ServiceRuntime) -> AsyncIterator[GatewayResources]:
     settings: GatewaySettings = runtime.settings  # type: ignore[assignment]
     session = new_session(settings)
     metrics = GatewayMetrics(runtime.metrics.registry)
@@ -85,6 +89,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "expose_headers": ["x-request-id", "traceparent", "ratelimit-limit", "ratelimit-remaining",
                                "ratelimit-reset", "ratelimit-policy", "retry-after", "location"],
             "max_age": 600}))
-    return build_app(SERVICE, settings, routers=[api.router, openapi.router], handlers=HANDLERS,
-                     resources=open_resources, middleware=middleware, public=True, openapi_url=None,
+    return build_app(SERVICE, settings, routers=[api.router, openapi.router], resources=resources,
+                     middleware=middleware, public=True, openapi_url=None,
                      description="The one public entry for storefront and call-centre apps.")

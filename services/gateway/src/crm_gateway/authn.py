@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 
 import aiohttp
 import jwt
 from crm_shared.auth import Identity, Role, Unauthenticated
 from crm_shared.logging import get_logger
 from crm_shared.problems import Problem
-from sqlalchemy import select, update
+from crm_shared.uow import unit_of_work
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_gateway.domain import api_keys
-from crm_gateway.models import api_keys as api_keys_table
+from crm_gateway.repository import ActiveKey, GatewayRepository
 from crm_gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
@@ -120,12 +119,13 @@ class JwksKeys:
 
 
 class ApiKeyStore:
-    """API keys from the gateway database, cached briefly; revocation here evicts at once."""
+    """API keys from the gateway database (through its repository), cached briefly; a revocation
+    in this gateway evicts at once (:meth:`evict`), the others within the cache time."""
 
     def __init__(self, engine: AsyncEngine, cache_s: float) -> None:
         self._engine = engine
         self._cache_s = cache_s
-        self._cache: dict[str, tuple[tuple[str, bytes, tuple[str, ...]] | None, float]] = {}
+        self._cache: dict[str, tuple[ActiveKey | None, float]] = {}
 
     async def verify(self, key: str) -> Identity:
         parsed = api_keys.parse(key)
@@ -133,42 +133,24 @@ class ApiKeyStore:
             raise Unauthenticated("the API key is malformed")
         key_id, secret = parsed
         record = await self._lookup(key_id)
-        if record is None or not api_keys.secret_matches(secret, record[1]):
+        if record is None or not api_keys.secret_matches(secret, record.secret_hash):
             raise Unauthenticated("the API key is unknown or revoked")
-        client, _, scopes = record
-        return Identity(subject=f"{api_keys.SUBJECT_PREFIX}{key_id}", role=Role.SERVICE, scopes=frozenset(scopes),
-                        client=client)
+        return Identity(subject=f"{api_keys.SUBJECT_PREFIX}{key_id}", role=Role.SERVICE,
+                        scopes=frozenset(record.scopes), client=record.client)
 
     def evict(self, key_id: str) -> None:
         self._cache.pop(key_id, None)
 
-    async def _lookup(self, key_id: str) -> tuple[str, bytes, tuple[str, ...]] | None:
+    async def _lookup(self, key_id: str) -> ActiveKey | None:
         cached = self._cache.get(key_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        t = api_keys_table.c
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(t.client, t.secret_hash, t.scopes)
-                                      .where(t.key_id == key_id, t.revoked_at.is_(None)))).first()
-        record = (row.client, bytes(row.secret_hash), tuple(row.scopes)) if row else None
+        async with unit_of_work(self._engine, GatewayRepository) as uow:
+            record = await uow.repo.active_api_key(key_id)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key_id] = (record, time.monotonic() + self._cache_s)
         return record
-
-    async def exists(self, key_id: str) -> bool:
-        async with self._engine.connect() as conn:
-            return (await conn.execute(select(api_keys_table.c.key_id)
-                                       .where(api_keys_table.c.key_id == key_id))).first() is not None
-
-    async def revoke(self, key_id: str, by: str) -> bool:
-        t = api_keys_table.c
-        async with self._engine.begin() as conn:
-            result = await conn.execute(update(api_keys_table)
-                                        .where(t.key_id == key_id, t.revoked_at.is_(None))
-                                        .values(revoked_at=datetime.now(UTC), revoked_by=by))
-        self.evict(key_id)
-        return result.rowcount == 1
 
 
 class Authenticator:

@@ -1,7 +1,7 @@
-"""Event handlers of the gateway service, registered in one table by event type. None yet."""
+"""Event handlers of the gateway, by event type: none, the gateway consumes nothing (it only
+publishes, through its outbox, what callers send over HTTP)."""
 
-from crm_shared.bus import HandlerTable
+from crm_shared.bus import ServiceHandler, topics_of
 
-TOPICS: tuple[str, ...] = ()
-
-HANDLERS: HandlerTable = {}
+HANDLERS: dict[str, ServiceHandler] = {}
+TOPICS = topics_of(HANDLERS)

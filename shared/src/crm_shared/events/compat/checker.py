@@ -1,214 +1,24 @@
-"""Is a new JSON Schema of an event's data compatible with the old one?
-
-The rule (Confluent's BACKWARD, the usual one for event data): **every document the old schema accepts,
-the new schema accepts too.** That protects both sides of the contract:
-
-* consumers: new code still reads every event already on the topic (replays, the dead-letter backlog,
-  a consumer that is behind), because those events were valid under the old schema;
-* publishers: a system that follows the schema it was given is never rejected after a CRM release.
-
-So, for example, a property newly required, a type narrowed, an enum value removed, a bound tightened,
-``additionalProperties`` going from allowed to ``false`` or a property removed while it is ``false``
-are breaking; an optional property added, an enum value added, a bound loosened, a type widened or a
-description changed are not. ``mode="forward"`` checks the other direction (old code reads new events:
-the new schema accepts nothing the old one refused) and ``mode="full"`` both; CI enforces BACKWARD.
-
-One deliberate relaxation, the same as every schema registry makes for an open content model: a
-property the old schema did not *declare* (it only fell under ``additionalProperties: true``) carries
-no promise, so the new schema may give that name a schema (that is how an optional property is added).
-Where the old schema gave undeclared properties a schema of their own (``dict[str, str]`` emits
-``additionalProperties: {"type": "string"}``), a new property must accept what that schema accepted.
-
-The checker is a proof of "old ⊆ new" over the keywords pydantic emits: ``type`` (and lists of types),
-``enum``/``const``, ``$ref`` into the document (``#/…``), ``anyOf``/``oneOf``/``allOf``, ``properties``,
-``required``, ``additionalProperties``, ``items``, ``format``, ``pattern``, ``minimum``/``maximum``/
-``exclusiveMinimum``/``exclusiveMaximum``, ``multipleOf``, ``minLength``/``maxLength``,
-``minItems``/``maxItems``, ``uniqueItems``, ``minProperties``/``maxProperties``. Annotations (``title``,
-``description``, ``default``, ``examples``, ``x-*`` …) are ignored. Whatever it cannot reason about
-(a changed ``pattern``, ``patternProperties``, ``prefixItems``, an external ``$ref``, an unknown
-keyword in the new schema …) is reported as breaking ("cannot prove compatible"), never accepted
-silently. Restrictions only the old schema has (``not``, ``if``/``then``, ``contains`` …) are dropped
-from it, which can only make the old schema accept more, so that stays sound.
-
-Why not a library: of the packages on PyPI, ``jsonschema-diff`` renders a structural diff (added,
-removed, changed keywords) with no notion of which changes break a reader; the ``jsonschema-changelog``
-0.2.0 wheel contains no code at all (metadata only); ``jsonsubschema`` decides inclusion but only for
-draft 4 (no ``$defs``, numeric ``exclusiveMinimum``) and pulls in ``greenery``/``portion``.
-"""
+"""The proof that every document one schema accepts, another accepts too (``L(sub) ⊆ L(sup)``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
-Mode = Literal["backward", "forward", "full"]
-
-ANNOTATIONS = frozenset({
-    "title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly",
-    "$id", "$schema", "$anchor", "$vocabulary", "$defs", "definitions", "contentEncoding",
-    "contentMediaType", "contentSchema",
-})
-# What the checker can reason about in either schema.
-UNDERSTOOD = frozenset({
-    "type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf", "properties", "required",
-    "additionalProperties", "items", "format", "pattern", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "minItems", "maxItems", "uniqueItems",
-    "minProperties", "maxProperties",
-})
-# Pure restrictions: dropping them from the old schema only widens it, so the proof stays sound.
-DROPPABLE_FROM_OLD = frozenset({
-    "not", "if", "then", "else", "dependentRequired", "dependentSchemas", "contains", "minContains",
-    "maxContains", "propertyNames", "unevaluatedProperties", "unevaluatedItems",
-})
-_OBJECT_GROUP = frozenset({"properties", "additionalProperties", "patternProperties", "unevaluatedProperties"})
-_ARRAY_GROUP = frozenset({"items", "prefixItems", "unevaluatedItems", "contains", "minContains", "maxContains"})
-_FINITE_TYPES: dict[str, list[Any]] = {"null": [None], "boolean": [False, True]}
-
-
-@dataclass(frozen=True, slots=True)
-class Break:
-    """One reason the new schema may reject a document the old one accepted."""
-
-    path: str      # where in the data: ``$.items[].unit_price``; ``.*`` is "any undeclared property"
-    message: str
-    kind: str = "constraint"  # "type", "constraint", "unknown" (cannot prove compatible)
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-def breaking_changes(old: Any, new: Any, mode: Mode = "backward") -> list[Break]:
-    """The reasons ``new`` is not compatible with ``old`` under ``mode``; empty when it is (proven)."""
-    if mode == "backward":
-        return _Checker(old, new, "old", "new").run()
-    if mode == "forward":
-        return _Checker(new, old, "new", "old").run()
-    if mode == "full":
-        return ([Break(b.path, f"backward: {b.message}", b.kind) for b in breaking_changes(old, new, "backward")]
-                + [Break(b.path, f"forward: {b.message}", b.kind) for b in breaking_changes(old, new, "forward")])
-    raise ValueError(f"unknown compatibility mode {mode!r}")
-
-
-def backward_breaks(old: Any, new: Any) -> list[Break]:
-    """BACKWARD: what the new schema rejects that the old one accepted (the rule CI enforces)."""
-    return breaking_changes(old, new, "backward")
-
-
-def is_backward_compatible(old: Any, new: Any) -> bool:
-    return not backward_breaks(old, new)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _strip(node: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in node.items() if k not in ANNOTATIONS and not k.startswith("x-")}
-
-
-def _trivial(node: Any) -> bool:
-    """Accepts every document (``true``, ``{}`` or only annotations)."""
-    return node is True or (isinstance(node, dict) and not _strip(node))
-
-
-def _types(node: dict[str, Any]) -> set[str] | None:
-    t = node.get("type")
-    if t is None:
-        return None
-    return {t} if isinstance(t, str) else set(t)
-
-
-def _merge(base: Any, extra: Any) -> Any:
-    """An over-approximation of ``base ∩ extra`` (used on the old side only: it may accept more, never less).
-
-    ``extra``'s keywords win; keywords that change each other's meaning (``properties`` and
-    ``additionalProperties``, ``items`` and ``prefixItems``) are taken as a group from one side.
-    """
-    if base is False or extra is False:
-        return False
-    if base is True:
-        return extra
-    if extra is True:
-        return base
-    merged = dict(base)
-    for group in (_OBJECT_GROUP, _ARRAY_GROUP):
-        if group & extra.keys():
-            for key in group:
-                merged.pop(key, None)
-    merged.update(extra)
-    return merged
-
-
-def _ref_key(node: Any) -> tuple[str, Any]:
-    if isinstance(node, dict) and isinstance(node.get("$ref"), str):
-        return ("ref", node["$ref"])
-    return ("id", id(node))
-
-
-def _contains_ref(node: Any) -> bool:
-    if isinstance(node, dict):
-        return "$ref" in node or any(_contains_ref(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_contains_ref(v) for v in node)
-    return False
-
-
-def _num(value: Any) -> Fraction | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return Fraction(value)
-
-
-def _bound(node: dict[str, Any], lower: bool, integer: bool) -> tuple[Fraction, bool] | str | None:
-    """The tightest lower (or upper) bound as ``(value, exclusive)``; ``None`` if unbounded; a str on
-    a keyword it cannot read (draft-4 boolean ``exclusiveMinimum``)."""
-    inclusive_key, exclusive_key = ("minimum", "exclusiveMinimum") if lower else ("maximum", "exclusiveMaximum")
-    candidates: list[tuple[Fraction, bool]] = []
-    for key, exclusive in ((inclusive_key, False), (exclusive_key, True)):
-        if key in node:
-            value = _num(node[key])
-            if value is None:
-                return f"cannot read {key}={node[key]!r}"
-            candidates.append((value, exclusive))
-    if not candidates:
-        return None
-    if integer:  # an integer > 0 is an integer >= 1
-        normalised = []
-        for value, exclusive in candidates:
-            if lower:
-                v = (value.__floor__() + 1) if exclusive else value.__ceil__()
-            else:
-                v = (value.__ceil__() - 1) if exclusive else value.__floor__()
-            normalised.append((Fraction(v), False))
-        candidates = normalised
-    if lower:
-        return max(candidates, key=lambda c: (c[0], c[1]))
-    return min(candidates, key=lambda c: (c[0], not c[1]))
-
-
-def _show_bound(bound: tuple[Fraction, bool] | None, lower: bool) -> str:
-    if bound is None:
-        return "none"
-    value, exclusive = bound
-    op = (">" if exclusive else ">=") if lower else ("<" if exclusive else "<=")
-    shown = str(value.numerator) if value.denominator == 1 else str(float(value))
-    return f"{op} {shown}"
-
-
-def _bound_covers(sub: tuple[Fraction, bool] | None, sup: tuple[Fraction, bool] | None, lower: bool) -> bool:
-    """Does the ``sup`` bound let through everything the ``sub`` bound does?"""
-    if sup is None:
-        return True
-    if sub is None:
-        return False
-    (sv, sx), (pv, px) = sub, sup
-    if sv == pv:
-        return sx or not px
-    return pv < sv if lower else pv > sv
-
-
-# --------------------------------------------------------------------------- the proof
+from crm_shared.events.compat.bounds import _bound, _bound_covers, _num, _show_bound
+from crm_shared.events.compat.breaks import Break
+from crm_shared.events.compat.schema import (
+    _FINITE_TYPES,
+    DROPPABLE_FROM_OLD,
+    UNDERSTOOD,
+    _contains_ref,
+    _merge,
+    _ref_key,
+    _strip,
+    _trivial,
+    _types,
+)
 
 
 class _Checker:
