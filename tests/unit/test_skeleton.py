@@ -32,7 +32,7 @@ def each_service(pending: set[str] = NOT_MOVED_YET):
 # Modules or packages: a layer may grow into a package (api/, usecases/, repository/).
 REQUIRED = ("app.py", "api", "schemas.py", "models.py", "usecases", "repository", "handlers.py", "jobs.py",
             "metrics.py", "settings.py", "domain/", "migrations/")
-SQL_HOMES = ("repository", "models.py", "migrations")
+SQL_HOMES = ("repository", "models", "migrations")  # layer() names a module without .py
 HTTP_MODULES = {"fastapi", "starlette", "crm_shared.problems", "crm_shared.http", "crm_shared.idempotency"}
 IO_MODULES = {"sqlalchemy", "asyncpg", "aiokafka", "httpx", "fastapi", "starlette"}
 
