@@ -193,14 +193,9 @@ class InMemoryTicketsRepository:
         row["follow_up_at"] = at
         return True
 
-    async def record_erasures(self, events) -> list[str]:
-        ids: dict[str, datetime] = {}
-        for inbound in events:
-            for customer_id in inbound.data.erased_ids:
-                ids.setdefault(customer_id, inbound.data.erased_at)
-        for customer_id, at in ids.items():
+    async def record_erasures(self, erased_at: dict[str, datetime]) -> None:
+        for customer_id, at in erased_at.items():
             self.erased.setdefault(customer_id, at)
-        return list(ids)
 
     async def erase_texts(self, customer_ids: list[str]) -> None:
         mine = {t for t, row in self.tickets.items() if row["customer_id"] in customer_ids}

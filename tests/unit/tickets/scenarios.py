@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from crm_shared.errors import ConflictError, NotFoundError
@@ -161,8 +160,8 @@ async def scenario_nothing_new_is_recorded_about_an_erased_customer(uow):
     await tickets.add_attachment(uow, ticket_id=ticket.ticket_id, only_customer=customer, attachment={
         "filename": "photo.jpg", "content_type": "image/jpeg", "size_bytes": 10, "url": "https://x/p"},
         uploaded_by=customer, now=NOW)
-    erasure = SimpleNamespace(data=SimpleNamespace(erased_ids=[customer], erased_at=NOW))
-    assert await events.customers_erased(uow, [erasure]) == [customer]
+    assert await events.customers_erased(uow, {customer: NOW}) == [customer]
+    assert await events.customers_erased(uow, {customer: NOW + timedelta(days=1)}) == [customer]  # a replay
     erased = await tickets.visible_ticket(uow, ticket.ticket_id)
     assert (erased.subject, erased.description, erased.priority) == ("(erased)", "", ticket.priority)
     assert await tickets.attachments(uow, ticket.ticket_id, only_customer=None) == []

@@ -3,6 +3,7 @@ batch into one use case (usecases/events.py says what each does). Handlers never
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from crm_shared.bus import Inbound, ServiceHandler, topics_of
@@ -31,7 +32,11 @@ async def on_churn_risk_changed(resources: Any, uow: Uow, events: list[Inbound[C
 
 
 async def on_customer_erased(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-    await usecases.customers_erased(uow, events)
+    erased_at: dict[str, datetime] = {}
+    for e in events:  # the customer and every duplicate merged into it; a replayed erasure keeps the first
+        for customer_id in e.data.erased_ids:
+            erased_at.setdefault(customer_id, e.data.erased_at)
+    await usecases.customers_erased(uow, erased_at)
 
 
 async def on_customer_merged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerMergedData]]) -> None:

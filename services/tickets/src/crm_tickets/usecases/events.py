@@ -70,17 +70,18 @@ async def churn_risk_changed(uow: Uow, policies: PolicyStore, changes: Sequence[
     return opened
 
 
-async def customers_erased(uow: Uow, events: Sequence[Any]) -> list[str]:
+async def customers_erased(uow: Uow, erased_at: dict[str, datetime]) -> list[str]:
     """Erasure: what people wrote goes, the figures stay.
 
-    For the customer and every duplicate merged into it (``crm.profile.customer.erased`` names them,
-    ``events`` are those inbound events): subjects, descriptions, comments (the customer's and the
+    For the customer and every duplicate merged into it (``crm.profile.customer.erased`` names them;
+    ``erased_at`` maps each id to when): subjects, descriptions, comments (the customer's and the
     agents'), CSAT comments, attachments (their metadata; the files live in the shop's object store,
     which the shop erases), the free text quoted in the tickets' history and the stored answers of
     commands quoting them. Ids, kinds, categories, priorities, root causes, statuses, SLA times and
     scores stay, so the reports do not change. The ids are kept in ``erased_customers``: nothing new
     about them is recorded (``CustomerErased``, a 409). Idempotent. Returns the erased ids."""
-    ids = await uow.repo.record_erasures(events)
+    ids = list(erased_at)
+    await uow.repo.record_erasures(erased_at)
     await uow.repo.erase_texts(ids)
     return ids
 
