@@ -9,23 +9,15 @@ from __future__ import annotations
 
 from crm_shared.metrics import DatabaseWideMetrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import text
 
-_OPEN = text("""SELECT priority, count(*) AS n FROM tickets WHERE status IN ('new', 'open', 'pending_customer')
-                GROUP BY priority""")
-_BREACHES = text("SELECT label AS target, value FROM metric_totals WHERE metric = 'sla_breaches'")
-# CSAT rows are only ever inserted (one per ticket; erasure clears the comment, never the row).
-_CSAT = text("SELECT count(*) AS n, COALESCE(avg(score), 0) AS average FROM csat")
+from crm_tickets.repository import TicketsRepository
 
 SLA_TARGETS = ("first_response", "resolution")
 
 
 class TicketsMetrics(DatabaseWideMetrics):
     async def read(self, db) -> dict:
-        open_by = {row.priority: row.n for row in await db.execute(_OPEN)}
-        breaches = {row.target: row.value for row in await db.execute(_BREACHES)}
-        csat = (await db.execute(_CSAT)).one()
-        return {"open": open_by, "breaches": breaches, "csat_n": csat.n, "csat_avg": float(csat.average)}
+        return await TicketsRepository(db).metrics_snapshot()
 
     def families(self, snapshot: dict):
         open_tickets = GaugeMetricFamily("crm_tickets_open", "Tickets not yet resolved, by priority.",
