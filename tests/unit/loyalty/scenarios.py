@@ -236,4 +236,45 @@ async def scenario_a_valuable_customer_turning_high_risk_gets_one_win_back(uow):
     assert (await balances(uow, store, customer))[0] == 1500 + 500
 
 
+async def scenario_reads_of_an_unknown_member_are_not_found_and_the_balance_goes_by_business_time(uow):
+    store, customer = ProgrammeStore(), _id("c")
+    with pytest.raises(NotFoundError):
+        await reads.account(uow, store, customer)
+    with pytest.raises(NotFoundError):
+        await reads.balance_as_of(uow, customer, NOW)
+    await fund(uow, store, customer, "250")
+    before = await reads.balance_as_of(uow, customer, NOW - timedelta(days=60))
+    after = await reads.balance_as_of(uow, customer, NOW + timedelta(seconds=1))
+    assert (before["available"], before["pending"]) == (0, 0) and (after["available"], after["pending"]) == (250, 0)
+    [(expires_at, points)] = await reads.expiries(uow, customer, 10)
+    assert points == 250 and expires_at > NOW
+    account = await reads.account(uow, store, customer)
+    assert account["cash_value"] == {"CNY": "2.50"} and account["next_expiry"] == (expires_at, 250)
+
+
+async def scenario_a_hold_whose_order_is_never_paid_is_voided_by_the_job(uow):
+    store, customer, order = ProgrammeStore(), _id("c"), _id("o")
+    await fund(uow, store, customer, "100")
+    await commands.redeem(uow, store, customer_id=customer, kind="order_discount", points=60, currency="CNY",
+                          order_id=order, gift_sku=None, reason=None, actor=customer)
+    assert (await balances(uow, store, customer))[0] == 40
+    await ledger_jobs.run_job(jobs_on(uow), store, "discount-holds", NOW + timedelta(hours=73), accept_as_of=True)
+    [redemption] = await reads.redemptions(uow, customer, 10)
+    assert redemption["status"] == "voided" and "not paid within 72 hours" in redemption["void_reason"]
+    assert (await balances(uow, store, customer))[0] == 100
+
+
+async def scenario_a_vip_gets_the_birthday_bonus_once_a_year(uow):
+    store, customer = ProgrammeStore(), _id("c")
+    for _ in range(5):  # 5 orders, 5,000 CNY: vip
+        await fund(uow, store, customer, "1000")
+    assert (await reads.account(uow, store, customer))["tier"] == "vip"
+    as_of = NOW + timedelta(days=40)
+    await customers.customers_seen(uow, store, [customers.CustomerFact(customer, as_of.date().replace(year=1984))])
+    open_uow = jobs_on(uow)
+    await ledger_jobs.run_job(open_uow, store, "birthdays", as_of, accept_as_of=True)
+    await ledger_jobs.run_job(open_uow, store, "birthdays", as_of, accept_as_of=True)
+    assert (await balances(uow, store, customer))[0] == 5000 + 500
+
+
 SCENARIOS = [value for name, value in sorted(globals().items()) if name.startswith("scenario_")]
