@@ -17,27 +17,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
+from crm_shared.uow import UnitOfWork
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import text
 
 from crm_loyalty.domain.earning import money_value
-from crm_loyalty.repository import ProgrammeStore
-
-_BALANCES = text("""
-    SELECT COALESCE(sum(available), 0) AS available, COALESCE(sum(pending), 0) AS pending,
-           COALESCE(sum(debt), 0) AS debt, count(*) AS members
-    FROM accounts
-""")
-_TOTALS = text("""
-    SELECT COALESCE(sum(points) FILTER (WHERE kind IN ('earn', 'bonus') AND points > 0
-                                           OR kind = 'adjust' AND points > 0), 0) AS issued,
-           COALESCE(-sum(points) FILTER (WHERE kind = 'redeem' AND points < 0), 0) AS redeemed,
-           COALESCE(sum(points) FILTER (WHERE kind = 'refund_of_spent' AND points > 0), 0) AS given_back,
-           COALESCE(-sum(points) FILTER (WHERE kind = 'expire' AND points < 0), 0) AS expired,
-           COALESCE(-sum(points) FILTER (WHERE kind = 'reverse' AND points < 0), 0) AS reversed,
-           COALESCE(-sum(points) FILTER (WHERE kind = 'adjust' AND points < 0), 0) AS deducted
-    FROM ledger
-""")
+from crm_loyalty.repository import LoyaltyRepository
+from crm_loyalty.usecases.common import ProgrammeStore
 
 _COUNTERS = (
     ("issued", "Points issued: earned on orders, bonuses, positive adjustments."),
@@ -55,14 +40,14 @@ class LoyaltyMetrics(DatabaseWideMetrics):
         super().__init__(registry, election)
 
     async def read(self, db) -> dict:
-        balances = (await db.execute(_BALANCES)).one()
-        totals = (await db.execute(_TOTALS)).one()
-        programme = (await self._store.timeline(db)).current
+        uow = UnitOfWork(db, LoyaltyRepository)  # reads only, through the repository
+        totals = await uow.repo.totals()
+        programme = (await self._store.timeline(uow)).current
         return {
-            **{name: int(getattr(totals, name)) for name, _ in _COUNTERS},
-            "available": int(balances.available), "pending": int(balances.pending), "debt": int(balances.debt),
-            "members": int(balances.members),
-            "value": {currency: money_value(int(balances.available), rate)
+            **{name: totals[name] for name, _ in _COUNTERS},
+            "available": totals["available"], "pending": totals["pending"], "debt": totals["debt"],
+            "members": totals["members"],
+            "value": {currency: money_value(totals["available"], rate)
                       for currency, rate in programme.redemption.points_per_unit.items()},
         }
 

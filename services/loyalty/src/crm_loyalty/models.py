@@ -1,66 +1,148 @@
-"""Tables of the loyalty database, as SQLAlchemy Core metadata (the schema itself is in migrations/).
+"""Tables of the loyalty database, as SQLAlchemy Core metadata: exactly what the migrations build.
 
-The hot paths use set-based SQL text in ``repository.py``, ``handlers.py`` and ``api.py`` (multi-row
-``unnest`` inserts and updates, one transaction per batch); these definitions name the columns for readers and
-for ad-hoc queries.
+The drift test (``tests/service/shared/test_schema_drift.py``) holds the two together. The
+statements themselves are set-based SQL text in ``repository/`` (multi-row ``unnest`` inserts and
+updates, one transaction per batch); CHECK constraints and the ledger's append-only trigger live in
+the migrations only (alembic does not compare them). ``sa.text`` spells server defaults and index
+expressions (the skeleton test reads ``from sqlalchemy import text`` as SQL outside the repository).
 """
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, MetaData, Numeric, Table, Text
+import sqlalchemy as sa
+from crm_shared.tables import add_bus_tables, add_erased_customers, add_idempotency_table, add_merge_table
+from sqlalchemy import CHAR, BigInteger, Column, Date, DateTime, Index, Integer, MetaData, Numeric, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
+add_bus_tables(metadata)
+add_idempotency_table(metadata)
+add_erased_customers(metadata)
+add_merge_table(metadata)
+
+NOW = sa.text("now()")
+
 
 accounts = Table(
     "accounts", metadata,
-    Column("customer_id", Text, primary_key=True), Column("tier", Text), Column("tier_since", DateTime(True)),
-    Column("below_tier_since", DateTime(True)), Column("available", BigInteger), Column("pending", BigInteger),
-    Column("debt", BigInteger), Column("lifetime_earned", BigInteger), Column("birthday", Date),
-    Column("birthday_bonus_year", Integer), Column("erased_at", DateTime(True)),
-    Column("created_at", DateTime(True)), Column("updated_at", DateTime(True)))
+    Column("customer_id", Text, primary_key=True),
+    Column("tier", Text, nullable=False),
+    Column("tier_since", DateTime(True), nullable=False),
+    Column("below_tier_since", DateTime(True)),
+    Column("available", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("pending", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("debt", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("lifetime_earned", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("birthday", Date),
+    Column("birthday_bonus_year", Integer),
+    Column("erased_at", DateTime(True)),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("birthday_greeted_year", Integer),
+    Index("accounts_birthday_month", sa.text("extract(month FROM birthday)"),
+          postgresql_where=sa.text("birthday IS NOT NULL")))
 
 lots = Table(
     "lots", metadata,
-    Column("lot_id", BigInteger, primary_key=True), Column("customer_id", Text), Column("kind", Text),
-    Column("order_id", Text), Column("points", BigInteger), Column("remaining", BigInteger), Column("state", Text),
-    Column("business_at", DateTime(True)), Column("available_at", DateTime(True)),
-    Column("expires_at", DateTime(True)), Column("expiry_noticed_at", DateTime(True)),
-    Column("created_at", DateTime(True)))
+    Column("lot_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("customer_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("order_id", Text),
+    Column("points", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("business_at", DateTime(True), nullable=False),
+    Column("available_at", DateTime(True)),
+    Column("expires_at", DateTime(True)),
+    Column("expiry_noticed_at", DateTime(True)),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Index("lots_open_by_customer", "customer_id", postgresql_where=sa.text("state <> 'closed'")),
+    Index("lots_pending_due", "available_at", postgresql_where=sa.text("state = 'pending'")),
+    Index("lots_available_expiry", "expires_at", postgresql_where=sa.text("state = 'available'")),
+    Index("lots_by_order", "order_id", postgresql_where=sa.text("order_id IS NOT NULL")))
 
 ledger = Table(
     "ledger", metadata,
-    Column("entry_id", BigInteger, primary_key=True), Column("customer_id", Text), Column("kind", Text),
-    Column("points", BigInteger), Column("available_delta", BigInteger), Column("pending_delta", BigInteger),
-    Column("debt_delta", BigInteger), Column("reason", Text), Column("order_id", Text),
-    Column("redemption_id", Text), Column("lot_id", BigInteger), Column("actor", Text), Column("ticket_id", Text),
-    Column("campaign", Text), Column("event_id", Text), Column("business_at", DateTime(True)),
-    Column("recorded_at", DateTime(True)))
+    Column("entry_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("customer_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("available_delta", BigInteger, nullable=False),
+    Column("pending_delta", BigInteger, nullable=False),
+    Column("debt_delta", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("order_id", Text),
+    Column("redemption_id", Text),
+    Column("lot_id", BigInteger),
+    Column("actor", Text),
+    Column("ticket_id", Text),
+    Column("campaign", Text),
+    Column("event_id", Text),
+    Column("business_at", DateTime(True), nullable=False),
+    Column("recorded_at", DateTime(True), nullable=False, server_default=NOW),
+    Index("ledger_by_customer", "customer_id", sa.text("entry_id DESC")))
 
 orders = Table(
     "orders", metadata,
-    Column("order_id", Text, primary_key=True), Column("customer_id", Text), Column("status", Text),
-    Column("currency", Text), Column("total_amount", Numeric(18, 4)), Column("points_value", Numeric(18, 4)),
-    Column("refunded_amount", Numeric(18, 4)), Column("paid_at", DateTime(True)), Column("earned_points", BigInteger),
-    Column("reversed_points", BigInteger), Column("lines", JSONB), Column("programme_version", Integer),
-    Column("tier", Text), Column("created_at", DateTime(True)))
+    Column("order_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("total_amount", Numeric(18, 4), nullable=False),
+    Column("points_value", Numeric(18, 4), nullable=False, server_default=sa.text("0")),
+    Column("refunded_amount", Numeric(18, 4), nullable=False, server_default=sa.text("0")),
+    Column("paid_at", DateTime(True)),
+    Column("earned_points", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("reversed_points", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("lines", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    Column("programme_version", Integer),
+    Column("tier", Text),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Index("orders_by_customer_paid", "customer_id", "paid_at"))
 
 redemptions = Table(
     "redemptions", metadata,
-    Column("redemption_id", Text, primary_key=True), Column("customer_id", Text), Column("kind", Text),
-    Column("points", BigInteger), Column("points_returned", BigInteger), Column("currency", Text),
-    Column("money_value", Numeric(18, 4)), Column("order_id", Text), Column("gift_sku", Text), Column("reason", Text),
-    Column("actor", Text), Column("created_at", DateTime(True)))
+    Column("redemption_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("points_returned", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("currency", CHAR(3)),
+    Column("money_value", Numeric(18, 4)),
+    Column("order_id", Text),
+    Column("gift_sku", Text),
+    Column("reason", Text),
+    Column("actor", Text, nullable=False),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("status", Text, nullable=False, server_default=sa.text("'applied'")),
+    Column("resolved_at", DateTime(True)),
+    Column("void_reason", Text),
+    Index("redemptions_by_order", "order_id", postgresql_where=sa.text("order_id IS NOT NULL")),
+    Index("redemptions_by_customer", "customer_id", sa.text("created_at DESC")),
+    Index("redemptions_held", "created_at", postgresql_where=sa.text("status = 'held'")))
 
 redemption_lots = Table(
     "redemption_lots", metadata,
-    Column("redemption_id", Text, primary_key=True), Column("lot_id", BigInteger, primary_key=True),
-    Column("points", BigInteger), Column("returned", BigInteger))
+    Column("redemption_id", Text, primary_key=True),
+    Column("lot_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("points", BigInteger, nullable=False),
+    Column("returned", BigInteger, nullable=False, server_default=sa.text("0")))
 
 programme_versions = Table(
     "programme_versions", metadata,
-    Column("version", Integer, primary_key=True), Column("config", JSONB), Column("effective_from", DateTime(True)),
-    Column("created_by", Text), Column("note", Text), Column("created_at", DateTime(True)))
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("config", JSONB, nullable=False),
+    Column("effective_from", DateTime(True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("note", Text),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW))
 
 win_backs = Table(
     "win_backs", metadata,
-    Column("customer_id", Text, primary_key=True), Column("granted_at", DateTime(True), primary_key=True),
-    Column("reward", JSONB))
+    Column("customer_id", Text, primary_key=True),
+    Column("granted_at", DateTime(True), primary_key=True),
+    Column("reward", JSONB, nullable=False))
+
+agent_adjustment_usage = Table(
+    "agent_adjustment_usage", metadata,
+    Column("actor", Text, primary_key=True),
+    Column("period_start", DateTime(True), primary_key=True),
+    Column("points", BigInteger, nullable=False))

@@ -8,6 +8,7 @@ were. Pure data and validation; no I/O.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -179,3 +180,26 @@ class Programme(_Section):
 
 
 DEFAULT_PROGRAMME = Programme()
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeTimeline:
+    """Every version of the programme with the moment it took effect, oldest first."""
+
+    versions: list[tuple[int, datetime, Programme]]
+
+    @property
+    def current(self) -> Programme:
+        return self.versions[-1][2]
+
+    @property
+    def current_version(self) -> int:
+        return self.versions[-1][0]
+
+    def in_force_at(self, moment: datetime) -> tuple[int, Programme]:
+        """The version effective at a business time; changes are never retroactive."""
+        chosen = self.versions[0]
+        for entry in self.versions:
+            if entry[1] <= moment:
+                chosen = entry
+        return chosen[0], chosen[2]
