@@ -9,7 +9,7 @@ stores no personal data again. What each service scrubs is its own rule (its ``e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -30,16 +30,26 @@ _TOMBSTONE = text("""
 _ERASED_AMONG = text("SELECT customer_id FROM erased_customers WHERE customer_id = ANY(CAST(:ids AS text[]))")
 
 
-async def record_erasures(tx: AsyncConnection, events: Sequence[Inbound[ProfileCustomerErasedData]]) -> list[str]:
-    """Record the erased ids of a batch (idempotent: a replayed erasure changes nothing) and return
-    them, for the service to scrub in the same transaction."""
+def erased_at_of(events: Sequence[Inbound[ProfileCustomerErasedData]]) -> dict[str, datetime]:
+    """Erased id → when, for a batch of erasure events (an id named twice keeps its first time)."""
     erased_at: dict[str, datetime] = {}
     for inbound in events:
         for customer_id in inbound.data.erased_ids:
             erased_at.setdefault(customer_id, inbound.data.erased_at)
+    return erased_at
+
+
+async def record_erased(tx: AsyncConnection, erased_at: Mapping[str, datetime]) -> list[str]:
+    """Record these ids as erased (idempotent: a replayed erasure changes nothing) and return them,
+    for the service to scrub in the same transaction."""
     ids = list(erased_at)
     await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
     return ids
+
+
+async def record_erasures(tx: AsyncConnection, events: Sequence[Inbound[ProfileCustomerErasedData]]) -> list[str]:
+    """:func:`record_erased` for a batch of erasure events."""
+    return await record_erased(tx, erased_at_of(events))
 
 
 async def erased_among(tx: AsyncConnection, customer_ids: Sequence[str]) -> set[str]:

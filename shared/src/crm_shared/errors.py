@@ -63,3 +63,20 @@ class Gone(DomainError):
     status = 410
     default_title = "Gone"
     default_code = "gone"
+
+
+class PreconditionFailed(DomainError):
+    """The caller's ``If-Match`` names another version than the one in force (412)."""
+
+    status = 412
+    default_title = "Precondition Failed"
+    default_code = "precondition-failed"
+
+
+class CustomerErased(ConflictError):
+    """A write about a customer the profile erased: it would store personal data again (409)."""
+
+    default_code = "customer-erased"
+
+    def __init__(self, detail: str = "this customer was erased; nothing new about them is recorded") -> None:
+        super().__init__(detail)

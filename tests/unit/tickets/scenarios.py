@@ -12,9 +12,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from crm_shared.errors import ConflictError, NotFoundError
+from crm_shared.errors import ConflictError, CustomerErased, NotFoundError
 from crm_tickets.domain.policy import DEFAULT_POLICY, IllegalTransition, StalePolicy
-from crm_tickets.domain.workflow import AlreadyRated, CustomerErased, NotResolved
+from crm_tickets.domain.workflow import AlreadyRated, NotResolved
 from crm_tickets.usecases import admin, events, sla, tickets, workflow
 from crm_tickets.usecases.policy import PolicyStore
 

@@ -3,10 +3,10 @@ batch into one use case (usecases/events.py says what each does). Handlers never
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from crm_shared.bus import Inbound, ServiceHandler, topics_of
+from crm_shared.erasure import erased_at_of
 from crm_shared.events.catalogue import (
     ChurnRiskChangedData,
     LoyaltyTierChangedData,
@@ -32,11 +32,8 @@ async def on_churn_risk_changed(resources: Any, uow: Uow, events: list[Inbound[C
 
 
 async def on_customer_erased(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
-    erased_at: dict[str, datetime] = {}
-    for e in events:  # the customer and every duplicate merged into it; a replayed erasure keeps the first
-        for customer_id in e.data.erased_ids:
-            erased_at.setdefault(customer_id, e.data.erased_at)
-    await usecases.customers_erased(uow, erased_at)
+    # the customer and every duplicate merged into it; a replayed erasure keeps the first time
+    await usecases.customers_erased(uow, erased_at_of(events))
 
 
 async def on_customer_merged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerMergedData]]) -> None:

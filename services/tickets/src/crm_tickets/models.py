@@ -20,11 +20,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
-
-# (from sqlalchemy.sql: the skeleton test's layer() strips ".py", so "models.py" in its SQL_HOMES never matches)
-from sqlalchemy.sql import text
 
 metadata = MetaData()
 add_bus_tables(metadata)

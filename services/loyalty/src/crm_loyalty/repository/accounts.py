@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from types import SimpleNamespace
 from typing import Any
 
-from crm_shared.erasure import ERASED_TEXT, record_erasures
+from crm_shared.erasure import ERASED_TEXT, record_erased
 from crm_shared.events.envelope import CloudEvent
 from crm_shared.idempotency import forget_answers
 from sqlalchemy import text
@@ -258,14 +257,10 @@ class AccountsSql(Sql):
         """Record these ids as erased (the tombstone) and scrub what may be personal: birthdays, the
         reasons people wrote, and the stored answers of adjustments (they quote their reason).
         Idempotent: a replayed erasure changes nothing."""
-        ids = await record_erasures(self.conn, [_erasure(customer_id, at) for customer_id, at in erased_at.items()])
+        ids = await record_erased(self.conn, erased_at)
         for statement in _ERASE:
             await self.conn.execute(statement, {"ids": ids, "erased": ERASED_TEXT})
         await forget_answers(self.conn, field="customer_id", values=ids)
         return ids
 
 
-
-def _erasure(customer_id: str, at: datetime) -> Any:
-    """The shape ``crm_shared.erasure.record_erasures`` reads from an event (``.data.erased_ids``, ``.erased_at``)."""
-    return SimpleNamespace(data=SimpleNamespace(erased_ids=[customer_id], erased_at=at))

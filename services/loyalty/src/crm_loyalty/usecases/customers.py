@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from crm_shared.errors import ConflictError
+from crm_shared.errors import CustomerErased
 
 from crm_loyalty.domain.events import notification
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, now, save
@@ -74,7 +74,7 @@ async def customers_erased(uow: Uow, erasures: list[tuple[list[str], datetime]])
 def refuse_if_erased(erased_at: datetime | None) -> None:
     """A manual change of an erased membership would record someone's words about them again."""
     if erased_at is not None:
-        raise ConflictError("this customer was erased; nothing new about them is recorded", code="customer-erased")
+        raise CustomerErased()
 
 
 @dataclass(frozen=True, slots=True)

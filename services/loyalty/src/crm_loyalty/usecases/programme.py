@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_shared.errors import DomainError
+from crm_shared.errors import PreconditionFailed
 
 from crm_loyalty.domain.programme import Programme
 from crm_loyalty.usecases.common import Uow, now
 
 
-class VersionMismatch(DomainError):
+class VersionMismatch(PreconditionFailed):
     """The caller's ``If-Match`` names another version than the latest (412)."""
-
-    status = 412
-    default_title = "Precondition Failed"
-    default_code = "precondition-failed"
 
 
 async def programme_versions(uow: Uow, limit: int = 1) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_shared.errors import ConflictError, DomainError
+from crm_shared.errors import ConflictError, PreconditionFailed
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 Priority = Literal["low", "normal", "high", "urgent"]
@@ -36,12 +36,8 @@ class IllegalTransition(ConflictError):
     default_code = "illegal-transition"
 
 
-class StalePolicy(DomainError):
+class StalePolicy(PreconditionFailed):
     """A policy saved over a version other than the one the caller read (``If-Match``): 412."""
-
-    status = 412
-    default_title = "Precondition Failed"
-    default_code = "precondition-failed"
 
 
 def check_transition(current: str, target: str, *, resolved_at: datetime | None, now: datetime,

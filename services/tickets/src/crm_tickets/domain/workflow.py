@@ -11,15 +11,6 @@ from crm_shared.errors import ConflictError
 from crm_tickets.domain.policy import ACTIVE, TicketsPolicy, check_transition
 
 
-class CustomerErased(ConflictError):
-    """Writing about an erased customer would store personal data again: 409."""
-
-    default_code = "customer-erased"
-
-    def __init__(self) -> None:
-        super().__init__("this customer was erased; nothing new about them is recorded")
-
-
 class NotResolved(ConflictError):
     default_code = "not-resolved"
 

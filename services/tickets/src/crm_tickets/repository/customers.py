@@ -4,10 +4,9 @@ churn level, erasures (free text goes, figures stay) and merges (tickets follow 
 from __future__ import annotations
 
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
-from crm_shared.erasure import ERASED_TEXT, record_erasures
+from crm_shared.erasure import ERASED_TEXT, record_erased
 from crm_shared.idempotency import forget_answers
 from crm_shared.merges import MergeRecord, claim_merge, close_merge, lock_merge_in_force, set_moved
 from sqlalchemy import text
@@ -71,9 +70,7 @@ class CustomerRows(Bound):
 
     async def record_erasures(self, erased_at: dict[str, datetime]) -> None:
         """The tombstones (``erased_customers``) of these ids; idempotent, the first erasure stays."""
-        # crm_shared.erasure reads the events' data; these are the same values, one id each.
-        await record_erasures(self.connection, [SimpleNamespace(data=SimpleNamespace(erased_ids=[c], erased_at=at))
-                                                for c, at in erased_at.items()])
+        await record_erased(self.connection, erased_at)
 
     async def erase_texts(self, customer_ids: list[str]) -> None:
         """What people wrote about these customers goes (also in stored answers); ids and figures stay."""

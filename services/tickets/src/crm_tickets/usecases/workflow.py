@@ -9,13 +9,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_shared.errors import NotFoundError
+from crm_shared.errors import CustomerErased, NotFoundError
 from crm_shared.uow import UnitOfWork
 
 from crm_tickets.domain.events import ticket_event
 from crm_tickets.domain.policy import ACTIVE, TicketsPolicy
 from crm_tickets.domain.workflow import (
-    CustomerErased,
     follow_up_times,
     load_delta,
     round_robin,
