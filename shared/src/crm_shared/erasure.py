@@ -9,7 +9,7 @@ stores no personal data again. What each service scrubs is its own rule (its ``e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -37,8 +37,13 @@ async def record_erasures(tx: AsyncConnection, events: Sequence[Inbound[ProfileC
     for inbound in events:
         for customer_id in inbound.data.erased_ids:
             erased_at.setdefault(customer_id, inbound.data.erased_at)
+    return await record_erased(tx, erased_at)
+
+
+async def record_erased(tx: AsyncConnection, erased_at: Mapping[str, datetime]) -> list[str]:
+    """:func:`record_erasures` from plain values (erased id → when), for a repository."""
     ids = list(erased_at)
-    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
+    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": [erased_at[i] for i in ids]})
     return ids
 
 

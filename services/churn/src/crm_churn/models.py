@@ -20,7 +20,6 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
-    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -39,7 +38,7 @@ orders = Table(
     Column("paid_at", TIME, nullable=False),
     Column("currency", Text, nullable=False),
     Column("total_amount", MONEY, nullable=False),
-    Column("refunded_amount", MONEY, nullable=False, server_default=text("0")),
+    Column("refunded_amount", MONEY, nullable=False, server_default="0"),
     Column("cancelled_at", TIME),
     CheckConstraint("refunded_amount <= total_amount"),
     Index("churn_orders_customer", "customer_id", "paid_at"),
@@ -86,8 +85,8 @@ models = Table(
     Column("report", JSONB, nullable=False),
     Column("trained_at", TIME, nullable=False),
     Column("duration_s", Float(53), nullable=False),
-    Column("created_by", Text, nullable=False),
-    Index("churn_models_trained_at", text("trained_at DESC")))
+    Column("created_by", Text, nullable=False))
+Index("churn_models_trained_at", models.c.trained_at.desc())
 
 scores = Table(
     "churn_scores", metadata,
@@ -108,7 +107,7 @@ scores = Table(
     Column("history_version", BigInteger, nullable=False),
     Column("scored_at", TIME, nullable=False),
     CheckConstraint("score BETWEEN 0 AND 1"),
-    CheckConstraint("level IN ('low', 'medium', 'high')"),
-    # GET /v1/churn/customers?level=…&sort=value_at_risk pages through these.
-    Index("churn_scores_level_value", "level", text("value_at_risk DESC"), "customer_id"),
-    Index("churn_scores_level_score", "level", text("score DESC"), "customer_id"))
+    CheckConstraint("level IN ('low', 'medium', 'high')"))
+# GET /v1/churn/customers?level=…&sort=value_at_risk pages through these.
+Index("churn_scores_level_value", scores.c.level, scores.c.value_at_risk.desc(), scores.c.customer_id)
+Index("churn_scores_level_score", scores.c.level, scores.c.score.desc(), scores.c.customer_id)
