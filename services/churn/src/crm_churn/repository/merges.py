@@ -20,11 +20,15 @@ _MERGE_ACTIVITY = text("""
     SELECT :survivor, day, events FROM churn_activity WHERE customer_id = :duplicate
     ON CONFLICT (customer_id, day) DO UPDATE SET events = a.events + excluded.events
 """)
+# A survivor's day that only held the duplicate's activity goes (deleted first: subtracting would
+# leave 0, which the table's CHECK (events > 0) refuses); a day with its own activity keeps the rest.
 _ACTIVITY_BACK = [
+    text("""DELETE FROM churn_activity a
+            USING unnest(CAST(:days AS date[]), CAST(:counts AS integer[])) AS u(day, events)
+            WHERE a.customer_id = :survivor AND a.day = u.day AND a.events <= u.events"""),
     text("""UPDATE churn_activity a SET events = a.events - u.events
             FROM unnest(CAST(:days AS date[]), CAST(:counts AS integer[])) AS u(day, events)
             WHERE a.customer_id = :survivor AND a.day = u.day"""),
-    text("DELETE FROM churn_activity WHERE customer_id = :survivor AND events <= 0"),
     text("""INSERT INTO churn_activity AS a (customer_id, day, events)
             SELECT :duplicate, day, events
             FROM unnest(CAST(:days AS date[]), CAST(:counts AS integer[])) AS u(day, events)
