@@ -43,7 +43,7 @@ async def record_erased(tx: AsyncConnection, erased_at: Mapping[str, datetime]) 
     """Record these ids as erased (idempotent: a replayed erasure changes nothing) and return them,
     for the service to scrub in the same transaction."""
     ids = list(erased_at)
-    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": list(erased_at.values())})
+    await tx.execute(_TOMBSTONE, {"ids": ids, "ats": [erased_at[i] for i in ids]})
     return ids
 
 

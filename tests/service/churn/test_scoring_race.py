@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from crm_churn.domain.model import prior_model
-from crm_churn.repository import history_changed, load_history, write_scores
+from crm_churn.repository import ChurnRepository
+from crm_churn.usecases.scoring import write_scores
+from crm_shared.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -34,12 +36,17 @@ async def engine(database):
     await engine.dispose()
 
 
+def _uow(db) -> UnitOfWork[ChurnRepository]:
+    return UnitOfWork(db, ChurnRepository)
+
+
 async def _scored_order(db, customer_id: str, order_id: str, at: datetime, now: datetime, *, event: bool) -> None:
     """What the consumer does for a paid order: record it, mark the history changed, score."""
     await db.execute(PAID, {"order_id": order_id, "customer_id": customer_id, "at": at})
+    uow = _uow(db)
     if event:
-        await history_changed(db, [customer_id])
-    await write_scores(db, MODEL, await load_history(db, now, [customer_id]), at=now, **LEVELS)
+        await uow.repo.history_changed([customer_id])
+    await write_scores(uow, MODEL, await uow.repo.load_history(now, [customer_id]), at=now, **LEVELS)
 
 
 async def _stored(database) -> tuple[int, float]:
@@ -53,12 +60,12 @@ async def test_a_chunk_that_read_before_a_consumer_commit_does_not_overwrite_its
         await tx.execute(PAID, {"order_id": "o-old", "customer_id": "c-race", "at": now - timedelta(days=200)})
         await tx.commit()
     async with engine.connect() as chunk, engine.connect() as consumer:
-        stale = await load_history(chunk, now, ["c-race"])  # the chunk reads first
+        stale = await _uow(chunk).repo.load_history(now, ["c-race"])  # the chunk reads first
         # The consumer applies a new order and scores it, and commits...
         await _scored_order(consumer, "c-race", "o-new", now - timedelta(minutes=1), now, event=True)
         await consumer.commit()
         # ...then the chunk writes what it computed from the older history.
-        written, _ = await write_scores(chunk, model, stale, at=now + timedelta(seconds=1), **LEVELS)
+        written, _ = await write_scores(_uow(chunk), model, stale, at=now + timedelta(seconds=1), **LEVELS)
         await chunk.commit()
     assert written == 0
     assert await _stored(database) == (1, 2)
@@ -70,12 +77,12 @@ async def test_a_chunk_waiting_on_an_open_consumer_transaction_sees_its_commit(e
         await _scored_order(tx, "c-wait", "o-1", now - timedelta(days=100), now, event=False)
         await tx.commit()
     async with engine.connect() as chunk, engine.connect() as consumer:
-        stale = await load_history(chunk, now, ["c-wait"])
+        stale = await _uow(chunk).repo.load_history(now, ["c-wait"])
         await chunk.commit()
         await _scored_order(consumer, "c-wait", "o-2", now - timedelta(minutes=1), now, event=True)
         chunk_pid = (await chunk.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         # The chunk's upsert waits for the consumer's row lock (PostgreSQL says so, no sleep)...
-        waiting = asyncio.create_task(write_scores(chunk, model, stale, at=now, **LEVELS))
+        waiting = asyncio.create_task(write_scores(_uow(chunk), model, stale, at=now, **LEVELS))
 
         async def blocked_on_a_lock() -> bool:
             return await database.fetchval(

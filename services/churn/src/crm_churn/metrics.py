@@ -10,15 +10,9 @@ from __future__ import annotations
 from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import text
 
-from crm_churn.scoring import Scorer
-
-_BY_LEVEL = text("SELECT level, count(*) AS n FROM churn_scores GROUP BY level")
-# A customer without a paid order has no currency, and no value at risk either.
-_AT_RISK = text("SELECT level, currency, sum(value_at_risk) AS at_risk FROM churn_scores "
-                "WHERE currency IS NOT NULL GROUP BY level, currency")
-_MODEL = text("SELECT version, kind, report, trained_at FROM churn_models ORDER BY trained_at DESC LIMIT 1")
+from crm_churn.repository import ChurnRepository
+from crm_churn.usecases.scoring import Scorer
 
 LEVELS = ("low", "medium", "high")
 
@@ -32,15 +26,7 @@ class ChurnMetrics(DatabaseWideMetrics):
         super().__init__(registry, election)
 
     async def read(self, db) -> dict:
-        by_level = {row.level: row.n for row in await db.execute(_BY_LEVEL)}
-        at_risk = {(row.level, row.currency): float(row.at_risk) for row in await db.execute(_AT_RISK)}
-        model = (await db.execute(_MODEL)).first()
-        auc = None
-        if model is not None:
-            holdout = (model.report or {}).get("holdout") or {}
-            auc = holdout.get("auc")
-        return {"by_level": by_level, "at_risk": at_risk, "auc": auc,
-                "trained_at": model.trained_at.timestamp() if model is not None else None}
+        return await ChurnRepository(db).metrics_snapshot()
 
     def process_families(self):
         scored = CounterMetricFamily("crm_churn_scored", "Customers scored by this process, by what caused it.",
