@@ -13,7 +13,7 @@ services decide what moving means.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,7 +23,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_shared.bus.consumer import Inbound
+from crm_shared.events.catalogue import ProfileCustomerMergedData, ProfileCustomerUnmergedData
 from crm_shared.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """A merge (or an unmerge) the profile announced, as plain values for a use case:
+    ``duplicate`` into ``survivor`` at ``at``; ``event_id`` names the announcement."""
+
+    survivor: str
+    duplicate: str
+    at: datetime
+    event_id: str = ""
+    traceparent: str | None = None
+
+
+def merges_in(events: Sequence[Inbound[ProfileCustomerMergedData]]) -> list[Merge]:
+    return [Merge(e.data.customer_id, e.data.merged_customer_id, e.data.merged_at, e.event.id, e.event.traceparent)
+            for e in events]
+
+
+def unmerges_in(events: Sequence[Inbound[ProfileCustomerUnmergedData]]) -> list[Merge]:
+    return [Merge(e.data.customer_id, e.data.unmerged_customer_id, e.data.unmerged_at, e.event.id,
+                  e.event.traceparent) for e in events]
 
 MERGED = "crm.profile.customer.merged"
 UNMERGED = "crm.profile.customer.unmerged"

@@ -21,6 +21,7 @@ from crm_loyalty.usecases.common import ProgrammeStore
 from crm_loyalty.usecases.orders import OrderFact
 from crm_loyalty.usecases.programme import VersionMismatch
 from crm_shared.errors import ConflictError, NotFoundError, NotPermitted, RuleViolation
+from crm_shared.merges import Merge
 
 NOW = datetime.now(UTC)
 
@@ -216,9 +217,9 @@ async def scenario_a_merge_moves_the_points_and_an_unmerge_moves_them_back(uow):
     store, survivor, duplicate = ProgrammeStore(), _id("s"), _id("d")
     await fund(uow, store, survivor, "100")
     await fund(uow, store, duplicate, "40")
-    merge = merges.MergeFact(survivor, duplicate, NOW, _id("e"))
+    merge = Merge(survivor, duplicate, NOW, _id("e"))
     await merges.customers_merged(uow, store, [merge])
-    await merges.customers_merged(uow, store, [merges.MergeFact(survivor, duplicate, NOW, _id("e"))])  # again
+    await merges.customers_merged(uow, store, [Merge(survivor, duplicate, NOW, _id("e"))])  # again
     assert await balances(uow, store, survivor) == (140, 0, 0)
     assert await balances(uow, store, duplicate) == (0, 0, 0)
     await merges.customers_unmerged(uow, store, [merge])

@@ -20,7 +20,7 @@ from crm_shared.events.catalogue import (
     TicketData,
     TicketSlaData,
 )
-from crm_shared.merges import MERGED, UNMERGED, resolving_merged
+from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 from crm_shared.uow import UnitOfWork
 
 from crm_churn.usecases import events as record
@@ -86,14 +86,14 @@ async def on_customer_erased(resources: ChurnResources, uow: Uow,
 async def on_customer_merged(resources: ChurnResources, uow: Uow,
                              events: list[Inbound[ProfileCustomerMergedData]]) -> None:
     await merges.merge(uow, resources.scorer, [
-        merges.Merge(e.data.customer_id, e.data.merged_customer_id, e.data.merged_at, e.event.id) for e in events],
+        *merges_in(events)],
         traceparent=_trace(events[-1]))
 
 
 async def on_customer_unmerged(resources: ChurnResources, uow: Uow,
                                events: list[Inbound[ProfileCustomerUnmergedData]]) -> None:
     await merges.unmerge(uow, resources.scorer, [
-        merges.Merge(e.data.customer_id, e.data.unmerged_customer_id, e.data.unmerged_at) for e in events],
+        *unmerges_in(events)],
         traceparent=_trace(events[-1]))
 
 

@@ -23,7 +23,7 @@ from crm_shared.events.catalogue import (
     ProfileCustomerMergedData,
     ProfileCustomerUnmergedData,
 )
-from crm_shared.merges import MERGED, UNMERGED, resolving_merged
+from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 
 from crm_loyalty.domain.earning import Line
 from crm_loyalty.usecases import customers, merges, orders
@@ -79,16 +79,12 @@ async def on_order_returned(resources: Any, uow: Uow, events: list[Inbound[Order
 
 
 async def on_customer_merged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerMergedData]]) -> None:
-    await merges.customers_merged(uow, resources.store, [
-        merges.MergeFact(e.data.customer_id, e.data.merged_customer_id, e.data.merged_at, e.event.id,
-                         e.event.traceparent) for e in events])
+    await merges.customers_merged(uow, resources.store, merges_in(events))
 
 
 async def on_customer_unmerged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerUnmergedData]]
                                ) -> None:
-    await merges.customers_unmerged(uow, resources.store, [
-        merges.MergeFact(e.data.customer_id, e.data.unmerged_customer_id, e.data.unmerged_at, e.event.id,
-                         e.event.traceparent) for e in events])
+    await merges.customers_unmerged(uow, resources.store, unmerges_in(events))
 
 
 def by_order_owner(handler: ServiceHandler) -> ServiceHandler:

@@ -14,7 +14,7 @@ from crm_shared.events.catalogue import (
     ProfileCustomerMergedData,
     ProfileCustomerUnmergedData,
 )
-from crm_shared.merges import MERGED, UNMERGED, resolving_merged
+from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 
 from crm_tickets.usecases import events as usecases
 from crm_tickets.usecases.workflow import Uow
@@ -37,14 +37,11 @@ async def on_customer_erased(resources: Any, uow: Uow, events: list[Inbound[Prof
 
 
 async def on_customer_merged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerMergedData]]) -> None:
-    await usecases.customers_merged(uow, [usecases.Merge(
-        survivor=e.data.customer_id, duplicate=e.data.merged_customer_id, at=e.data.merged_at, event_id=e.event.id)
-        for e in events])
+    await usecases.customers_merged(uow, merges_in(events))
 
 
 async def on_customer_unmerged(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerUnmergedData]]) -> None:
-    await usecases.customers_unmerged(uow, [usecases.Merge(
-        survivor=e.data.customer_id, duplicate=e.data.unmerged_customer_id, at=e.data.unmerged_at) for e in events])
+    await usecases.customers_unmerged(uow, unmerges_in(events))
 
 
 HANDLERS: dict[str, ServiceHandler] = resolving_merged({

@@ -10,9 +10,10 @@ events about them are skipped (see ``events``). Never commits.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from crm_shared.merges import Merge
 
 from crm_churn.usecases.scoring import Scorer, rescore
 
@@ -23,14 +24,6 @@ if TYPE_CHECKING:
 
     Uow = UnitOfWork[ChurnRepository]
 
-
-@dataclass(frozen=True, slots=True)
-class Merge:
-    """A merge (``event_id`` names it) or an unmerge of ``duplicate`` and ``survivor`` at ``at``."""
-    survivor: str
-    duplicate: str
-    at: datetime
-    event_id: str = ""
 
 
 async def merge(uow: Uow, scorer: Scorer, merges: Sequence[Merge], *, traceparent: str | None = None) -> list[str]:

@@ -9,24 +9,14 @@ events about the duplicate's id apply to the survivor (``crm_shared.merges.resol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from crm_shared.merges import Merge
 
 from crm_loyalty.domain.events import tier_changed
 from crm_loyalty.domain.members import Member
 from crm_loyalty.domain.merging import hand_back, hand_over
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, now, requalify, save
-
-
-@dataclass(frozen=True, slots=True)
-class MergeFact:
-    """A merge (or an unmerge) the profile announced: ``duplicate_id`` into ``survivor_id``."""
-
-    survivor_id: str
-    duplicate_id: str
-    at: datetime
-    event_id: str
-    traceparent: str | None = None
 
 
 def _tier_state(member: Member) -> list[str | None]:
@@ -40,13 +30,13 @@ def _set_tier(member: Member, tier: str, since: datetime, below: datetime | None
     member.tier, member.tier_since, member.below_tier_since = tier, since, below
 
 
-async def customers_merged(uow: Uow, store: ProgrammeStore, merges: list[MergeFact]) -> None:
+async def customers_merged(uow: Uow, store: ProgrammeStore, merges: list[Merge]) -> None:
     """The duplicate's whole account joins the survivor's; the survivor keeps the higher of the
     two tiers and is re-evaluated on the combined spend."""
     repo = uow.repo
     programme = (await store.timeline(uow)).current
     for merge in merges:  # one by one: a batch may hold merges that touch the same accounts
-        survivor_id, duplicate_id = merge.survivor_id, merge.duplicate_id
+        survivor_id, duplicate_id = merge.survivor, merge.duplicate
         merge_id = await repo.claim_merge(survivor=survivor_id, duplicate=duplicate_id, at=merge.at,
                                           event_id=merge.event_id)
         if merge_id is None:
@@ -69,13 +59,13 @@ async def customers_merged(uow: Uow, store: ProgrammeStore, merges: list[MergeFa
             "ledger_mark": await repo.last_ledger_entry(survivor_id)})
 
 
-async def customers_unmerged(uow: Uow, store: ProgrammeStore, unmerges: list[MergeFact]) -> None:
+async def customers_unmerged(uow: Uow, store: ProgrammeStore, unmerges: list[Merge]) -> None:
     """What the merge moved goes back, what the survivor did with the duplicate's points is
     settled (domain/merging.py), and each goes back to its own tier (or higher, on its own spend)."""
     repo = uow.repo
     programme = (await store.timeline(uow)).current
     for unmerge in unmerges:
-        survivor_id, duplicate_id = unmerge.survivor_id, unmerge.duplicate_id
+        survivor_id, duplicate_id = unmerge.survivor, unmerge.duplicate
         record = await repo.lock_merge_in_force(survivor=survivor_id, duplicate=duplicate_id)
         if record is None:  # never merged here, or undone already
             continue

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from crm_shared.merges import Merge
+
 from crm_tickets.usecases.policy import PolicyStore
 from crm_tickets.usecases.workflow import Uow, open_ticket
 
@@ -31,13 +33,6 @@ class RiskChange:
     scored_at: datetime
     traceparent: str | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class Merge:
-    survivor: str
-    duplicate: str
-    at: datetime
-    event_id: str = ""
 
 
 async def tiers_changed(uow: Uow, latest: dict[str, str]) -> None:
