@@ -19,7 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    text,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -27,7 +27,7 @@ metadata = MetaData()
 add_bus_tables(metadata)
 add_idempotency_table(metadata)
 
-NOW = text("now()")
+NOW = func.now()
 
 customers = Table(
     "customers", metadata,
@@ -35,7 +35,7 @@ customers = Table(
     Column("birthday", Date), Column("gender", Text), Column("city", Text),
     Column("registered_at", DateTime(timezone=True)),
     Column("consent_email", Boolean), Column("consent_sms", Boolean),
-    Column("order_count", Integer, nullable=False, server_default=text("0")),
+    Column("order_count", Integer, nullable=False, server_default="0"),
     Column("first_order_at", DateTime(timezone=True)),
     Column("last_order_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
@@ -46,17 +46,16 @@ customers = Table(
     Column("name_enc", LargeBinary), Column("address_enc", LargeBinary),
     Column("consent_email_at", DateTime(timezone=True)), Column("consent_email_source", Text),
     Column("consent_sms_at", DateTime(timezone=True)), Column("consent_sms_source", Text),
-    Column("tags", ARRAY(Text), nullable=False, server_default=text("'{}'")),
-    Column("refunded_order_count", Integer, nullable=False, server_default=text("0")),
+    Column("tags", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("refunded_order_count", Integer, nullable=False, server_default="0"),
     Column("erased_at", DateTime(timezone=True)),
     Column("rfm_r", SmallInteger), Column("rfm_f", SmallInteger), Column("rfm_m", SmallInteger),
     Column("rfm_segment", Text), Column("rfm_scored_at", DateTime(timezone=True)),
     Column("tier", Text), Column("churn_level", Text),
     Column("merged_into", Text),
-    Index("customers_email_bidx", "email_bidx", postgresql_where=text("email_bidx IS NOT NULL")),
-    Index("customers_phone_bidx", "phone_bidx", postgresql_where=text("phone_bidx IS NOT NULL")),
-    Index("customers_rfm_segment", "rfm_segment", postgresql_where=text("rfm_segment IS NOT NULL")),
 )
+for column in ("email_bidx", "phone_bidx", "rfm_segment"):
+    Index(f"customers_{column}", customers.c[column], postgresql_where=customers.c[column].is_not(None))
 
 # Spend per currency: amounts in different currencies are never added up.
 customer_spend = Table(
@@ -64,8 +63,8 @@ customer_spend = Table(
     Column("customer_id", Text, primary_key=True),
     Column("currency", CHAR(3), primary_key=True),
     Column("amount", Numeric(18, 4), nullable=False),
-    Column("refunded", Numeric(18, 4), nullable=False, server_default=text("0")),
-    Column("order_count", Integer, nullable=False, server_default=text("0")),
+    Column("refunded", Numeric(18, 4), nullable=False, server_default="0"),
+    Column("order_count", Integer, nullable=False, server_default="0"),
 )
 
 orders = Table(
@@ -76,16 +75,16 @@ orders = Table(
     Column("total_amount", Numeric(18, 4), nullable=False),
     Column("paid_at", DateTime(timezone=True)),  # null while only placed
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=NOW),
-    Column("status", Text, nullable=False, server_default=text("'paid'")),
+    Column("status", Text, nullable=False, server_default="paid"),
     Column("placed_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True)),
     Column("cancelled_at", DateTime(timezone=True)),
-    Column("refunded_amount", Numeric(18, 4), nullable=False, server_default=text("0")),
+    Column("refunded_amount", Numeric(18, 4), nullable=False, server_default="0"),
     Column("channel", Text),
-    Column("items", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("items", JSONB, nullable=False, server_default="[]"),
     Index("orders_customer_id", "customer_id"),
-    Index("orders_by_customer_time", "customer_id", text("COALESCE(paid_at, placed_at) DESC")),
 )
+Index("orders_by_customer_time", orders.c.customer_id, func.coalesce(orders.c.paid_at, orders.c.placed_at).desc())
 
 customer_notes = Table(
     "customer_notes", metadata,
@@ -134,10 +133,10 @@ customer_categories = Table(
     "customer_categories", metadata,
     Column("customer_id", Text, primary_key=True),
     Column("category", Text, primary_key=True),
-    Column("quantity", Integer, nullable=False, server_default=text("0")),
+    Column("quantity", Integer, nullable=False, server_default="0"),
     Column("first_bought_at", DateTime(timezone=True)),
     Column("last_bought_at", DateTime(timezone=True)),
-    Column("views", Integer, nullable=False, server_default=text("0")),
+    Column("views", Integer, nullable=False, server_default="0"),
     Column("last_viewed_at", DateTime(timezone=True)),
 )
 
@@ -148,7 +147,7 @@ timeline = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("kind", Text, nullable=False),
     Column("channel", Text),
-    Column("details", JSONB, nullable=False, server_default=text("'{}'")),
+    Column("details", JSONB, nullable=False, server_default="{}"),
     Column("event_id", Text, nullable=False),
 )
 Index("timeline_by_customer", timeline.c.customer_id, timeline.c.occurred_at.desc(), timeline.c.id.desc())
@@ -195,13 +194,13 @@ profile_merges = Table(
     Column("merged_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     Column("merged_stats", JSONB, nullable=False),  # the merged profile's statistics, for review
     # What the merge moved (row ids, field names): what an unmerge moves back.
-    Column("moved", JSONB, nullable=False, server_default=text("'{}'")),
+    Column("moved", JSONB, nullable=False, server_default="{}"),
     Column("unmerged_at", DateTime(timezone=True)),
     Column("unmerged_by", Text),
     Column("unmerge_reason", Text),
     Index("profile_merges_by_survivor", "survivor_id", "merged_at"),
-    Index("profile_merges_in_force", "merged_id", postgresql_where=text("unmerged_at IS NULL")),
 )
+Index("profile_merges_in_force", profile_merges.c.merged_id, postgresql_where=profile_merges.c.unmerged_at.is_(None))
 
 customer_external_ids = Table(
     "customer_external_ids", metadata,
