@@ -55,6 +55,13 @@ class InMemoryProfileRepository:
     async def net_spend_of(self, customer_ids: list[str]) -> dict[str, dict[str, Decimal]]:
         return {}
 
+    async def load_profile(self, vault: PiiVault, customer_id: str) -> dict[str, Any] | None:
+        row = self.customers.get(customer_id)
+        return None if row is None else dict(row)
+
+    async def external_ids_of(self, vault: PiiVault, customer_id: str) -> dict[str, str]:
+        return {kind: value for (c, kind), value in sorted(self.external_ids.items()) if c == customer_id}
+
     async def lock_for_edit(self, customer_id: str) -> tuple[Any, Any] | None:
         row = self.customers.get(customer_id)
         return None if row is None else (row["birthday"], row["erased_at"])
