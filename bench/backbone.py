@@ -53,19 +53,17 @@ from tests.harness.events import order_paid  # noqa: E402
 
 def serve_noop() -> None:
     """The profile app with every handler replaced by one that does nothing."""
+    import dataclasses
+
     import uvicorn
     from crm_profile.app import SERVICE
-    from crm_profile.domain.pii import PiiVault
-    from crm_profile.handlers import build_handlers
     from crm_shared.service import build_app
 
-    async def noop(_tx, _events) -> None:
+    async def noop_handler(_resources, _uow, _events) -> None:
         return None
 
     settings = SERVICE.settings()
-    handled = build_handlers(PiiVault(settings.master_pii_key()), settings.phone_default_region,
-                             settings.rfm_currency)
-    app = build_app(SERVICE, settings, handlers=dict.fromkeys(handled, noop))
+    app = build_app(dataclasses.replace(SERVICE, handlers={t: noop_handler for t in SERVICE.handlers}), settings)
     uvicorn.run(app, host="127.0.0.1", port=settings.http_port, log_config=None, loop="uvloop")
 
 

@@ -3,7 +3,7 @@
     python bench/pii_rotation.py [--customers 20000] [--batch-size 500] [--external-every 2]
 
 (a) seed a fresh profile database with C customers written the way the service writes them
-    (repository.write_identities and set_external_ids under the old key: e-mail, phone, name with
+    (ProfileRepository.write_identities and set_external_ids under the old key: e-mail, phone, name with
     its prefix indexes, address; one ERP id for every --external-every customer);
 (b) ``rotate_pii_key`` (crm_profile/pii_rotation.py) to a new key, as crm-profile-rotate-pii-key
     runs it: the read-only check, the rewriting in batches of --batch-size customers (one
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from crm_profile.domain.pii import PiiVault  # noqa: E402
 from crm_profile.pii_rotation import rotate_pii_key  # noqa: E402
-from crm_profile.repository import IdentityChange, set_external_ids, write_identities  # noqa: E402
+from crm_profile.repository import IdentityChange, ProfileRepository  # noqa: E402
 from crm_shared.devstack import drop_database, ensure_database, with_database  # noqa: E402
 from crm_shared.logging import configure_logging  # noqa: E402
 from crm_shared.migrations import upgrade  # noqa: E402
@@ -58,9 +58,10 @@ async def seed(engine, customers: int, external_every: int) -> None:
             address=f"{i % 400} Nanjing Road, Shanghai", consents={"email": i % 3 == 0})
             for i in range(start, min(start + 1000, customers))]
         async with engine.connect() as tx:
-            await write_identities(tx, vault, changes)
+            repo = ProfileRepository(tx)
+            await repo.write_identities(vault, changes)
             for change in changes[::external_every]:
-                await set_external_ids(tx, vault, change.customer_id, {"erp": f"E-{change.customer_id}"}, "bench")
+                await repo.set_external_ids(vault, change.customer_id, {"erp": f"E-{change.customer_id}"}, "bench")
             await tx.commit()
     async with engine.connect() as db:
         await db.exec_driver_sql("ANALYZE")

@@ -18,16 +18,19 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import orjson
 import pytest
 from crm_profile.domain.pii import PiiVault
 from crm_profile.domain.segments import RFM_SEGMENTS, rfm_segment, rfm_segment_sql
-from crm_profile.handlers import build_handlers
+from crm_profile.handlers import HANDLERS
+from crm_profile.repository import ProfileRepository
 from crm_profile.segments import JOB_LOCK, RefreshResult, refresh_all
 from crm_profile.settings import decode_pii_key
 from crm_shared.bus import Inbound
 from crm_shared.events.catalogue import data_model_for
+from crm_shared.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -172,6 +175,16 @@ def _paid(customer_id: str, n: int):
     return Inbound(event, data_model_for(event.type).model_validate(event.data), None)
 
 
+def _paid_handler():
+    """The consumer's handler of paid orders, as one stage of a batch on ``connection``."""
+    resources = SimpleNamespace(vault=PiiVault(decode_pii_key(TEST_PII_KEY)), phone_default_region="CN",
+                                rfm_currency=CURRENCY)
+
+    async def on_paid(connection, events) -> None:
+        await HANDLERS["commerce.order.paid"](resources, UnitOfWork(connection, ProfileRepository), events)
+    return on_paid
+
+
 async def _waiting_on_a_lock(database) -> int:
     return await database.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                    "AND wait_event_type = 'Lock'")
@@ -183,7 +196,7 @@ async def test_a_refresh_racing_an_event_batch_neither_deadlocks_nor_fails(engin
     await database.execute("INSERT INTO segments (segment_id, name, rule, created_by) VALUES "
                            "('spenders', 'Spenders', $1, 'sup-1')",
                            orjson.dumps({"field": "net_spent", "op": ">=", "value": 1000}).decode())
-    on_paid = build_handlers(PiiVault(decode_pii_key(TEST_PII_KEY)), "CN", CURRENCY)["commerce.order.paid"]
+    on_paid = _paid_handler()
     live = [c.customer_id for c in base if not c.erased]
     held = live[len(live) // 2]
 
@@ -222,7 +235,7 @@ async def test_refreshes_and_batches_racing_freely_all_complete(engine, database
     in shuffled orders, commit one after another. Any deadlock fails one side."""
     base = [c for c in _varied_base(random.Random(9), 300) if c.orders and not c.erased]
     await _seed(engine, base)
-    on_paid = build_handlers(PiiVault(decode_pii_key(TEST_PII_KEY)), "CN", CURRENCY)["commerce.order.paid"]
+    on_paid = _paid_handler()
     rng = random.Random(3)
 
     async def batches() -> int:
@@ -247,7 +260,7 @@ async def test_refreshes_and_batches_racing_freely_all_complete(engine, database
 async def test_a_second_replica_does_not_refresh_while_one_does(engine, database):
     base = [c for c in _varied_base(random.Random(11), 50) if c.orders and not c.erased]
     await _seed(engine, base)
-    on_paid = build_handlers(PiiVault(decode_pii_key(TEST_PII_KEY)), "CN", CURRENCY)["commerce.order.paid"]
+    on_paid = _paid_handler()
     other = create_async_engine(database.url)  # the other replica's pool
     try:
         async with engine.connect() as batch:
@@ -274,7 +287,7 @@ async def test_a_refresh_cancelled_midway_releases_the_job_for_the_next_run(engi
     snapshot must not stay with them."""
     base = [c for c in _varied_base(random.Random(13), 60) if c.orders and not c.erased]
     await _seed(engine, base)
-    on_paid = build_handlers(PiiVault(decode_pii_key(TEST_PII_KEY)), "CN", CURRENCY)["commerce.order.paid"]
+    on_paid = _paid_handler()
     lifo = create_async_engine(database.url, pool_use_lifo=True)  # the next run reuses the job's connections
     try:
         async with lifo.connect() as batch:

@@ -13,15 +13,17 @@ from fastapi import FastAPI
 
 from crm_profile import api
 from crm_profile.domain.pii import PiiVault
-from crm_profile.handlers import TOPICS, build_handlers
+from crm_profile.handlers import HANDLERS
 from crm_profile.metrics import ProfileMetrics
 from crm_profile.pii_rotation import check_service_key
+from crm_profile.repository import ProfileRepository
 from crm_profile.segments import refresh_forever
 from crm_profile.settings import ProfileSettings
 
 SERVICE = ServiceSpec(
     name="profile", title="CRM profile service", default_port=8001, settings_class=ProfileSettings,
-    app_factory="crm_profile.app:create_app", migrations="crm_profile:migrations", subscribes=TOPICS)
+    app_factory="crm_profile.app:create_app", migrations="crm_profile:migrations", handlers=HANDLERS,
+    repository=ProfileRepository)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,15 @@ class ProfileResources:
     vault: PiiVault
     settings: ProfileSettings
     metrics: ProfileMetrics
+
+    # What the handlers and routes read of the settings.
+    @property
+    def phone_default_region(self) -> str:
+        return self.settings.phone_default_region
+
+    @property
+    def rfm_currency(self) -> str:
+        return self.settings.rfm_currency
 
 
 def create_app(settings: ProfileSettings | None = None) -> FastAPI:
@@ -52,6 +63,5 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
         await check_service_key(settings.database_url, vault)
 
     return build_app(SERVICE, settings, routers=[api.router, api.audit_router, api.segments_router],
-                     handlers=build_handlers(vault, settings.phone_default_region, settings.rfm_currency),
                      resources=resources, before_start=check_key,
                      description="The customer archive: identity, purchase statistics and the customer-360 source.")

@@ -1,0 +1,78 @@
+"""Identity changes, from the shop's events and from agents' edits, and what they announce."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from crm_shared.errors import NotFoundError
+from crm_shared.uow import UnitOfWork
+
+from crm_profile.domain.erasure import customer_erased_conflict
+from crm_profile.domain.events import birthday_changed, customer_updated
+from crm_profile.domain.pii import PiiVault
+from crm_profile.domain.records import CustomerStats, IdentityChange
+from crm_profile.repository import ProfileRepository
+
+Uow = UnitOfWork[ProfileRepository]
+
+
+async def announce_updates(uow: Uow, stats: list[CustomerStats], *, changed: list[str],
+                           traceparents: dict[str, str | None]) -> None:
+    """One ``crm.profile.customer.updated`` per changed customer, in the same transaction."""
+    if not stats:
+        return
+    spend = await uow.repo.net_spend_of([s.customer_id for s in stats])
+    await uow.publish([
+        customer_updated(customer_id=s.customer_id, changed=changed, order_count=s.order_count,
+                         total_spent=spend.get(s.customer_id, {}), first_order_at=s.first_order_at,
+                         last_order_at=s.last_order_at, cause_traceparent=traceparents.get(s.customer_id))
+        for s in stats])
+
+
+async def record_identities(uow: Uow, vault: PiiVault, changes: list[IdentityChange], *, currency: str,
+                            traceparents: dict[str, str | None]) -> None:
+    """A batch of registrations and updates from the shop: stored, announced, segments re-evaluated."""
+    stats = await uow.repo.write_identities(vault, changes)
+    await announce_updates(uow, stats, changed=["identity"], traceparents=traceparents)
+    await uow.repo.refresh_segments(currency, sorted({c.customer_id for c in changes}))
+
+
+async def update_profile(uow: Uow, vault: PiiVault, *, customer_id: str, actor: str, currency: str,
+                         email: str | None = None, phone: str | None = None, name: str | None = None,
+                         address: str | None = None, birthday: date | None = None, gender: str | None = None,
+                         city: str | None = None, consents: dict[str, bool] | None = None,
+                         tags: list[str] | None = None, external_ids: dict[str, str] | None = None,
+                         traceparent: str | None = None) -> None:
+    """An agent's correction. Fields left None keep their value; a consent change is recorded with
+    the agent as its source; a birthday whose month or day changed is announced (loyalty greets on
+    it). An erased customer is refused: the edit would store personal data again."""
+    before = await uow.repo.lock_for_edit(customer_id)
+    if before is None:
+        raise NotFoundError.of("customer", customer_id)
+    old_birthday, erased_at = before
+    if erased_at is not None:
+        raise customer_erased_conflict()
+    source = f"agent:{actor}"
+    change = IdentityChange(customer_id=customer_id, changed_at=datetime.now(UTC), source=source, email=email,
+                            phone=phone, name=name, address=address, birthday=birthday, gender=gender, city=city,
+                            consents=consents or {}, tags=tags)
+    stats = await uow.repo.write_identities(vault, [change])
+    await announce_updates(uow, stats, changed=["identity"], traceparents={customer_id: traceparent})
+    old_day = (old_birthday.month, old_birthday.day) if old_birthday else None
+    if birthday is not None and (birthday.month, birthday.day) != old_day:
+        # Loyalty reads birthdays from commerce.customer.*; an agent's correction reaches it so.
+        await uow.publish([birthday_changed(customer_id=customer_id, birthday=birthday,
+                                            changed_at=change.changed_at, traceparent=traceparent)])
+    if external_ids:
+        await uow.repo.set_external_ids(vault, customer_id, external_ids, source=source)
+    await uow.repo.refresh_segments(currency, [customer_id])  # tags, city, gender
+
+
+async def read_profile(uow: Uow, vault: PiiVault, customer_id: str) -> dict[str, Any]:
+    """The customer's archive with PII in clear and external ids (the route masks what it must)."""
+    profile = await uow.repo.load_profile(vault, customer_id)
+    if profile is None:
+        raise NotFoundError.of("customer", customer_id)
+    profile["external_ids"] = await uow.repo.external_ids_of(vault, customer_id)
+    return profile
