@@ -22,7 +22,7 @@ MAX_LINES = 400
 # Issue 18 is moving the services one by one; a service still in this set is expected to fail the
 # skeleton checks (strict: once it passes, it must leave the set). Not coverage: a to-do list.
 NOT_MOVED_YET = {"profile", "loyalty", "tickets", "churn", "gateway"}
-LACKING_FILES = {"profile", "tickets", "churn", "gateway"}
+LACKING_FILES = {"tickets", "churn", "gateway"}
 
 
 def each_service(pending: set[str] = NOT_MOVED_YET):

@@ -16,6 +16,7 @@ from crm_shared.http import current_request_id
 from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_BASE, PROBLEM_JSON, NotFound, Problem
 from crm_shared.tracing import current_traceparent
+from crm_shared.uow import UnitOfWork, unit_of_work
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import delete, func, insert, select, tuple_, update
@@ -59,6 +60,7 @@ from crm_profile.repository import (
     unmerge_profiles,
     write_identities,
 )
+from crm_profile.repository.segments import SegmentRepository
 from crm_profile.schemas import (
     ActivityRead,
     CategoryRead,
@@ -93,7 +95,25 @@ from crm_profile.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
-from crm_profile.segments import refresh_segments, run_refresh, segment_sizes
+from crm_profile.usecases import segments as segment_usecases
+
+
+# Bridges from this module's connections to the segment use cases (i18-pii), until the routes
+# take units of work: refresh_segments(uow, …), SegmentRepository.segment_sizes, jobs.refresh_segments_now.
+async def refresh_segments(db, currency, customer_ids=None, segment_id=None) -> int:
+    return await segment_usecases.refresh_segments(UnitOfWork(db, SegmentRepository), currency, customer_ids,
+                                                   segment_id)
+
+
+async def segment_sizes(db) -> dict[str, int]:
+    return await SegmentRepository(db).segment_sizes()
+
+
+async def run_refresh(engine, currency, metrics):
+    return await segment_usecases.run_refresh(lambda: unit_of_work(engine, SegmentRepository), currency,
+                                              took=metrics.refresh_duration.observe,
+                                              then=lambda: metrics.refresh(engine))
+
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)

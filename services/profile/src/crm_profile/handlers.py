@@ -31,6 +31,7 @@ from crm_shared.events.catalogue import (
     TicketData,
     TicketSlaData,
 )
+from crm_shared.uow import UnitOfWork
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,7 +39,16 @@ from crm_profile.domain.identity import normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
 from crm_profile.erasure import scrubbing_erased
 from crm_profile.repository import IdentityChange, emit_customer_updated, survivors_of, write_identities
-from crm_profile.segments import refresh_segments
+from crm_profile.repository.segments import SegmentRepository
+from crm_profile.usecases import segments as segment_usecases
+
+
+# A bridge from this module's connections to the segment use case (i18-pii), until the handlers
+# take units of work and call usecases.segments.refresh_segments(uow, …) themselves.
+async def refresh_segments(tx, currency, customer_ids=None, segment_id=None) -> int:
+    return await segment_usecases.refresh_segments(UnitOfWork(tx, SegmentRepository), currency, customer_ids,
+                                                   segment_id)
+
 
 TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_LOYALTY, TOPIC_CHURN, TOPIC_TICKETS)
 
