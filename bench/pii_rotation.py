@@ -5,7 +5,7 @@
 (a) seed a fresh profile database with C customers written the way the service writes them
     (ProfileRepository.write_identities and set_external_ids under the old key: e-mail, phone, name with
     its prefix indexes, address; one ERP id for every --external-every customer);
-(b) ``rotate_pii_key`` (crm_profile/pii_rotation.py) to a new key, as crm-profile-rotate-pii-key
+(b) ``rotate_pii_key`` (crm_profile/usecases/pii_rotation.py) to a new key, as crm-profile-rotate-pii-key
     runs it: the read-only check, the rewriting in batches of --batch-size customers (one
     transaction each), the read-only verification → seconds of each and customers per second
     over the whole run (the downtime), with the row counts.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crm_profile.domain.pii import PiiVault  # noqa: E402
-from crm_profile.pii_rotation import rotate_pii_key  # noqa: E402
+from crm_profile.pii_rotation import rotate_pii_key, units  # noqa: E402
 from crm_profile.repository import IdentityChange, ProfileRepository  # noqa: E402
 from crm_shared.devstack import drop_database, ensure_database, with_database  # noqa: E402
 from crm_shared.logging import configure_logging  # noqa: E402
@@ -85,7 +85,7 @@ async def main(args: argparse.Namespace) -> dict:
             async with engine.connect() as db:
                 result["name_index_rows"] = await db.scalar(_count("customer_name_index"))
                 result["external_ids"] = await db.scalar(_count("customer_external_ids"))
-            report = await rotate_pii_key(engine, OLD_KEY, NEW_KEY, args.batch_size)
+            report = await rotate_pii_key(units(engine), OLD_KEY, NEW_KEY, args.batch_size)
         finally:
             await engine.dispose()
         result.update({

@@ -19,16 +19,6 @@ from sqlalchemy import MetaData
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("profile", "loyalty", "tickets", "churn", "gateway")
 MAX_LINES = 400
-# Issue 18 is moving the services one by one; a service still in this set is expected to fail the
-# skeleton checks (strict: once it passes, it must leave the set). Not coverage: a to-do list.
-NOT_MOVED_YET = {'profile'}
-LACKING_FILES = {'profile'}
-
-
-def each_service(pending: set[str] = NOT_MOVED_YET):
-    return [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=f"issue 18: {s} not moved yet"))
-            if s in pending else s for s in SERVICES]
-
 # Modules or packages: a layer may grow into a package (api/, usecases/, repository/).
 REQUIRED = ("app.py", "api", "schemas.py", "models.py", "usecases", "repository", "handlers.py", "jobs.py",
             "metrics.py", "settings.py", "domain/", "migrations/")
@@ -79,7 +69,7 @@ def layer(service: str, path: Path) -> str:
     return path.relative_to(package(service)).parts[0].removesuffix(".py")
 
 
-@pytest.mark.parametrize("service", each_service(LACKING_FILES))
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_service_has_the_skeleton(service):
     root = package(service)
     missing = []
@@ -95,7 +85,7 @@ def test_every_service_has_the_skeleton(service):
     assert not missing, f"crm_{service} lacks {missing}"
 
 
-@pytest.mark.parametrize("service", each_service())
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_spec_declares_handlers_topics_repository_and_jobs(service):
     spec = importlib.import_module(f"crm_{service}.app").SERVICE
     handlers = importlib.import_module(f"crm_{service}.handlers")
@@ -111,7 +101,7 @@ def test_the_spec_declares_handlers_topics_repository_and_jobs(service):
     assert "run_env(metadata)" in env and f"crm_{service}.models" in env
 
 
-@pytest.mark.parametrize("service", each_service())
+@pytest.mark.parametrize("service", SERVICES)
 def test_sql_lives_behind_the_repository(service):
     offenders = [str(p.relative_to(ROOT)) for p in sources(package(service))
                  if layer(service, p) not in SQL_HOMES and uses_sql(p)]
@@ -130,7 +120,6 @@ def test_use_cases_and_domain_know_nothing_of_http(service):
     assert not offenders, "\n".join(offenders)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18: profile, tickets, loyalty and compat.py still to split")
 def test_no_source_file_is_over_the_limit():
     roots = [package(s) for s in SERVICES] + [ROOT / "shared" / "src" / "crm_shared"]
     long = {str(p.relative_to(ROOT)): n for root in roots for p in sources(root)

@@ -26,16 +26,23 @@ from crm_profile.domain.pii import PiiVault
 from crm_profile.domain.segments import RFM_SEGMENTS, rfm_segment, rfm_segment_sql
 from crm_profile.handlers import HANDLERS
 from crm_profile.repository import ProfileRepository
-from crm_profile.segments import JOB_LOCK, RefreshResult, refresh_all
+from crm_profile.repository.segments import JOB_LOCK, SegmentRepository
 from crm_profile.settings import decode_pii_key
+from crm_profile.usecases.segments import RefreshResult, refresh_all
 from crm_shared.bus import Inbound
 from crm_shared.events.catalogue import data_model_for
-from crm_shared.uow import UnitOfWork
+from crm_shared.uow import UnitOfWork, unit_of_work
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.harness.events import order_event
 from tests.harness.infra import TEST_PII_KEY, wait_until
+
+
+def _units(engine):
+    """What the refresh takes: a callable opening units of work on the engine."""
+    return lambda: unit_of_work(engine, SegmentRepository)
+
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CURRENCY = "CNY"
@@ -154,7 +161,7 @@ async def test_the_refresh_scores_a_varied_base_as_the_domain_rules_do(engine, d
     assert members and len(set(expected[c][3] for c in expected)) == len(RFM_SEGMENTS)  # the base is varied
 
     # Chunks of 64: the walk crosses chunk boundaries, each its own transaction.
-    result = await refresh_all(engine, CURRENCY, chunk_size=64)
+    result = await refresh_all(_units(engine), CURRENCY, chunk_size=64)
 
     assert result == RefreshResult(scored=len(expected), membership_changes=len(members) + 2, deferred=0)
     assert await _stored_rfm(database) == expected
@@ -166,7 +173,7 @@ async def test_the_refresh_scores_a_varied_base_as_the_domain_rules_do(engine, d
 
     # Nothing changed: nothing written, no event.
     events = len(await _segment_events(database))
-    assert await refresh_all(engine, CURRENCY, chunk_size=64) == RefreshResult(len(expected), 0, 0)
+    assert await refresh_all(_units(engine), CURRENCY, chunk_size=64) == RefreshResult(len(expected), 0, 0)
     assert len(await _segment_events(database)) == events
 
 
@@ -203,7 +210,7 @@ async def test_a_refresh_racing_an_event_batch_neither_deadlocks_nor_fails(engin
     async with engine.connect() as batch:
         # The batch's first stage holds one customer's row...
         await on_paid(batch, [_paid(held, 1)])
-        refresh = asyncio.create_task(refresh_all(engine, CURRENCY, chunk_size=50, passes=2, pause_s=0.05))
+        refresh = asyncio.create_task(refresh_all(_units(engine), CURRENCY, chunk_size=50, passes=2, pause_s=0.05))
         await wait_until(lambda: _settled(refresh, database), what="the refresh finished or waits on the batch")
         # ...and its next stage touches every other customer, in reverse order (the refresh
         # went the other way). Before, the two waited on each other here.
@@ -218,7 +225,7 @@ async def test_a_refresh_racing_an_event_batch_neither_deadlocks_nor_fails(engin
     assert await database.fetchval("SELECT count(*) FROM orders") == len(live)
     after = [c if c.erased else Customer(c.customer_id, c.orders + 1, NOW, (c.spend or Decimal(0)) + 900)
              for c in base]
-    second = await refresh_all(engine, CURRENCY, chunk_size=50)
+    second = await refresh_all(_units(engine), CURRENCY, chunk_size=50)
     assert second is not None and second.deferred == 0
     assert await _stored_rfm(database) == _expected_rfm(after)
     spenders = sorted(c.customer_id for c in after if not c.erased and c.spend >= 1000)
@@ -249,7 +256,7 @@ async def test_refreshes_and_batches_racing_freely_all_complete(engine, database
         return 6
 
     async def refreshes() -> list[RefreshResult | None]:
-        return [await refresh_all(engine, CURRENCY, chunk_size=20, pause_s=0.01) for _ in range(3)]
+        return [await refresh_all(_units(engine), CURRENCY, chunk_size=20, pause_s=0.01) for _ in range(3)]
 
     done, results = await asyncio.wait_for(asyncio.gather(batches(), refreshes()), 60)
     assert done == 6 and all(r is not None and r.scored == len(base) for r in results)
@@ -265,13 +272,13 @@ async def test_a_second_replica_does_not_refresh_while_one_does(engine, database
     try:
         async with engine.connect() as batch:
             await on_paid(batch, [_paid(base[0].customer_id, 1)])  # keeps the first refresh in its passes
-            first = asyncio.create_task(refresh_all(engine, CURRENCY, passes=2, pause_s=1.0))
+            first = asyncio.create_task(refresh_all(_units(engine), CURRENCY, passes=2, pause_s=1.0))
             await wait_until(lambda: _holds_job(database), what="the first refresh holds the job")
-            assert await refresh_all(other, CURRENCY) is None
+            assert await refresh_all(_units(other), CURRENCY) is None
             await batch.commit()
         first_result = await asyncio.wait_for(first, 20)
         assert first_result.scored == len(base)
-        assert await refresh_all(other, CURRENCY) == RefreshResult(len(base), 0, 0)
+        assert await refresh_all(_units(other), CURRENCY) == RefreshResult(len(base), 0, 0)
     finally:
         await other.dispose()
 
@@ -292,14 +299,14 @@ async def test_a_refresh_cancelled_midway_releases_the_job_for_the_next_run(engi
     try:
         async with lifo.connect() as batch:
             await on_paid(batch, [_paid(base[0].customer_id, 1)])  # keeps the refresh in its passes
-            first = asyncio.create_task(refresh_all(lifo, CURRENCY, passes=2, pause_s=30))
+            first = asyncio.create_task(refresh_all(_units(lifo), CURRENCY, passes=2, pause_s=30))
             await wait_until(lambda: _holds_job(database), what="the refresh holds the job")
             first.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await first
             await batch.commit()
         assert not await _holds_job(database)
-        assert await refresh_all(lifo, CURRENCY) == RefreshResult(len(base), 0, 0)
+        assert await refresh_all(_units(lifo), CURRENCY) == RefreshResult(len(base), 0, 0)
         assert len(await _stored_rfm(database)) == len(base)
     finally:
         await lifo.dispose()

@@ -157,10 +157,18 @@ class InMemoryProfileRepository:
         self.privacy_requests.append(request)
 
     # segments
-    async def refresh_segments(self, currency: str, customer_ids: list[str] | None = None,
-                               segment_id: str | None = None) -> int:
+    # the segment refresh's statements (repository/segments.py), as the commands' re-evaluation uses them
+    async def segment_rules(self, segment_id: str | None = None) -> list[tuple[str, Any]]:
+        return [(sid, seg["rule"]) for sid, seg in sorted(self.segments.items()) if segment_id in (None, sid)]
+
+    async def lock_customers(self, customer_ids: list[str]) -> None:
+        pass
+
+    async def apply_rule(self, segment_id: str, compiled: Any, currency: str,
+                         customer_ids: list[str] | None) -> list[Any]:
+        """Records which customers a command had re-evaluated (membership itself is the service tier's)."""
         self.refreshed.append((customer_ids, segment_id))
-        return 0
+        return []
 
     async def segment_sizes(self) -> dict[str, int]:
         return dict.fromkeys(self.segments, 0)

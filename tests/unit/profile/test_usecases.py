@@ -27,11 +27,12 @@ async def test_a_merge_refreshes_the_survivors_segments_and_an_unmerge_both():
     repo = InMemoryProfileRepository()
     uow = FakeUnitOfWork(repo)
     await seed(uow, ("c-1", "mei@example.com"), ("c-2", "mei@example.com"))
+    await repo.create_segment(segment_id="vip", name="VIP", description=None, rule={"has_tag": "vip"}, created_by="s")
     repo.refreshed.clear()
     await merges.merge_profiles(uow, survivor="c-1", merged="c-2", identifier="email", reason="r", actor="s",
                                 currency=CURRENCY)
     await merges.unmerge_profiles(uow, survivor="c-1", merged="c-2", reason="r", actor="s", currency=CURRENCY)
-    assert repo.refreshed == [(["c-1"], None), (["c-1", "c-2"], None)]
+    assert repo.refreshed == [(["c-1"], "vip"), (["c-1", "c-2"], "vip")]
 
 
 def test_refunds_of_one_order_in_a_batch_add_up_and_a_cancellation_wins():

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from crm_shared.background import background, run_periodically
 from crm_shared.metrics import ExporterElection
 from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
@@ -14,16 +13,16 @@ from fastapi import FastAPI
 from crm_profile import api
 from crm_profile.domain.pii import PiiVault
 from crm_profile.handlers import HANDLERS
+from crm_profile.jobs import periodic_jobs
 from crm_profile.metrics import ProfileMetrics
 from crm_profile.pii_rotation import check_service_key
 from crm_profile.repository import ProfileRepository
-from crm_profile.segments import refresh_forever
 from crm_profile.settings import ProfileSettings
 
 SERVICE = ServiceSpec(
     name="profile", title="CRM profile service", default_port=8001, settings_class=ProfileSettings,
     app_factory="crm_profile.app:create_app", migrations="crm_profile:migrations", handlers=HANDLERS,
-    repository=ProfileRepository)
+    repository=ProfileRepository, jobs=periodic_jobs)
 
 
 @dataclass(frozen=True)
@@ -50,12 +49,8 @@ def create_app(settings: ProfileSettings | None = None) -> FastAPI:
     async def resources(runtime: ServiceRuntime) -> AsyncIterator[ProfileResources]:
         async with ExporterElection(settings.session_dsn, lease_s=settings.metrics_lease_s) as election:
             metrics = ProfileMetrics(runtime.metrics.registry, election)
-            async with background(
-                    refresh_forever(runtime.engine, settings.rfm_currency, settings.segment_refresh_interval_s,
-                                    settings.segment_refresh_first_delay_s, metrics),
-                    run_periodically(lambda: metrics.refresh(runtime.engine), interval_s=settings.metrics_refresh_s,
-                                     what="profile metrics")):
-                yield ProfileResources(vault=vault, settings=settings, metrics=metrics)
+            # The segment refresh and the metrics snapshot: jobs.py (started by build_app).
+            yield ProfileResources(vault=vault, settings=settings, metrics=metrics)
 
     async def check_key() -> None:
         # Before the consumer starts: a value sealed under a key the rest of the data is not

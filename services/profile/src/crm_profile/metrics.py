@@ -8,11 +8,8 @@ from __future__ import annotations
 from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
 from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import text
 
-from crm_profile.segments import segment_sizes
-
-_CUSTOMERS = text("SELECT count(*) FROM customers")
+from crm_profile.repository.segments import SegmentRepository
 
 
 class ProfileMetrics(DatabaseWideMetrics):
@@ -23,7 +20,8 @@ class ProfileMetrics(DatabaseWideMetrics):
         super().__init__(registry, election)
 
     async def read(self, db) -> dict:
-        return {"customers": (await db.execute(_CUSTOMERS)).scalar_one(), "segments": await segment_sizes(db)}
+        repo = SegmentRepository(db)
+        return {"customers": await repo.customer_count(), "segments": await repo.segment_sizes()}
 
     def families(self, snapshot: dict):
         customers = GaugeMetricFamily("crm_profile_customers", "Customers in the archive (erased ones too).")

@@ -9,10 +9,10 @@ from crm_shared.problems import PROBLEM_BASE, Problem
 from fastapi import Path, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from crm_profile import segments as membership
 from crm_profile.api.common import PROBLEM, STAFF, SUPERVISOR, ReadUow, Uow, resources, segments_router
 from crm_profile.api.views import rfm_segment_read, segment_read
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
+from crm_profile.jobs import refresh_segments_now
 from crm_profile.schemas import (
     RefreshRead,
     SegmentCreate,
@@ -71,8 +71,7 @@ async def refresh_now(request: Request, identity: CurrentIdentity) -> RefreshRea
     """Recompute RFM scores and every custom segment for the whole base now (supervisors); the
     same job runs every ``SEGMENT_REFRESH_INTERVAL_S``. 409 while another refresh runs."""
     identity.authorize(SUPERVISOR)
-    res = resources(request)
-    result = await membership.run_refresh(request.app.state.runtime.engine, res.rfm_currency, res.metrics)
+    result = await refresh_segments_now(request.app.state.runtime, resources(request))
     if result is None:
         raise Problem(409, "Conflict", "a refresh is running; retry in a moment")
     return RefreshRead(scored=result[0], membership_changes=result[1])

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # ---- RFM: scores 1–5 from quintiles, names from the scores
@@ -188,3 +189,11 @@ def facts_sql(*, with_activity: bool) -> str:
         FROM customers c
         LEFT JOIN customer_spend s ON s.customer_id = c.customer_id AND s.currency = :currency
         WHERE c.erased_at IS NULL AND c.merged_into IS NULL"""
+
+
+def parse_rule(stored: Any) -> Rule:
+    """A rule as stored (``segments.rule``: JSON text or already decoded), validated."""
+    from pydantic import TypeAdapter
+
+    value = orjson.loads(stored) if isinstance(stored, str | bytes) else stored
+    return TypeAdapter(Rule).validate_python(value)

@@ -17,10 +17,11 @@ from crm_profile.repository.erasure import ErasureQueries
 from crm_profile.repository.merges import MergeQueries
 from crm_profile.repository.reads import ReadQueries
 from crm_profile.repository.segment_definitions import SegmentQueries
+from crm_profile.repository.segments import SegmentRepository
 
 __all__ = ["IdentityChange", "ProfileRepository", "external_field", "name_index_keys"]
 
 
 class ProfileRepository(CustomerQueries, ActivityQueries, MergeQueries, ErasureQueries, AuditQueries, ReadQueries,
-                        SegmentQueries):
+                        SegmentQueries, SegmentRepository):
     """The profile service's repository: ``ProfileRepository(connection)``."""

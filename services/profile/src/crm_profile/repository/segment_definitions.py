@@ -1,7 +1,8 @@
 """The custom segments' definitions as the API reads and changes them, and their members.
 
-Computing membership (RFM scores, rules) is the segment refresh's; this repository hands its two
-entry points (``refresh_segments``, ``segment_sizes``) to the use cases on the same connection.
+Computing membership (RFM scores, rules) is the segment refresh's (``repository/segments.py``, whose
+statements ``ProfileRepository`` also carries, so a command re-evaluates segments in its own
+transaction).
 """
 
 from __future__ import annotations
@@ -11,20 +12,11 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from crm_profile import segments as membership
 from crm_profile.models import customers, segment_members, segments
 from crm_profile.repository.base import Queries
 
 
 class SegmentQueries(Queries):
-    async def refresh_segments(self, currency: str, customer_ids: list[str] | None = None,
-                               segment_id: str | None = None) -> int:
-        """Re-evaluate custom segments (all, or one) for some customers (or all); returns the changes."""
-        return await membership.refresh_segments(self.connection, currency, customer_ids, segment_id)
-
-    async def segment_sizes(self) -> dict[str, int]:
-        return await membership.segment_sizes(self.connection)
-
     async def segment_definitions(self) -> list[dict[str, Any]]:
         rows = await self.connection.execute(select(segments).order_by(segments.c.segment_id))
         return [dict(row._mapping) for row in rows]

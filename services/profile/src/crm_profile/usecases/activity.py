@@ -9,6 +9,7 @@ from crm_shared.uow import UnitOfWork
 from crm_profile.domain.records import CategoryView, OrderFact, RefundRequest, TimelineEntry
 from crm_profile.repository import ProfileRepository
 from crm_profile.usecases.identity import announce_updates
+from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
 
@@ -28,7 +29,7 @@ async def orders_paid(uow: Uow, orders: list[OrderFact], entries: list[TimelineE
     stats = await uow.repo.apply_paid_orders(orders)
     await uow.repo.add_to_timeline(entries)
     await announce_updates(uow, stats, changed=["orders"], traceparents=traceparents)
-    await uow.repo.refresh_segments(currency, _customers(orders))
+    await refresh_segments(uow, currency, _customers(orders))
 
 
 async def orders_completed(uow: Uow, orders: list[OrderFact], entries: list[TimelineEntry]) -> None:
@@ -53,7 +54,7 @@ async def orders_refunded(uow: Uow, refunds: list[RefundRequest], entries: list[
     stats = await uow.repo.apply_refunds(refund_requests(refunds))
     await uow.repo.add_to_timeline(entries)
     await announce_updates(uow, stats, changed=["orders"], traceparents=traceparents)
-    await uow.repo.refresh_segments(currency, _customers(entries))
+    await refresh_segments(uow, currency, _customers(entries))
 
 
 def category_views(entries: list[TimelineEntry]) -> list[CategoryView]:
@@ -66,7 +67,7 @@ def category_views(entries: list[TimelineEntry]) -> list[CategoryView]:
 async def interactions_recorded(uow: Uow, entries: list[TimelineEntry], *, currency: str) -> None:
     await uow.repo.add_to_timeline(entries)
     await uow.repo.count_category_views(category_views(entries))
-    await uow.repo.refresh_segments(currency, _customers(entries))
+    await refresh_segments(uow, currency, _customers(entries))
 
 
 async def levels_changed(uow: Uow, column: str, latest: dict[str, str], entries: list[TimelineEntry], *,
@@ -75,7 +76,7 @@ async def levels_changed(uow: Uow, column: str, latest: dict[str, str], entries:
     profile shows a copy; ``latest`` is the last level per customer in partition order."""
     await uow.repo.copy_levels(column, latest)
     await uow.repo.add_to_timeline(entries)
-    await uow.repo.refresh_segments(currency, _customers(entries))
+    await refresh_segments(uow, currency, _customers(entries))
 
 
 async def add_to_timeline(uow: Uow, entries: list[TimelineEntry]) -> None:

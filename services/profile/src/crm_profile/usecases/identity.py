@@ -13,6 +13,7 @@ from crm_profile.domain.events import birthday_changed, customer_updated
 from crm_profile.domain.pii import PiiVault
 from crm_profile.domain.records import CustomerStats, IdentityChange
 from crm_profile.repository import ProfileRepository
+from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
 
@@ -35,7 +36,7 @@ async def record_identities(uow: Uow, vault: PiiVault, changes: list[IdentityCha
     """A batch of registrations and updates from the shop: stored, announced, segments re-evaluated."""
     stats = await uow.repo.write_identities(vault, changes)
     await announce_updates(uow, stats, changed=["identity"], traceparents=traceparents)
-    await uow.repo.refresh_segments(currency, sorted({c.customer_id for c in changes}))
+    await refresh_segments(uow, currency, sorted({c.customer_id for c in changes}))
 
 
 async def update_profile(uow: Uow, vault: PiiVault, *, customer_id: str, actor: str, currency: str,
@@ -66,7 +67,7 @@ async def update_profile(uow: Uow, vault: PiiVault, *, customer_id: str, actor: 
                                             changed_at=change.changed_at, traceparent=traceparent)])
     if external_ids:
         await uow.repo.set_external_ids(vault, customer_id, external_ids, source=source)
-    await uow.repo.refresh_segments(currency, [customer_id])  # tags, city, gender
+    await refresh_segments(uow, currency, [customer_id])  # tags, city, gender
 
 
 async def read_profile(uow: Uow, vault: PiiVault, customer_id: str) -> dict[str, Any]:

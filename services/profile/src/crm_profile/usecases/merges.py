@@ -12,6 +12,7 @@ from crm_profile.domain.events import customer_merged, customer_unmerged
 from crm_profile.domain.merges import UNPROCESSABLE, merged_stats, refuse_merge, refuse_self_merge, refuse_unmerge
 from crm_profile.repository import ProfileRepository
 from crm_profile.usecases.identity import announce_updates
+from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
 
@@ -42,7 +43,7 @@ async def merge_profiles(uow: Uow, *, survivor: str, merged: str, identifier: st
     await uow.publish([customer_merged(customer_id=survivor, merged_customer_id=merged, merged_at=merged_at,
                                        traceparent=traceparent)])
     await announce_updates(uow, [stats], changed=["merge"], traceparents={})
-    await uow.repo.refresh_segments(currency, [survivor])
+    await refresh_segments(uow, currency, [survivor])
     return Merged(stats.order_count, merged_at)
 
 
@@ -62,7 +63,7 @@ async def unmerge_profiles(uow: Uow, *, survivor: str, merged: str, reason: str,
     await uow.publish([customer_unmerged(customer_id=survivor, unmerged_customer_id=merged, unmerged_at=unmerged_at,
                                          traceparent=traceparent)])
     await announce_updates(uow, both, changed=["unmerge"], traceparents={})
-    await uow.repo.refresh_segments(currency, [survivor, merged])
+    await refresh_segments(uow, currency, [survivor, merged])
     counts = {s.customer_id: s.order_count for s in both}
     return Unmerged(counts[survivor], counts[merged], unmerged_at)
 

@@ -14,6 +14,7 @@ from crm_profile.domain.events import customer_erased
 from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import ProfileRepository
 from crm_profile.usecases.identity import read_profile
+from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
 PII_FIELDS = ("email", "phone", "name", "address")
@@ -69,7 +70,7 @@ async def erase_profile(uow: Uow, customer_id: str, *, actor: str, role: str, re
     erased_at = group.erased_at or datetime.now(UTC)
     ids = [group.survivor, *group.merged]
     await uow.repo.erase_profiles(ids, erased_at)
-    await uow.repo.refresh_segments(currency, ids)  # erased customers are in no segment
+    await refresh_segments(uow, currency, ids)  # erased customers are in no segment
     await uow.repo.record_privacy_request(customer_id=customer_id, kind="erasure", actor=actor, role=role,
                                           reason=reason)
     if group.newly_erased:

@@ -9,6 +9,7 @@ from crm_shared.uow import UnitOfWork
 
 from crm_profile.domain.segments import RFM_SEGMENTS
 from crm_profile.repository import ProfileRepository
+from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
 
@@ -56,7 +57,7 @@ async def update_segment(uow: Uow, *, segment_id: str, name: str, description: s
 
 
 async def _recomputed(uow: Uow, segment_id: str, currency: str) -> tuple[dict[str, Any], int]:
-    await uow.repo.refresh_segments(currency, segment_id=segment_id)
+    await refresh_segments(uow, currency, segment_id=segment_id)
     row = await uow.repo.segment_definition(segment_id)
     return row, (await uow.repo.segment_sizes()).get(segment_id, 0)
 
