@@ -4,7 +4,9 @@
 records those ids in its own ``erased_customers`` table (created by
 :func:`crm_shared.migrations.create_erased_customers`) in the same transaction as its own scrubbing,
 so that what arrives later (a late order, a churn warning, an agent's write) is recognised and
-stores no personal data again. What each service scrubs is its own rule (its ``erasure.py``).
+stores no personal data again. What each service scrubs is its own rule (its repository's erasure
+statements, called by its use case); a write about an erased customer raises
+``crm_shared.errors.CustomerErased``, a 409.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_shared.bus import Inbound
 from crm_shared.events.catalogue import ProfileCustomerErasedData
-from crm_shared.problems import PROBLEM_BASE, Problem
 
 # What replaces free text people wrote about an erased customer.
 ERASED_TEXT = "(erased)"
@@ -54,9 +55,3 @@ async def record_erasures(tx: AsyncConnection, events: Sequence[Inbound[ProfileC
 
 async def erased_among(tx: AsyncConnection, customer_ids: Sequence[str]) -> set[str]:
     return {row.customer_id for row in await tx.execute(_ERASED_AMONG, {"ids": list(customer_ids)})}
-
-
-def customer_erased() -> Problem:
-    """The 409 for a write about an erased customer: it would store personal data again."""
-    return Problem(409, "Conflict", "this customer was erased; nothing new about them is recorded",
-                   type_=PROBLEM_BASE + "customer-erased")

@@ -58,26 +58,22 @@ async def _fingerprint(request: Request) -> bytes:
     return digest.digest()
 
 
-def _unit(db: UnitOfWork[Any] | AsyncConnection) -> UnitOfWork[Any]:
-    return db if isinstance(db, UnitOfWork) else UnitOfWork(db, lambda _: None)
-
-
-async def begin(db: UnitOfWork[Any] | AsyncConnection, request: Request, identity: Identity,
+async def begin(uow: UnitOfWork[Any], request: Request, identity: Identity,
                 key: str) -> JSONResponse | None:
     """The stored answer if this key was used before; None if the command should run now.
 
     Raises a 409 while the same key is being served, a 422 if the key came with another request."""
-    stored = await _unit(db).stored_answer(identity.subject, key, await _fingerprint(request))
+    stored = await uow.stored_answer(identity.subject, key, await _fingerprint(request))
     if stored is None:
         return None
     return JSONResponse(orjson.loads(stored.body), status_code=stored.status, headers={REPLAYED_HEADER: "true"})
 
 
-async def finish(db: UnitOfWork[Any] | AsyncConnection, request: Request, identity: Identity, key: str,
+async def finish(uow: UnitOfWork[Any], request: Request, identity: Identity, key: str,
                  status: int, answer: BaseModel | Any) -> None:
     """Store the answer in the command's transaction (the caller commits)."""
     payload = answer.model_dump(mode="json") if isinstance(answer, BaseModel) else answer
-    await _unit(db).store_answer(identity.subject, key, await _fingerprint(request), status, orjson.dumps(payload))
+    await uow.store_answer(identity.subject, key, await _fingerprint(request), status, orjson.dumps(payload))
 
 
 _FORGET = text("""

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_shared.bus.consumer import Inbound
 from crm_shared.events.catalogue import ProfileCustomerMergedData, ProfileCustomerUnmergedData
-from crm_shared.uow import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +172,7 @@ async def close_merge(tx: AsyncConnection, merge_id: int, at: datetime) -> None:
 def resolving_merged(table: Mapping[str, H]) -> dict[str, H]:
     """The handler table with every handler but the merge's and erasure's own seeing survivors' ids.
 
-    Works on a service's ``HANDLERS`` (``(resources, uow, events)``): the unit of work is the
-    argument before the events."""
+    Works on a service's ``HANDLERS`` (``(resources, uow, events)``)."""
     return {event_type: handler if event_type in _LITERAL else _resolving(handler)
             for event_type, handler in table.items()}
 
@@ -182,8 +180,7 @@ def resolving_merged(table: Mapping[str, H]) -> dict[str, H]:
 def _resolving(handler: H) -> H:
     async def handle(*context: Any) -> None:
         *before, events = context
-        unit = before[-1]
-        connection = unit.connection if isinstance(unit, UnitOfWork) else unit
+        connection = before[-1].connection  # the unit of work
         ids = [e.data.customer_id for e in events if getattr(e.data, "customer_id", None)]
         survivors = await survivors_of(connection, ids) if ids else {}
         if survivors:

@@ -35,7 +35,7 @@ from crm_shared.metrics import DatabasePoolMetrics, ServiceMetrics
 from crm_shared.migrations import SchemaNotMigrated, schema_state
 from crm_shared.problems import install_problem_handlers
 from crm_shared.settings import ServiceSettings
-from crm_shared.uow import RepositoryFactory, UnitOfWork
+from crm_shared.uow import RepositoryFactory
 
 log = get_logger(__name__)
 
@@ -171,7 +171,7 @@ class ServiceRuntime:
 
 
 def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence[APIRouter] = (),
-              handlers: HandlerTable | None = None, description: str = "",
+              description: str = "",
               resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[Any]] | None = None,
               middleware: Sequence[tuple[type, dict[str, Any]]] = (), public: bool = False,
               openapi_url: str | None = "/openapi.json",
@@ -194,11 +194,7 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
             app.state.runtime = runtime
             async with (resources(runtime) if resources is not None else _nothing()) as opened:
                 app.state.resources = opened
-                if spec.handlers:
-                    table = bind_handlers(spec.handlers, opened)
-                else:  # not yet moved to HANDLERS: (connection, events) handlers
-                    table = {t: _on_connection(h) for t, h in (handlers or {}).items()}
-                await runtime.start_consumer(table, spec.repository)
+                await runtime.start_consumer(bind_handlers(spec.handlers, opened), spec.repository)
                 try:
                     async with running(spec.jobs(runtime, opened) if spec.jobs is not None else ()):
                         _freeze_startup_objects()
@@ -224,12 +220,6 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
 @asynccontextmanager
 async def _nothing() -> AsyncIterator[None]:
     yield None
-
-
-def _on_connection(handler):
-    async def handle(uow: UnitOfWork[Any], events) -> None:
-        await handler(uow.connection, events)
-    return handle
 
 
 def _freeze_startup_objects() -> None:

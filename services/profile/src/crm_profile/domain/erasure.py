@@ -25,7 +25,7 @@ MAX_MERGED = 1000  # ProfileCustomerErasedData.merged_customer_ids
 MERGED_PROFILE = "merged-profile"
 
 
-def customer_erased_conflict() -> ConflictError:
+def CustomerErased() -> ConflictError:
     """The refusal of a write about an erased customer: it would store personal data again."""
     return ConflictError("this customer was erased; nothing new about them is recorded", code="customer-erased")
 

@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_shared.errors import NotFoundError
+from crm_shared.errors import CustomerErased, NotFoundError
 from crm_shared.uow import UnitOfWork
 
 from crm_profile.domain.changes import external_field
-from crm_profile.domain.erasure import customer_erased_conflict
 from crm_profile.domain.identity import name_search_key, normalise_email, normalise_phone
 from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import ProfileRepository
@@ -64,7 +63,7 @@ async def add_note(uow: Uow, customer_id: str, *, author: str, body: str) -> dic
     if not await uow.repo.customer_exists(customer_id):
         raise NotFoundError.of("customer", customer_id)
     if await uow.repo.erased_among([customer_id]):
-        raise customer_erased_conflict()
+        raise CustomerErased()
     note = {"note_id": uuid.uuid4(), "customer_id": customer_id, "author": author, "body": body,
             "created_at": datetime.now(UTC)}
     await uow.repo.add_note(note)

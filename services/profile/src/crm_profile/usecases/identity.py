@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from crm_shared.errors import NotFoundError
+from crm_shared.errors import CustomerErased, NotFoundError
 from crm_shared.uow import UnitOfWork
 
-from crm_profile.domain.erasure import customer_erased_conflict
 from crm_profile.domain.events import birthday_changed, customer_updated
 from crm_profile.domain.pii import PiiVault
 from crm_profile.domain.records import CustomerStats, IdentityChange
@@ -53,7 +52,7 @@ async def update_profile(uow: Uow, vault: PiiVault, *, customer_id: str, actor: 
         raise NotFoundError.of("customer", customer_id)
     old_birthday, erased_at = before
     if erased_at is not None:
-        raise customer_erased_conflict()
+        raise CustomerErased()
     source = f"agent:{actor}"
     change = IdentityChange(customer_id=customer_id, changed_at=datetime.now(UTC), source=source, email=email,
                             phone=phone, name=name, address=address, birthday=birthday, gender=gender, city=city,
