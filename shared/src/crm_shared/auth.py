@@ -45,6 +45,8 @@ class Role(StrEnum):
 
 
 ALL_ROLES = frozenset(Role)
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})  # the shop's people
+SUPERVISOR = frozenset({Role.SUPERVISOR})
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from crm_shared.errors import DomainError
 from crm_shared.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_RESPONSE = {"content": {PROBLEM_JSON: {}}}  # a route's ``responses=`` entry for problem+json answers
 PROBLEM_BASE = "https://crm.example/problems/"
 
 log = get_logger(__name__)

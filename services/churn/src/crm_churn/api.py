@@ -6,8 +6,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
-from crm_shared.auth import CurrentIdentity, Role
-from crm_shared.problems import PROBLEM_JSON, Problem
+from crm_shared.auth import SUPERVISOR, CurrentIdentity, Role
+from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
+from crm_shared.problems import Problem
 from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Path, Query, Request
 
@@ -20,8 +21,6 @@ router = APIRouter(prefix="/v1/churn", tags=["churn"])
 
 ReadUow = uow_dependency(ChurnRepository, read_only=True)
 READERS = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
-SUPERVISOR = frozenset({Role.SUPERVISOR})
-_PROBLEM = {"content": {PROBLEM_JSON: {}}}
 
 
 @router.get("/customers/{customer_id}", response_model=ChurnScoreRead, responses={404: _PROBLEM})

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from crm_shared import idempotency
-from crm_shared.auth import ALL_ROLES, CurrentIdentity, Role
+from crm_shared.auth import ALL_ROLES, STAFF, SUPERVISOR, CurrentIdentity, Role
 from crm_shared.idempotency import IdempotencyKey
-from crm_shared.problems import PROBLEM_JSON, Problem
+from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
+from crm_shared.problems import Problem
 from crm_shared.tracing import current_traceparent
 from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -38,11 +39,8 @@ router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
 Uow = uow_dependency(LoyaltyRepository)
 ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
-STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
-SUPERVISOR = frozenset({Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)
 BIGINT_MAX = 2**63 - 1
-_PROBLEM = {"content": {PROBLEM_JSON: {}}}
 
 
 def _store(request: Request) -> ProgrammeStore:

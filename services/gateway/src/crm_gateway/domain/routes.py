@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from crm_shared.auth import ALL_ROLES, Role
+from crm_shared.auth import ALL_ROLES, STAFF, SUPERVISOR, Role
 
 from crm_gateway.domain.ingest import EVENT_SCOPES
 
-STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
-SUPERVISOR = frozenset({Role.SUPERVISOR})
 STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from crm_shared.auth import Identity, Role
-from crm_shared.problems import PROBLEM_JSON, Problem
+from crm_shared.auth import STAFF, SUPERVISOR, Identity, Role  # noqa: F401  (STAFF, SUPERVISOR: for the route modules)
+from crm_shared.problems import PROBLEM_RESPONSE as PROBLEM  # noqa: F401  (for the route modules)
+from crm_shared.problems import Problem
 from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Path, Request
 
@@ -21,11 +22,8 @@ segments_router = APIRouter(prefix="/v1/segments", tags=["segments"])
 Uow = uow_dependency(ProfileRepository)
 ReadUow = uow_dependency(ProfileRepository, read_only=True)
 
-STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
-SUPERVISOR = frozenset({Role.SUPERVISOR})
 CustomerIdPath = Path(min_length=1, max_length=100)
 BIGINT_MAX = 2**63 - 1  # ids in cursors are PostgreSQL bigints; larger ones are not ours
-PROBLEM = {"content": {PROBLEM_JSON: {}}}
 
 
 def resources(request: Request) -> Any:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from crm_shared.auth import ALL_ROLES, Identity, Role
-from crm_shared.problems import PROBLEM_JSON
+from crm_shared.auth import ALL_ROLES, STAFF, SUPERVISOR, Identity, Role  # noqa: F401  (SUPERVISOR: for the routes)
+from crm_shared.problems import PROBLEM_RESPONSE as PROBLEM  # noqa: F401  (for the route modules)
 from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Path, Request
 
@@ -24,10 +24,7 @@ kb_router = APIRouter(prefix="/v1/kb", tags=["knowledge base"])
 Uow = uow_dependency(TicketsRepository)
 ReadUow = uow_dependency(TicketsRepository, read_only=True)
 
-STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})
-SUPERVISOR = frozenset({Role.SUPERVISOR})
 TicketIdPath = Path(min_length=1, max_length=100)
-PROBLEM = {"content": {PROBLEM_JSON: {}}}
 
 
 def policies(request: Request) -> PolicyStore:
