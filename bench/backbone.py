@@ -63,7 +63,9 @@ def serve_noop() -> None:
         return None
 
     settings = SERVICE.settings()
-    app = build_app(dataclasses.replace(SERVICE, handlers={t: noop_handler for t in SERVICE.handlers}), settings)
+    # No resources and no periodic jobs either: this phase measures the consumer's own cost.
+    noop = dataclasses.replace(SERVICE, handlers={t: noop_handler for t in SERVICE.handlers}, jobs=None)
+    app = build_app(noop, settings)
     uvicorn.run(app, host="127.0.0.1", port=settings.http_port, log_config=None, loop="uvloop")
 
 

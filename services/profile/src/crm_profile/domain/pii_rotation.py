@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from crm_profile.domain.pii import PiiVault
-from crm_profile.repository import external_field, name_index_keys
+from crm_profile.domain.changes import external_field, name_index_keys
 
 BATCH_SIZE = 500
 FIELDS = ("email", "phone", "name", "address")  # customers.<field>_enc
