@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from crm_profile.domain.pii import PiiVault
 from crm_profile.domain.changes import external_field, name_index_keys
+from crm_profile.domain.pii import PiiVault
 
 BATCH_SIZE = 500
 FIELDS = ("email", "phone", "name", "address")  # customers.<field>_enc
