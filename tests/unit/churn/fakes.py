@@ -145,7 +145,8 @@ class FakeChurnRepository:
             self.scores.pop(customer_id, None)
 
     async def repeatable_read(self) -> None:
-        pass
+        """Nothing to do in memory: one scenario at a time, no concurrent transaction to isolate from
+        (the service tier runs the same scenarios on PostgreSQL, where this statement matters)."""
 
     # -- scores and models ---------------------------------------------------------------------
     async def upsert_scores(self, *, ids, scores, levels, p_alive, expected, one_time, value, at_risk, currency,

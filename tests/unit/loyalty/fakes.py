@@ -288,7 +288,8 @@ class FakeLoyaltyRepository:
         return [dict(row) for _, row in sorted(self.programmes.items(), reverse=True)[:limit]]
 
     async def lock_programme(self) -> None:
-        pass
+        """Nothing to do in memory: one scenario at a time, no concurrent transaction to isolate from
+        (the service tier runs the same scenarios on PostgreSQL, where this statement matters)."""
 
     async def add_programme_version(self, config_json: str, *, at: datetime, actor: str, note: str | None
                                     ) -> dict[str, Any]:

@@ -162,7 +162,8 @@ class InMemoryProfileRepository:
         return [(sid, seg["rule"]) for sid, seg in sorted(self.segments.items()) if segment_id in (None, sid)]
 
     async def lock_customers(self, customer_ids: list[str]) -> None:
-        pass
+        """Nothing to do in memory: one scenario at a time, no concurrent transaction to isolate from
+        (the service tier runs the same scenarios on PostgreSQL, where this statement matters)."""
 
     async def apply_rule(self, segment_id: str, compiled: Any, currency: str,
                          customer_ids: list[str] | None) -> list[Any]:
