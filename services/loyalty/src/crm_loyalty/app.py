@@ -48,5 +48,5 @@ def create_app(settings: LoyaltySettings | None = None) -> FastAPI:
                                    metrics=LoyaltyMetrics(runtime.metrics.registry, election, store),
                                    open_uow=lambda: unit_of_work(runtime.engine, LoyaltyRepository))
 
-    return build_app(SERVICE, settings, routers=[api.router], resources=resources,
+    return build_app(SERVICE, settings, routers=api.routers, resources=resources,
                      description="Membership tiers and the points ledger.")

@@ -146,3 +146,15 @@ agent_adjustment_usage = Table(
     Column("actor", Text, primary_key=True),
     Column("period_start", DateTime(True), primary_key=True),
     Column("points", BigInteger, nullable=False))
+
+# -- the reward catalogue (migration 0007) ---------------------------------------------------------
+# Rewards, their stock, the redemptions of a reward and their fulfilment, and the members'
+# segments (for eligibility).
+
+# -- coupons (migration 0008) ----------------------------------------------------------------------
+# Pools (the template of a discount), the codes issued from them, and their uses by orders.
+# (The comment lines keep each section's additions apart from the others'.)
+
+# -- earning rules (migration 0009) ----------------------------------------------------------------
+# What the rules beyond spend have granted (once per member, per order, per review…) and the
+# referrals between members.

@@ -1,0 +1,8 @@
+"""HTTP routes of the loyalty service, one module per resource: accounts (balances, ledger,
+redemptions, adjustments, the programme and jobs), the reward catalogue, coupons and the reports.
+Each route parses, checks the caller's role, calls one use case (``usecases/``) and maps the result
+to a schema; domain errors become problem+json in ``crm_shared.problems``."""
+
+from crm_loyalty.api import accounts
+
+routers = [accounts.router]
