@@ -42,6 +42,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -340,11 +341,23 @@ async def raw_rate(server_url: str, service_dsn: str, events: list, batch_size: 
 
 async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients: int, points: int,
                  http_client: str = "aiohttp") -> dict:
-    """``clients`` closed-loop clients sharing one pool of ``clients`` keep-alive connections,
-    request k going to customers[k % len(customers)], each with a fresh Idempotency-Key."""
+    """Points redemptions (gifts), request k from customers[k % len(customers)]."""
+    body = orjson.dumps({"points": points, "kind": "gift", "gift_sku": "MUG-1"})
+    return await closed_loop(phase, lambda k: (f"/v1/loyalty/accounts/{customers[k % len(customers)]}/redemptions",
+                                               body),
+                             total, clients, "/v1/loyalty/accounts/{customer_id}/redemptions",
+                             warm_path=lambda k: f"/v1/loyalty/accounts/{customers[k % len(customers)]}",
+                             http_client=http_client, extra={"customers": len(customers)})
+
+
+async def closed_loop(phase: LoyaltyPhase, request_for: Callable[[int], tuple[str, bytes]], total: int,
+                      clients: int, route_template: str, *, warm_path: Callable[[int], str],
+                      http_client: str = "aiohttp", extra: dict | None = None) -> dict:
+    """``clients`` closed-loop clients sharing one pool of ``clients`` keep-alive connections
+    POST request k (``request_for(k)``: path and body), each with a fresh Idempotency-Key, until
+    ``total`` → latencies, rate, the service's own mean time and the status counts."""
     headers = {IDENTITY_HEADER: IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
         Identity(subject="agent-bench", role=Role.AGENT), "loyalty"), "content-type": "application/json"}
-    body = orjson.dumps({"points": points, "kind": "gift", "gift_sku": "MUG-1"})
     base_url = f"http://127.0.0.1:{phase.port}"
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -354,7 +367,7 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
         session = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=120,
                                     limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients))
 
-        async def post(path: str, key: str) -> int:
+        async def post(path: str, body: bytes, key: str) -> int:
             return (await session.post(path, content=body, headers={"Idempotency-Key": key})).status_code
 
         async def get(path: str) -> None:
@@ -363,7 +376,7 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
         session = aiohttp.ClientSession(base_url, headers=headers, timeout=aiohttp.ClientTimeout(total=120),
                                         connector=aiohttp.TCPConnector(limit=clients))
 
-        async def post(path: str, key: str) -> int:
+        async def post(path: str, body: bytes, key: str) -> int:
             async with session.post(path, data=body, headers={"Idempotency-Key": key}) as response:
                 await response.read()
                 return response.status
@@ -375,31 +388,31 @@ async def redeem(phase: LoyaltyPhase, customers: list[str], total: int, clients:
     async def client() -> None:
         nonlocal next_index
         while next_index < total:
-            customer = customers[next_index % len(customers)]
+            path, body = request_for(next_index)
             next_index += 1
             started = time.perf_counter()
-            status = await post(f"/v1/loyalty/accounts/{customer}/redemptions", str(uuid.uuid4()))
+            status = await post(path, body, str(uuid.uuid4()))
             latencies.append((time.perf_counter() - started) * 1000)
             statuses[status] += 1
 
-    route = 'http_route="/v1/loyalty/accounts/{customer_id}/redemptions"'
+    route = f'http_route="{route_template}"'
     served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) for x in ("sum", "count")]
     async with session:
         # open the connections first
-        await asyncio.gather(*(get(f"/v1/loyalty/accounts/{customers[k % len(customers)]}") for k in range(clients)))
+        await asyncio.gather(*(get(warm_path(k)) for k in range(clients)))
         started = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         elapsed = time.perf_counter() - started
     served = [await phase.metric(f"http_server_request_duration_seconds_{x}", route) - before
               for x, before in zip(("sum", "count"), served, strict=True)]
-    return {"redemptions": len(latencies), "customers": len(customers), "clients": clients,
+    return {"requests": len(latencies), **(extra or {}), "clients": clients,
             "per_s": round(len(latencies) / elapsed), "p50_ms": round(quantile(latencies, 0.50), 1),
             "p99_ms": round(quantile(latencies, 0.99), 1), "max_ms": round(max(latencies), 1),
             "mean_ms": round(sum(latencies) / len(latencies), 1),
             "service_mean_ms": round(served[0] / served[1] * 1000, 1) if served[1] else None,
-            "status_201": statuses[201], "status_409": statuses[409], "status_422": statuses[422],
+            **{f"status_{code}": statuses[code] for code in (200, 201, 409, 422)},
             "status_5xx": sum(n for s, n in statuses.items() if s >= 500),
-            "status_other": sum(n for s, n in statuses.items() if s not in (201, 409, 422) and s < 500)}
+            "status_other": sum(n for s, n in statuses.items() if s not in (200, 201, 409, 422) and s < 500)}
 
 
 async def fund(phase: LoyaltyPhase, customers: list[str], amount_scale: int) -> None:

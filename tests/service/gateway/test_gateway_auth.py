@@ -65,6 +65,7 @@ EXPECTED = {
     ("POST", "/v1/loyalty/accounts/{customer_id}/adjustments"): {"agent", "supervisor"},
     ("GET", "/v1/loyalty/programme"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
     ("GET", "/v1/loyalty/programme/versions"): {"supervisor"},
+    ("GET", "/v1/loyalty/reports/liability"): {"supervisor"},
     ("PUT", "/v1/loyalty/programme"): {"supervisor"},
     ("POST", "/v1/loyalty/jobs/{job}"): {"supervisor"},
     ("POST", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},

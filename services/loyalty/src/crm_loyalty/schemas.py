@@ -146,3 +146,26 @@ class JobRead(BaseModel):
     as_of: datetime
     members: int
     points: int
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+class PointsLiabilityRead(BaseModel):
+    available: int = Field(description="Points members can spend now.")
+    pending: int = Field(description="Points earned on orders whose return window is still open.")
+    debt: int = Field(description="Points members owe back (spent, then the order was refunded).")
+    members_owed: int = Field(description="Members holding available or pending points.")
+    expiring_30d: int = Field(description="Available points that expire within 30 days.")
+    expiring_90d: int = Field(description="Available points that expire within 90 days.")
+
+
+class PointsValueRead(BaseModel):
+    available: Decimal
+    pending: Decimal
+
+
+class LiabilityRead(BaseModel):
+    as_of: datetime
+    points: PointsLiabilityRead
+    points_value: dict[str, PointsValueRead] = Field(
+        description="What the points are worth off orders, per currency, at the programme's redemption rate.")
