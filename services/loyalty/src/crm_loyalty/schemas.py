@@ -146,3 +146,15 @@ class JobRead(BaseModel):
     as_of: datetime
     members: int
     points: int
+
+
+# -- earning rules ---------------------------------------------------------------------------------
+
+class ReferralRead(BaseModel):
+    """A referral the member made: the referred member, and whether it was paid or refused (why)."""
+
+    referee_id: str
+    registered_at: datetime
+    status: Literal["pending", "paid", "refused"]
+    reason: str | None
+    paid_at: datetime | None
