@@ -68,6 +68,7 @@ EXPECTED = {
     ("GET", "/v1/loyalty/reports/liability"): {"supervisor"},
     ("PUT", "/v1/loyalty/programme"): {"supervisor"},
     ("POST", "/v1/loyalty/jobs/{job}"): {"supervisor"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/referrals"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     ("GET", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     # A ticket id names no customer: the gateway lets customers through, the service answers 404

@@ -10,12 +10,14 @@ that holds it (``by_order_owner``).
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from crm_shared.bus import Inbound, ServiceHandler, topics_of
 from crm_shared.events.catalogue import (
     ChurnRiskChangedData,
     CustomerData,
+    InteractionData,
     OrderData,
     OrderRefundedData,
     ProfileBirthdayChangedData,
@@ -26,14 +28,27 @@ from crm_shared.events.catalogue import (
 from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 
 from crm_loyalty.domain.earning import Line
-from crm_loyalty.usecases import customers, merges, orders
+from crm_loyalty.domain.rules import Fingerprints
+from crm_loyalty.usecases import customers, merges, orders, rules
 from crm_loyalty.usecases.common import Uow
 from crm_loyalty.usecases.orders import OrderFact
 
 CANCELLED = "commerce.order.cancelled"
+REGISTERED = "commerce.customer.registered"
+INTERACTION = "commerce.interaction.recorded"
 
 
-def _order(inbound: Inbound[OrderData], *, with_lines: bool = False) -> OrderFact:
+@lru_cache(maxsize=4)
+def _fingerprinter(key: str) -> Fingerprints:
+    return Fingerprints(key.encode())
+
+
+def _fingerprints(resources: Any) -> Fingerprints:
+    return _fingerprinter(resources.settings.fingerprint_key.get_secret_value())
+
+
+def _order(inbound: Inbound[OrderData], *, with_lines: bool = False, prints: Fingerprints | None = None
+           ) -> OrderFact:
     data = inbound.data
     refund = data if isinstance(data, OrderRefundedData) else None
     return OrderFact(
@@ -44,12 +59,21 @@ def _order(inbound: Inbound[OrderData], *, with_lines: bool = False) -> OrderFac
         if with_lines else (),
         cancelled=inbound.event.type == CANCELLED,
         refund_amount=refund.refund_amount if refund is not None else Decimal(0),
-        refunded_items=tuple((i.sku, i.quantity) for i in refund.refunded_items or ()) if refund is not None else ())
+        refunded_items=tuple((i.sku, i.quantity) for i in refund.refunded_items or ()) if refund is not None else (),
+        payment_digest=prints.digest("payment", data.payment_fingerprint) if prints is not None else None)
 
 
 async def on_customer(resources: Any, uow: Uow, events: list[Inbound[CustomerData]]) -> None:
-    await customers.customers_seen(uow, resources.store, [
-        customers.CustomerFact(e.data.customer_id, e.data.birthday, e.event.traceparent) for e in events])
+    prints = _fingerprints(resources)
+    facts = []
+    for e in events:
+        registered = e.event.type == REGISTERED
+        facts.append(customers.CustomerFact(
+            e.data.customer_id, e.data.birthday, e.event.traceparent, registered=registered,
+            at=e.data.registered_at or e.event.time, event_id=e.event.id,
+            referred_by=e.data.referred_by if registered else None,
+            fingerprints=prints.of(email=e.data.email, phone=e.data.phone)))
+    await customers.customers_seen(uow, resources.store, facts)
 
 
 async def on_birthday_changed(resources: Any, uow: Uow, events: list[Inbound[ProfileBirthdayChangedData]]) -> None:
@@ -67,7 +91,25 @@ async def on_churn_risk_changed(resources: Any, uow: Uow, events: list[Inbound[C
 
 
 async def on_order_paid(resources: Any, uow: Uow, events: list[Inbound[OrderData]]) -> None:
-    await orders.orders_paid(uow, resources.store, [_order(e, with_lines=True) for e in events])
+    prints = _fingerprints(resources)
+    await orders.orders_paid(uow, resources.store, [_order(e, with_lines=True, prints=prints) for e in events])
+
+
+async def on_review(resources: Any, uow: Uow, events: list[Inbound[InteractionData]]) -> None:
+    await rules.reviews_recorded(uow, resources.store, [
+        rules.ReviewFact(e.data.customer_id, e.data.occurred_at, e.data.attributes, e.event.id, e.event.traceparent)
+        for e in events])
+
+
+def reviews_only(handler: ServiceHandler) -> ServiceHandler:
+    """Interactions are many and loyalty wants only reviews: the rest are dropped here, before the
+    merge lookup or any query (they still pass the consumer's inbox, like every event)."""
+
+    async def handle(resources: Any, uow: Uow, events: list[Inbound[InteractionData]]) -> None:
+        reviews = [e for e in events if e.data.kind == "review"]
+        if reviews:
+            await handler(resources, uow, reviews)
+    return handle
 
 
 async def on_order_completed(resources: Any, uow: Uow, events: list[Inbound[OrderData]]) -> None:
@@ -100,7 +142,7 @@ def by_order_owner(handler: ServiceHandler) -> ServiceHandler:
 
 
 HANDLERS: dict[str, ServiceHandler] = resolving_merged({
-    "commerce.customer.registered": on_customer,
+    REGISTERED: on_customer,
     "commerce.customer.updated": on_customer,
     "commerce.order.paid": on_order_paid,
     "commerce.order.completed": by_order_owner(on_order_completed),
@@ -111,5 +153,7 @@ HANDLERS: dict[str, ServiceHandler] = resolving_merged({
     "crm.churn.risk.changed": on_churn_risk_changed,
     MERGED: on_customer_merged,
     UNMERGED: on_customer_unmerged,
+    INTERACTION: on_review,
 })
+HANDLERS[INTERACTION] = reviews_only(HANDLERS[INTERACTION])  # the kind filter first, then the merge lookup
 TOPICS = topics_of(HANDLERS)

@@ -158,3 +158,31 @@ agent_adjustment_usage = Table(
 # -- earning rules (migration 0009) ----------------------------------------------------------------
 # What the rules beyond spend have granted (once per member, per order, per review…) and the
 # referrals between members.
+# The referral fraud guard's blind index (keyed digests of e-mail, phone, payment token).
+
+rule_grants = Table(
+    "rule_grants", metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("rule", Text, primary_key=True),
+    Column("subject", Text, primary_key=True),
+    Column("granted_at", DateTime(True), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("programme_version", Integer, nullable=False),
+    Column("event_id", Text))
+
+referrals = Table(
+    "referrals", metadata,
+    Column("referee_id", Text, primary_key=True),
+    Column("referrer_id", Text, nullable=False),
+    Column("registered_at", DateTime(True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("paid_at", DateTime(True)),
+    Column("order_id", Text),
+    Index("referrals_by_referrer", "referrer_id", "registered_at"))
+
+member_fingerprints = Table(
+    "member_fingerprints", metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("digest", sa.LargeBinary, primary_key=True))

@@ -169,3 +169,15 @@ class LiabilityRead(BaseModel):
     points: PointsLiabilityRead
     points_value: dict[str, PointsValueRead] = Field(
         description="What the points are worth off orders, per currency, at the programme's redemption rate.")
+
+
+# -- earning rules ---------------------------------------------------------------------------------
+
+class ReferralRead(BaseModel):
+    """A referral the member made: the referred member, and whether it was paid or refused (why)."""
+
+    referee_id: str
+    registered_at: datetime
+    status: Literal["pending", "paid", "refused"]
+    reason: str | None
+    paid_at: datetime | None

@@ -40,6 +40,8 @@ class CustomerData(EventData):
     city: ShortText | None = None
     registered_at: AwareDatetime | None = None
     consents: Consents | None = None
+    # The member who referred this one (registration only): the loyalty referral rule pays both.
+    referred_by: CustomerId | None = None
 
 
 class OrderItem(EventData):
@@ -59,6 +61,9 @@ class OrderData(EventData):
     items: list[OrderItem] = Field(default_factory=list, max_length=1000)
     channel: ShortText | None = None
     occurred_at: AwareDatetime
+    # An opaque token the payment provider gives for the card or wallet (never the card number):
+    # the loyalty referral guard compares keyed digests of it.
+    payment_fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
 
 class OrderRefundedData(OrderData):

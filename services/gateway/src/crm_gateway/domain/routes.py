@@ -97,6 +97,9 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/v1/loyalty/programme", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
     Route("POST", "/v1/loyalty/jobs/{job}", SUPERVISOR, upstream="loyalty", timeout_s=120.0),
     Route("GET", "/v1/loyalty/reports/liability", SUPERVISOR, upstream="loyalty", timeout_s=30.0),
+    # Loyalty earning rules: the referrals a member made (own, staff, service).
+    Route("GET", "/v1/loyalty/accounts/{customer_id}/referrals", ALL_ROLES, upstream="loyalty",
+          scope="loyalty:read", customer_param="customer_id", timeout_s=2.0),
     # Tickets: customers open and follow their own (the service checks the ticket's owner: a
     # ticket id names no customer), agents work them, supervisors own queues, policy and reports.
     Route("POST", "/v1/tickets", ALL_ROLES, upstream="tickets", scope="tickets:write", timeout_s=5.0),

@@ -29,6 +29,8 @@ class Member:
     birthday_greeted_year: int | None = None
     events: list[CloudEvent] = field(default_factory=list)  # besides the movement events
     traceparent: str | None = None
+    # Tier-up bonuses owed, (tier reached, at, points, expiry months): granted once each on save.
+    tier_ups: list[tuple[str, datetime, int, int]] = field(default_factory=list)
 
     @property
     def customer_id(self) -> str:

@@ -1,4 +1,4 @@
-"""The loyalty programme: earning rules, tiers, campaigns, redemption and win-back settings.
+"""The loyalty programme: earning rules, tiers, campaigns, redemption, win-back and bonus rules.
 
 The whole programme is one versioned document. Supervisors replace it over HTTP; each change is a
 new version, effective from the moment it is saved. Changes are never retroactive: an order earns
@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from crm_shared.events.catalogue import AwareDatetime
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from crm_loyalty.domain.rules import Rules
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=50, pattern=r"^[a-z0-9_\-]+$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
@@ -170,12 +172,17 @@ class Programme(_Section):
     adjustments: Adjustments = Field(default_factory=Adjustments)
     win_back: WinBack = Field(default_factory=WinBack)
     notices: Notices = Field(default_factory=Notices)
+    # Earning beyond spend (sign-up, first order, reviews, referrals, tier-up): domain/rules.py.
+    rules: Rules = Field(default_factory=Rules)
 
     @model_validator(mode="after")
     def _unique_campaigns(self) -> Programme:
         ids = [c.id for c in self.campaigns]
         if len(set(ids)) != len(ids):
             raise ValueError("campaign ids must be unique")
+        unknown = set(self.rules.tier_up.points) - {t.name for t in self.tiers.levels}
+        if unknown:
+            raise ValueError(f"rules.tier_up names tiers the programme does not have: {sorted(unknown)}")
         return self
 
 

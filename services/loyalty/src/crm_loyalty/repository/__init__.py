@@ -3,8 +3,9 @@
 Split by responsibility: members' books (``accounts``: lock, lots, ledger rows, account rows,
 birthdays, agents' allowances, erasure), ``orders`` (orders, points spent on them, rolling spend,
 win-backs), ``programme`` (its versions and the periodic jobs' scans), ``merges``, ``reads``
-(what the API shows, the metrics' totals) and ``reports`` (the liability). Set-based: multi-row
-``unnest`` statements, one round trip per kind of row. Repositories never commit.
+(what the API shows, the metrics' totals), ``reports`` (the liability) and ``rules`` (the earning
+rules' grants, referrals and fingerprints). Set-based: multi-row ``unnest`` statements, one round
+trip per kind of row. Repositories never commit.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from crm_loyalty.repository.orders import OrdersSql
 from crm_loyalty.repository.programme import ProgrammeSql
 from crm_loyalty.repository.reads import ReadsSql
 from crm_loyalty.repository.reports import ReportsSql
+from crm_loyalty.repository.rules import RulesSql
 
 __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
-class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, ReportsSql):
+class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, ReportsSql, RulesSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""

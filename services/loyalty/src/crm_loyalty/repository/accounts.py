@@ -112,6 +112,8 @@ _ERASE = [
             WHERE customer_id = ANY(CAST(:ids AS text[])) AND actor IS NOT NULL AND reason <> :erased"""),
     text("""UPDATE redemptions SET reason = NULL
             WHERE customer_id = ANY(CAST(:ids AS text[])) AND reason IS NOT NULL"""),
+    # Derived from the e-mail, phone and payment means: personal data too (the referral guard).
+    text("DELETE FROM member_fingerprints WHERE customer_id = ANY(CAST(:ids AS text[]))"),
 ]
 
 

@@ -9,6 +9,7 @@ the consumer (for a batch) or the job that opened the unit of work does.
 - ``customers``: memberships, birthdays, win-back offers, erasure;
 - ``commands``: redemptions and agents' adjustments;
 - ``merges``: following profile merges and unmerges;
+- ``rules``: earning beyond spend (sign-up, first order, reviews, referrals);
 - ``ledger_jobs``: release, expiry, notices, tiers, birthdays, discount holds;
 - ``programme`` and ``reads``: the programme's versions and what members read;
 - ``common``: the tier rule, giving spent points back, saving books, the programme store.

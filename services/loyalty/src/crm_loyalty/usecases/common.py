@@ -14,6 +14,7 @@ from crm_loyalty.domain.events import notification, tier_changed
 from crm_loyalty.domain.ledger import Lot
 from crm_loyalty.domain.members import Member, Spent
 from crm_loyalty.domain.programme import Programme, ProgrammeTimeline
+from crm_loyalty.domain.rules import TIER_UP
 from crm_loyalty.domain.tiers import decide
 from crm_loyalty.repository import LoyaltyRepository
 
@@ -39,6 +40,8 @@ def apply_tier(member: Member, programme: Programme, spend: Decimal, orders: int
                                               {"old_tier": member.tier, "new_tier": decision.tier}, at,
                                               member.traceparent))
         member.tier, member.tier_since = decision.tier, at
+        if decision.upgraded and (bonus := programme.rules.tier_up.points_for(decision.tier, at)):
+            member.tier_ups.append((decision.tier, at, bonus, programme.earning.expiry_months))
 
 
 async def requalify(uow: Uow, members: Iterable[Member], programme: Programme, at: datetime, *,
@@ -63,7 +66,26 @@ async def give_back_spent(uow: Uow, member: Member, spent: Spent, lots: dict[int
 
 async def save(uow: Uow, members: Iterable[Member]) -> None:
     """Write the members' books back and publish their events, in the same transaction."""
+    members = list(members)
+    if any(m.tier_ups for m in members):
+        await _grant_tier_ups(uow, members)
     await uow.publish(await uow.repo.save_members(members))
+
+
+async def _grant_tier_ups(uow: Uow, members: list[Member]) -> None:
+    """The tier-up rule's bonus, once per tier per member ever (``rule_grants``): a member who drops
+    and regains a tier gets nothing the second time. The tier decision was taken on the current
+    programme (``apply_tier``), so the grant names the current version."""
+    version = (await uow.repo.programme_versions())[-1][0]
+    owed = [(m, *up) for m in members for up in m.tier_ups]
+    new = await uow.repo.record_grants([(m.customer_id, TIER_UP, tier, at, points, version, None)
+                                        for m, tier, at, points, _ in owed])
+    for member, tier, at, points, expiry_months in owed:
+        if (member.customer_id, TIER_UP, tier) in new:
+            new.discard((member.customer_id, TIER_UP, tier))
+            member.book.credit("bonus", points, at=at, expiry_months=expiry_months, reason=f"tier {tier} reached",
+                               campaign=f"rule:{TIER_UP}")
+        member.tier_ups.clear()
 
 
 class ProgrammeStore:

@@ -21,6 +21,7 @@ from typing import Any
 from crm_shared.errors import CustomerErased
 
 from crm_loyalty.domain.events import notification
+from crm_loyalty.usecases import rules
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, now, save
 
 BIRTHDAY_YEAR = 2000  # accounts.birthday keeps the month and day only (see month_and_day)
@@ -37,11 +38,19 @@ class CustomerFact:
     customer_id: str
     birthday: date | None
     traceparent: str | None = None
+    # For the earning rules (usecases/rules.py): a registration (not an update) earns the sign-up
+    # bonus and may name a referrer; fingerprints are keyed digests of the e-mail and phone, never them.
+    registered: bool = False
+    at: datetime | None = None
+    event_id: str | None = None
+    referred_by: str | None = None
+    fingerprints: tuple[tuple[str, bytes], ...] = ()
 
 
 async def customers_seen(uow: Uow, store: ProgrammeStore, customers: list[CustomerFact]) -> None:
-    """Registration opens the membership (announcing its entry tier); the birthday's month and
-    day are kept for the birthday job."""
+    """Registration opens the membership (announcing its entry tier) and earns the sign-up bonus
+    (``usecases/rules.py``, with the referral it names); the birthday's month and day are kept for
+    the birthday job."""
     timeline = await store.timeline(uow)
     members = await uow.repo.lock_members([c.customer_id for c in customers],
                                           entry_tier=timeline.current.tiers.levels[0].name, at=now())
@@ -51,7 +60,8 @@ async def customers_seen(uow: Uow, store: ProgrammeStore, customers: list[Custom
             member.traceparent = customer.traceparent
     await uow.repo.set_birthdays({c.customer_id: month_and_day(c.birthday) for c in customers
                                   if c.birthday is not None})
-    await save(uow, [m for m in members.values() if m.events])
+    await rules.customers_registered(uow, timeline, members, customers)
+    await save(uow, [m for m in members.values() if m.events or m.book.movements])
 
 
 async def birthdays_changed(uow: Uow, birthdays: list[tuple[str, int, int]]) -> None:

@@ -19,6 +19,7 @@ from crm_shared.errors import ConflictError
 from crm_loyalty.domain.discounts import HeldDiscount, settle
 from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.members import Spent
+from crm_loyalty.usecases import rules
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, apply_tier, give_back_spent, now, requalify, save
 
 
@@ -37,6 +38,7 @@ class OrderFact:
     cancelled: bool = False                          # cancellation (else a refund), for returns
     refund_amount: Decimal = Decimal(0)
     refunded_items: tuple[tuple[str, int], ...] = ()  # (sku, quantity) of a refund
+    payment_digest: bytes | None = None               # keyed digest of the payment token (earning rules)
 
 
 async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) -> None:
@@ -117,6 +119,7 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
         apply_tier(member, current, *stats[data.customer_id], data.occurred_at, allow_downgrade=False)
     await repo.apply_discounts(applied, at)
     await repo.insert_paid_orders(rows)
+    await rules.orders_paid(uow, timeline, members, fresh)  # first-order and referral bonuses
     await save(uow, members.values())
 
 
