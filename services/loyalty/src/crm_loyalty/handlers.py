@@ -22,15 +22,18 @@ from crm_shared.events.catalogue import (
     ProfileCustomerErasedData,
     ProfileCustomerMergedData,
     ProfileCustomerUnmergedData,
+    ProfileSegmentChangedData,
+    RewardFulfilmentUpdatedData,
 )
 from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 
 from crm_loyalty.domain.earning import Line
-from crm_loyalty.usecases import customers, merges, orders
+from crm_loyalty.usecases import customers, merges, orders, rewards
 from crm_loyalty.usecases.common import Uow
 from crm_loyalty.usecases.orders import OrderFact
 
 CANCELLED = "commerce.order.cancelled"
+SEGMENT_ENTERED = "crm.profile.segment.entered"
 
 
 def _order(inbound: Inbound[OrderData], *, with_lines: bool = False) -> OrderFact:
@@ -58,6 +61,8 @@ async def on_birthday_changed(resources: Any, uow: Uow, events: list[Inbound[Pro
 
 async def on_customer_erased(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
     await customers.customers_erased(uow, [(list(e.data.erased_ids), e.data.erased_at) for e in events])
+    # The reward catalogue's own personal data (segments, fulfilment notes), in the same transaction.
+    await rewards.rewards_data_erased(uow, [i for e in events for i in e.data.erased_ids])
 
 
 async def on_churn_risk_changed(resources: Any, uow: Uow, events: list[Inbound[ChurnRiskChangedData]]) -> None:
@@ -87,6 +92,19 @@ async def on_customer_unmerged(resources: Any, uow: Uow, events: list[Inbound[Pr
     await merges.customers_unmerged(uow, resources.store, unmerges_in(events))
 
 
+async def on_segment_changed(resources: Any, uow: Uow, events: list[Inbound[ProfileSegmentChangedData]]) -> None:
+    await rewards.segments_changed(uow, [
+        rewards.SegmentChange(e.data.customer_id, e.data.segment_id, e.event.type == SEGMENT_ENTERED, e.data.at)
+        for e in events])
+
+
+async def on_reward_fulfilment(resources: Any, uow: Uow, events: list[Inbound[RewardFulfilmentUpdatedData]]) -> None:
+    await rewards.fulfilments_reported(uow, resources.store, [
+        rewards.FulfilmentChange(redemption_id=e.data.redemption_id, status=e.data.status,
+                                 actor=f"event:{e.event.source}"[:200], note=e.data.note, at=e.data.occurred_at,
+                                 event_id=e.event.id, traceparent=e.event.traceparent) for e in events])
+
+
 def by_order_owner(handler: ServiceHandler) -> ServiceHandler:
     """Events of a known order go to the account that holds it (``usecases.orders.order_owners``)."""
 
@@ -111,5 +129,8 @@ HANDLERS: dict[str, ServiceHandler] = resolving_merged({
     "crm.churn.risk.changed": on_churn_risk_changed,
     MERGED: on_customer_merged,
     UNMERGED: on_customer_unmerged,
+    SEGMENT_ENTERED: on_segment_changed,
+    "crm.profile.segment.exited": on_segment_changed,
+    "commerce.reward.fulfilment.updated": on_reward_fulfilment,
 })
 TOPICS = topics_of(HANDLERS)

@@ -3,8 +3,8 @@
 Split by responsibility: members' books (``accounts``: lock, lots, ledger rows, account rows,
 birthdays, agents' allowances, erasure), ``orders`` (orders, points spent on them, rolling spend,
 win-backs), ``programme`` (its versions and the periodic jobs' scans), ``merges`` and ``reads``
-(what the API shows, the metrics' totals). Set-based: multi-row ``unnest`` statements, one round
-trip per kind of row. Repositories never commit.
+(what the API shows, the metrics' totals), ``rewards`` (the reward catalogue). Set-based:
+multi-row ``unnest`` statements, one round trip per kind of row. Repositories never commit.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from crm_loyalty.repository.merges import MergesSql
 from crm_loyalty.repository.orders import OrdersSql
 from crm_loyalty.repository.programme import ProgrammeSql
 from crm_loyalty.repository.reads import ReadsSql
+from crm_loyalty.repository.rewards import RewardsSql
 
 __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
-class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql):
+class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""
