@@ -44,14 +44,17 @@ _REWARD_PAGE = text(f"""
     ORDER BY reward_id LIMIT :limit
 """)
 # One statement takes the stock: the row lock it waits for serialises concurrent redemptions of the
-# reward, and each re-reads the stock left by the one before, so it is never oversold.
+# reward, and each re-reads the stock left by the one before, so it is never oversold. The version
+# moves too, so a supervisor's PUT of the stock with a stale If-Match cannot undo redemptions.
 _TAKE_STOCK = text(f"""
-    UPDATE rewards SET stock = stock - :quantity, redeemed_count = redeemed_count + :quantity
+    UPDATE rewards SET stock = stock - :quantity, redeemed_count = redeemed_count + :quantity,
+                       version = version + 1
     WHERE reward_id = :reward_id AND (stock IS NULL OR stock >= :quantity)
     RETURNING {REWARD_COLUMNS}
 """)
 _RETURN_STOCK = text("""
-    UPDATE rewards SET stock = stock + :quantity, redeemed_count = greatest(redeemed_count - :quantity, 0)
+    UPDATE rewards SET stock = stock + :quantity, redeemed_count = greatest(redeemed_count - :quantity, 0),
+                       version = version + 1
     WHERE reward_id = :reward_id
 """)
 _UNITS_REDEEMED = text("""
