@@ -282,3 +282,23 @@ async def _settled(loyalty, count: int) -> None:
                     await loyalty.service.metric("crm_events_duplicate_total"),
                     await loyalty.service.metric("crm_events_dead_lettered_total")]) >= count
     await wait_until(probe, what=f"{count} events settled")
+
+
+async def test_erasure_forgets_the_member_s_segments_and_fulfilment_notes_and_later_segment_events(loyalty):
+    [member] = await _members(loyalty, 300)
+    reward = await _reward(loyalty)
+    await loyalty.publish(TOPIC_PROFILE, _segment_event("entered", member, "tea-lovers"))
+    await loyalty.applied(2)
+    async with loyalty.service.client(SUPERVISOR) as http:
+        rid = (await _redeem(http, member, reward["reward_id"])).json()["redemption_id"]
+        assert (await _fulfil(http, rid, "shipped", note="left with the neighbour")).status_code == 200
+    await loyalty.publish(TOPIC_PROFILE, CloudEvent.new(
+        type="crm.profile.customer.erased", source="crm/profile", subject=member,
+        data={"customer_id": member, "erased_at": datetime.now(UTC).isoformat()}))
+    await loyalty.applied(3)
+    await loyalty.publish(TOPIC_PROFILE, _segment_event("entered", member, "rfm:champions"))
+    await loyalty.applied(4)
+    assert await loyalty.database.fetchval("SELECT count(*) FROM member_segments") == 0
+    assert await loyalty.database.fetchval(
+        "SELECT count(*) FROM reward_fulfilment_history WHERE note IS NOT NULL") == 0
+    assert await _status_of(loyalty, rid) == "shipped"  # the redemption itself stays, anonymous
