@@ -62,6 +62,14 @@ _UNITS_REDEEMED = text("""
     WHERE customer_id = :customer_id AND reward_id = :reward_id AND fulfilment_status <> 'cancelled'
       AND (CAST(:since AS timestamptz) IS NULL OR created_at > :since)
 """)
+_UNITS_REDEEMED_MANY = text("""
+    SELECT t.reward_id, COALESCE(sum(r.quantity), 0) AS units
+    FROM unnest(CAST(:reward_ids AS text[]), CAST(:sinces AS timestamptz[])) AS t(reward_id, since)
+    LEFT JOIN redemptions r ON r.customer_id = :customer_id AND r.reward_id = t.reward_id
+         AND r.fulfilment_status <> 'cancelled' AND (t.since IS NULL OR r.created_at > t.since)
+    GROUP BY t.reward_id
+""")
+_SET_COUPON = text("UPDATE redemptions SET coupon_id = :coupon_id WHERE redemption_id = :redemption_id")
 _INSERT_REWARD_REDEMPTION = text("""
     WITH redemption AS (
         INSERT INTO redemptions (redemption_id, customer_id, kind, points, currency, money_value, gift_sku, reason,
@@ -165,6 +173,19 @@ class RewardsSql(Sql):
         """Units of the reward the member redeemed since ``since`` (None: ever), cancelled ones aside."""
         return (await self.conn.execute(_UNITS_REDEEMED, {"customer_id": customer_id, "reward_id": reward_id,
                                                           "since": since})).scalar() or 0
+
+    async def units_redeemed_many(self, customer_id: str, since_by_reward: dict[str, datetime | None]
+                                  ) -> dict[str, int]:
+        """``units_redeemed`` for several rewards at once (one round trip)."""
+        if not since_by_reward:
+            return {}
+        rows = await self.conn.execute(_UNITS_REDEEMED_MANY, {
+            "customer_id": customer_id, "reward_ids": list(since_by_reward), "sinces": list(since_by_reward.values())})
+        return {row.reward_id: int(row.units) for row in rows}
+
+    async def set_reward_coupon(self, redemption_id: str, coupon_id: str) -> None:
+        """The coupon issued for a digital reward's redemption (its id; the code stays with the coupon)."""
+        await self.conn.execute(_SET_COUPON, {"redemption_id": redemption_id, "coupon_id": coupon_id})
 
     async def insert_reward_redemption(self, redemption: dict[str, Any], taken: Sequence[tuple[Lot, int]]) -> None:
         """A reward redemption, the lots it spent and its first fulfilment status, in one statement."""

@@ -94,11 +94,12 @@ async def list_rewards(uow: Uow, *, after: str, limit: int, include_unavailable:
     if account is None:
         raise NotFoundError.of("loyalty account", customer_id)
     segments = await uow.repo.segments_of(customer_id)
-    for row in rows:
-        reward = rules.reward_of(row)
-        used = (await uow.repo.units_redeemed(customer_id, reward.reward_id, rules.limit_counted_since(reward, at))
-                if reward.per_customer_limit is not None else 0)
-        refused = rules.refusal(reward, at=at, tier=account["tier"], segments=segments, units_redeemed=used)
+    listed = [rules.reward_of(row) for row in rows]
+    used = await uow.repo.units_redeemed_many(customer_id, {
+        r.reward_id: rules.limit_counted_since(r, at) for r in listed if r.per_customer_limit is not None})
+    for row, reward in zip(rows, listed, strict=True):
+        refused = rules.refusal(reward, at=at, tier=account["tier"], segments=segments,
+                                units_redeemed=used.get(reward.reward_id, 0))
         if refused is None and reward.stock == 0:
             refused = ("out-of-stock", "the reward is out of stock")
         if refused is None and account["available"] < reward.points_price:
@@ -146,6 +147,10 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
                             quantity=quantity)
     if refused is not None:
         raise RuleViolation(refused[1], code=refused[0])
+    if member.book.available < rules.points_for(reward, quantity):
+        # Before the stock's row lock, so members short of points never queue on it.
+        raise RuleViolation(f"{rules.points_for(reward, quantity)} points needed but only {member.book.available} "
+                            "available", code="insufficient-points")
     # After the account: the lock order is accounts, then catalogue rows.
     taken_row = await uow.repo.take_stock(reward_id, quantity)
     if taken_row is None:
@@ -167,9 +172,13 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
         "reason": reason, "actor": actor, "created_at": at, "reward_id": reward_id, "quantity": quantity,
         "cash_due": cash, "cash_currency": reward.cash_currency if cash is not None else None,
         "fulfilment_status": status}, taken)
-    # Digital kinds (cash_voucher, coupon, free_shipping): the coupon is to be issued here, from
-    # taken_row["coupon_pool_id"], in this transaction, and its id stored on the redemption.
     coupon_id = None
+    if reward.kind in rules.DIGITAL_KINDS:
+        # Coupon issuance goes here (after the account, the reward row and the redemption row, as
+        # the lock order wants): issue the coupon from taken_row["coupon_pool_id"] in
+        # this transaction, then uow.repo.set_reward_coupon(redemption_id, coupon_id). Until then
+        # the redemption is recorded as delivered with coupon_id null.
+        pass
     await uow.publish([reward_redeemed(
         redemption_id=redemption_id, customer_id=customer_id, reward_id=reward_id, reward_name=reward.name,
         kind=reward.kind, quantity=quantity, points=points, cash_due=cash,
