@@ -127,6 +127,12 @@ class RewardRedemption:
     available_after: int
 
 
+async def _units_redeemed(uow: Uow, customer_id: str, reward: rules.Reward, at: datetime) -> int:
+    if reward.per_customer_limit is None:
+        return 0
+    return await uow.repo.units_redeemed(customer_id, reward.reward_id, rules.limit_counted_since(reward, at))
+
+
 async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity: int, reason: str | None,
                         actor: str, traceparent: str | None = None) -> RewardRedemption:
     """Redeem ``quantity`` units of a reward for the member: checks in the order of the module
@@ -140,9 +146,8 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
     if row is None:
         raise _reward_not_found(reward_id)
     reward, at = rules.reward_of(row), now()
-    used = (await uow.repo.units_redeemed(customer_id, reward_id, rules.limit_counted_since(reward, at))
-            if reward.per_customer_limit is not None else 0)
-    segments = await uow.repo.segments_of(customer_id) if reward.eligible_segments else set()
+    used = await _units_redeemed(uow, customer_id, reward, at)
+    segments = await uow.repo.segments_of(customer_id)
     refused = rules.refusal(reward, at=at, tier=member.tier, segments=segments, units_redeemed=used,
                             quantity=quantity)
     if refused is not None:
@@ -155,7 +160,16 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
     taken_row = await uow.repo.take_stock(reward_id, quantity)
     if taken_row is None:
         raise ConflictError(f"not enough of {reward.name!r} in stock for {quantity}", code="out-of-stock")
-    reward = rules.reward_of(taken_row)  # as of the row lock: a price changed meanwhile is the one paid
+    # As of the row lock: a supervisor's change that committed meanwhile (price, window, tiers) is
+    # the one that holds; a refusal now rolls the stock back with the transaction.
+    locked = rules.reward_of(taken_row)
+    if (locked.per_customer_limit, locked.limit_period_days) != (reward.per_customer_limit, reward.limit_period_days):
+        used = await _units_redeemed(uow, customer_id, locked, at)
+    reward = locked
+    refused = rules.refusal(reward, at=at, tier=member.tier, segments=segments, units_redeemed=used,
+                            quantity=quantity)
+    if refused is not None:
+        raise RuleViolation(refused[1], code=refused[0])
     points = rules.points_for(reward, quantity)
     redemption_id = str(uuid.uuid4())
     try:
