@@ -23,7 +23,8 @@ from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 from tests.service.gateway.conftest import TEST_JWT_SECRET, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
-              "loyalty:read", "loyalty:redeem", "tickets:read", "tickets:write", "churn:read", "orders:read")
+              "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
+              "orders:read")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -69,6 +70,17 @@ EXPECTED = {
     ("PUT", "/v1/loyalty/programme"): {"supervisor"},
     ("POST", "/v1/loyalty/jobs/{job}"): {"supervisor"},
     ("GET", "/v1/loyalty/accounts/{customer_id}/referrals"): {"customer_a", "agent", "supervisor", "service"},
+    # The reward catalogue: anyone reads it; a customer redeems for themselves; fulfilment by
+    # supervisors and fulfilment systems (loyalty:fulfil).
+    ("GET", "/v1/loyalty/rewards"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/rewards/{reward_id}"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
+    ("POST", "/v1/loyalty/rewards"): {"supervisor"},
+    ("PUT", "/v1/loyalty/rewards/{reward_id}"): {"supervisor"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/reward-redemptions"): {"customer_a", "agent", "supervisor", "service"},
+    ("POST", "/v1/loyalty/accounts/{customer_id}/reward-redemptions"):
+        {"customer_a", "agent", "supervisor", "service"},
+    ("GET", "/v1/loyalty/reward-redemptions/{redemption_id}"): {"agent", "supervisor", "service"},
+    ("POST", "/v1/loyalty/reward-redemptions/{redemption_id}/fulfilment"): {"supervisor", "service"},
     ("POST", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     ("GET", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     # A ticket id names no customer: the gateway lets customers through, the service answers 404
@@ -121,7 +133,8 @@ def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
 def request_for(method: str, path: str, customer: str) -> dict:
     url = (path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
            .replace("{segment_id}", "matrix-seg").replace("{job}", "release").replace("{ticket_id}", "t-matrix")
-           .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x"))
+           .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x")
+           .replace("{reward_id}", "matrix-reward").replace("{redemption_id}", "r-matrix"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/customers/{customer_id}/interactions": {"kind": "call", "occurred_at": "2026-11-02T10:00:00+00:00"},
@@ -137,6 +150,13 @@ def request_for(method: str, path: str, customer: str) -> dict:
             {"points": 1, "kind": "gift", "gift_sku": "MUG"} if method == "POST" else None,
         "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 1, "reason": "matrix test"},
         "/v1/loyalty/programme": {"config": {}, "note": "matrix test"} if method == "PUT" else None,
+        "/v1/loyalty/rewards": {"reward_id": f"matrix-{uuid.uuid4().hex[:8]}", "name": "Mug", "kind": "gift",
+                                "points_price": 100} if method == "POST" else None,
+        "/v1/loyalty/rewards/{reward_id}": {"name": "Mug", "kind": "gift", "points_price": 100}
+        if method == "PUT" else None,
+        "/v1/loyalty/accounts/{customer_id}/reward-redemptions": {"reward_id": "matrix-reward"}
+        if method == "POST" else None,
+        "/v1/loyalty/reward-redemptions/{redemption_id}/fulfilment": {"status": "shipped"},
         "/v1/tickets": {"customer_id": customer, "kind": "enquiry", "channel": "web", "subject": "Where is it?"}
         if method == "POST" else None,
         "/v1/tickets/{ticket_id}": {"priority": "high"} if method == "PATCH" else None,

@@ -24,18 +24,21 @@ from crm_shared.events.catalogue import (
     ProfileCustomerErasedData,
     ProfileCustomerMergedData,
     ProfileCustomerUnmergedData,
+    ProfileSegmentChangedData,
+    RewardFulfilmentUpdatedData,
 )
 from crm_shared.merges import MERGED, UNMERGED, merges_in, resolving_merged, unmerges_in
 
 from crm_loyalty.domain.earning import Line
 from crm_loyalty.domain.rules import Fingerprints
-from crm_loyalty.usecases import customers, merges, orders, rules
+from crm_loyalty.usecases import customers, merges, orders, rewards, rules
 from crm_loyalty.usecases.common import Uow
 from crm_loyalty.usecases.orders import OrderFact
 
 CANCELLED = "commerce.order.cancelled"
 REGISTERED = "commerce.customer.registered"
 INTERACTION = "commerce.interaction.recorded"
+SEGMENT_ENTERED = "crm.profile.segment.entered"
 
 
 @lru_cache(maxsize=4)
@@ -82,6 +85,8 @@ async def on_birthday_changed(resources: Any, uow: Uow, events: list[Inbound[Pro
 
 async def on_customer_erased(resources: Any, uow: Uow, events: list[Inbound[ProfileCustomerErasedData]]) -> None:
     await customers.customers_erased(uow, [(list(e.data.erased_ids), e.data.erased_at) for e in events])
+    # The reward catalogue's own personal data (segments, fulfilment notes), in the same transaction.
+    await rewards.rewards_data_erased(uow, [i for e in events for i in e.data.erased_ids])
 
 
 async def on_churn_risk_changed(resources: Any, uow: Uow, events: list[Inbound[ChurnRiskChangedData]]) -> None:
@@ -129,6 +134,19 @@ async def on_customer_unmerged(resources: Any, uow: Uow, events: list[Inbound[Pr
     await merges.customers_unmerged(uow, resources.store, unmerges_in(events))
 
 
+async def on_segment_changed(resources: Any, uow: Uow, events: list[Inbound[ProfileSegmentChangedData]]) -> None:
+    await rewards.segments_changed(uow, [
+        rewards.SegmentChange(e.data.customer_id, e.data.segment_id, e.event.type == SEGMENT_ENTERED, e.data.at)
+        for e in events])
+
+
+async def on_reward_fulfilment(resources: Any, uow: Uow, events: list[Inbound[RewardFulfilmentUpdatedData]]) -> None:
+    await rewards.fulfilments_reported(uow, resources.store, [
+        rewards.FulfilmentChange(redemption_id=e.data.redemption_id, status=e.data.status,
+                                 actor=f"event:{e.event.source}"[:200], note=e.data.note, at=e.data.occurred_at,
+                                 event_id=e.event.id, traceparent=e.event.traceparent) for e in events])
+
+
 def by_order_owner(handler: ServiceHandler) -> ServiceHandler:
     """Events of a known order go to the account that holds it (``usecases.orders.order_owners``)."""
 
@@ -154,6 +172,9 @@ HANDLERS: dict[str, ServiceHandler] = resolving_merged({
     MERGED: on_customer_merged,
     UNMERGED: on_customer_unmerged,
     INTERACTION: on_review,
+    SEGMENT_ENTERED: on_segment_changed,
+    "crm.profile.segment.exited": on_segment_changed,
+    "commerce.reward.fulfilment.updated": on_reward_fulfilment,
 })
 HANDLERS[INTERACTION] = reviews_only(HANDLERS[INTERACTION])  # the kind filter first, then the merge lookup
 TOPICS = topics_of(HANDLERS)

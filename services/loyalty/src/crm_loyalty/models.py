@@ -9,8 +9,8 @@ expressions (the skeleton test reads ``from sqlalchemy import text`` as SQL outs
 
 import sqlalchemy as sa
 from crm_shared.tables import add_bus_tables, add_erased_customers, add_idempotency_table, add_merge_table
-from sqlalchemy import CHAR, BigInteger, Column, Date, DateTime, Index, Integer, MetaData, Numeric, Table, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import CHAR, BigInteger, Boolean, Column, Date, DateTime, Index, Integer, MetaData, Numeric, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 add_bus_tables(metadata)
@@ -149,7 +149,56 @@ agent_adjustment_usage = Table(
 
 # -- the reward catalogue (migration 0007) ---------------------------------------------------------
 # Rewards, their stock, the redemptions of a reward and their fulfilment, and the members'
-# segments (for eligibility).
+# segments (for eligibility). The reward columns of ``redemptions`` are appended here (migration
+# 0007 adds them), so this section stays apart from the table's own definition.
+
+rewards = Table(
+    "rewards", metadata,
+    Column("reward_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("kind", Text, nullable=False),
+    Column("points_price", BigInteger, nullable=False),
+    Column("cash_price", Numeric(18, 4)),
+    Column("cash_currency", CHAR(3)),
+    Column("sku", Text),
+    Column("coupon_pool_id", Text),
+    Column("stock", BigInteger),
+    Column("redeemed_count", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("available_from", DateTime(True)),
+    Column("available_until", DateTime(True)),
+    Column("eligible_tiers", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("eligible_segments", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("per_customer_limit", Integer),
+    Column("limit_period_days", Integer),
+    Column("active", Boolean, nullable=False, server_default=sa.text("true")),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("version", Integer, nullable=False, server_default=sa.text("1")))
+
+for _column in (Column("reward_id", Text), Column("quantity", Integer), Column("cash_due", Numeric(18, 4)),
+                Column("cash_currency", CHAR(3)), Column("fulfilment_status", Text), Column("coupon_id", Text)):
+    redemptions.append_column(_column)
+Index("redemptions_by_reward", redemptions.c.customer_id, redemptions.c.reward_id, redemptions.c.created_at,
+      postgresql_where=sa.text("reward_id IS NOT NULL"))
+
+reward_fulfilment_history = Table(
+    "reward_fulfilment_history", metadata,
+    Column("entry_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("redemption_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("at", DateTime(True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("note", Text),
+    Column("event_id", Text),
+    Index("reward_fulfilment_by_redemption", "redemption_id", "entry_id"))
+
+member_segments = Table(
+    "member_segments", metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("segment_id", Text, primary_key=True),
+    Column("since", DateTime(True), nullable=False))
 
 # -- coupons (migration 0008) ----------------------------------------------------------------------
 # Pools (the template of a discount), the codes issued from them, and their uses by orders.

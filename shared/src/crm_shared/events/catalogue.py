@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from crm_shared.events.fields import Amount, AwareDatetime, CurrencyCode, CustomerId, ShortText
+from crm_shared.events.fields import Amount, AwareDatetime, CurrencyCode, CustomerId, EventData, ShortText
+from crm_shared.events.reward_catalogue import (
+    LoyaltyRewardFulfilmentChangedData,
+    LoyaltyRewardRedeemedData,
+    RewardFulfilmentUpdatedData,
+)
 
 DATASCHEMA_BASE = "https://crm.example/schemas/"
-
-
-class EventData(BaseModel):
-    # Unknown fields are ignored so publishers can add fields without breaking us.
-    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Consents(EventData):
@@ -278,13 +278,14 @@ def dataschema_for(type_: str) -> str:
 TOPIC_CUSTOMERS = "commerce.customers"
 TOPIC_ORDERS = "commerce.orders"
 TOPIC_INTERACTIONS = "commerce.interactions"
+TOPIC_FULFILMENT = "commerce.fulfilment"  # fulfilment systems: where a redeemed reward is
 TOPIC_PROFILE = "crm.profile"
 TOPIC_LOYALTY = "crm.loyalty"
 TOPIC_TICKETS = "crm.tickets"
 TOPIC_CHURN = "crm.churn"
 TOPIC_NOTIFICATIONS = "crm.notifications"
 
-COMMERCE_TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS)
+COMMERCE_TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_FULFILMENT)
 CRM_TOPICS = (TOPIC_PROFILE, TOPIC_LOYALTY, TOPIC_TICKETS, TOPIC_CHURN, TOPIC_NOTIFICATIONS)
 ALL_TOPICS = COMMERCE_TOPICS + CRM_TOPICS
 
@@ -319,6 +320,9 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.churn.risk.changed", TOPIC_CHURN, ChurnRiskChangedData),
         EventType("crm.profile.segment.entered", TOPIC_PROFILE, ProfileSegmentChangedData),
         EventType("crm.profile.segment.exited", TOPIC_PROFILE, ProfileSegmentChangedData),
+        EventType("crm.loyalty.reward.redeemed", TOPIC_LOYALTY, LoyaltyRewardRedeemedData),
+        EventType("crm.loyalty.reward.fulfilment_changed", TOPIC_LOYALTY, LoyaltyRewardFulfilmentChangedData),
+        EventType("commerce.reward.fulfilment.updated", TOPIC_FULFILMENT, RewardFulfilmentUpdatedData),
     )
 }
 

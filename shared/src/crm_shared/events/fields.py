@@ -1,4 +1,6 @@
-"""The field types event data is built from: money, currency codes, customer ids, timestamps."""
+"""The field types event data is built from (money, currency codes, customer ids, timestamps) and
+:class:`EventData`, the base of every event's data model (here so that modules of the catalogue
+beyond ``catalogue.py`` can build on it)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 
 def _no_float(value: Any) -> Any:
@@ -48,4 +50,11 @@ def _aware(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
-__all__ = ["Amount", "AwareDatetime", "CurrencyCode", "CustomerId", "ShortText"]
+
+
+class EventData(BaseModel):
+    # Unknown fields are ignored so publishers can add fields without breaking us.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+__all__ = ["Amount", "AwareDatetime", "CurrencyCode", "CustomerId", "EventData", "ShortText"]

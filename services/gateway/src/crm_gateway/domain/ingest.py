@@ -23,6 +23,7 @@ import orjson
 from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import (
     TOPIC_CUSTOMERS,
+    TOPIC_FULFILMENT,
     TOPIC_INTERACTIONS,
     TOPIC_ORDERS,
     InvalidEvent,
@@ -45,6 +46,7 @@ EVENT_SCOPES: dict[str, str] = {
     TOPIC_INTERACTIONS: "interactions:write",  # trackers: page views, searches, clicks
     TOPIC_ORDERS: "orders:write",              # the order system: placed, paid, refunded …
     TOPIC_CUSTOMERS: "customers:write",        # the account system: registrations, contact data, consents
+    TOPIC_FULFILMENT: "loyalty:fulfil",        # fulfilment systems: where a redeemed reward is
 }
 
 # Every source the gateway assigns starts with this; publishers on Kafka must not use it.

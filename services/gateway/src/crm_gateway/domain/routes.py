@@ -100,6 +100,22 @@ ROUTES: tuple[Route, ...] = (
     # Loyalty earning rules: the referrals a member made (own, staff, service).
     Route("GET", "/v1/loyalty/accounts/{customer_id}/referrals", ALL_ROLES, upstream="loyalty",
           scope="loyalty:read", customer_param="customer_id", timeout_s=2.0),
+    # The reward catalogue: everyone reads it (a customer may ask about their own eligibility only:
+    # the service checks ?customer_id=), supervisors keep it; fulfilment by supervisors and by
+    # fulfilment systems (loyalty:fulfil).
+    Route("GET", "/v1/loyalty/rewards", ALL_ROLES, upstream="loyalty", scope="loyalty:read", timeout_s=2.0),
+    Route("GET", "/v1/loyalty/rewards/{reward_id}", ALL_ROLES, upstream="loyalty", scope="loyalty:read",
+          timeout_s=2.0),
+    Route("POST", "/v1/loyalty/rewards", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("PUT", "/v1/loyalty/rewards/{reward_id}", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/accounts/{customer_id}/reward-redemptions", ALL_ROLES, upstream="loyalty",
+          scope="loyalty:read", customer_param="customer_id", timeout_s=2.0),
+    Route("POST", "/v1/loyalty/accounts/{customer_id}/reward-redemptions", ALL_ROLES, upstream="loyalty",
+          scope="loyalty:redeem", customer_param="customer_id", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/reward-redemptions/{redemption_id}", STAFF_AND_SERVICE, upstream="loyalty",
+          scope="loyalty:read", timeout_s=2.0),
+    Route("POST", "/v1/loyalty/reward-redemptions/{redemption_id}/fulfilment",
+          frozenset({Role.SUPERVISOR, Role.SERVICE}), upstream="loyalty", scope="loyalty:fulfil", timeout_s=5.0),
     # Tickets: customers open and follow their own (the service checks the ticket's owner: a
     # ticket id names no customer), agents work them, supervisors own queues, policy and reports.
     Route("POST", "/v1/tickets", ALL_ROLES, upstream="tickets", scope="tickets:write", timeout_s=5.0),

@@ -3,9 +3,9 @@
 Split by responsibility: members' books (``accounts``: lock, lots, ledger rows, account rows,
 birthdays, agents' allowances, erasure), ``orders`` (orders, points spent on them, rolling spend,
 win-backs), ``programme`` (its versions and the periodic jobs' scans), ``merges``, ``reads``
-(what the API shows, the metrics' totals), ``reports`` (the liability) and ``rules`` (the earning
-rules' grants, referrals and fingerprints). Set-based: multi-row ``unnest`` statements, one round
-trip per kind of row. Repositories never commit.
+(what the API shows, the metrics' totals), ``rewards`` (the reward catalogue), ``reports`` (the
+liability) and ``rules`` (the earning rules' grants, referrals and fingerprints). Set-based:
+multi-row ``unnest`` statements, one round trip per kind of row. Repositories never commit.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from crm_loyalty.repository.orders import OrdersSql
 from crm_loyalty.repository.programme import ProgrammeSql
 from crm_loyalty.repository.reads import ReadsSql
 from crm_loyalty.repository.reports import ReportsSql
+from crm_loyalty.repository.rewards import RewardsSql
 from crm_loyalty.repository.rules import RulesSql
 
 __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
-class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, ReportsSql, RulesSql):
+class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql, ReportsSql,
+                        RulesSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""
