@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from crm_loyalty.domain.members import Member, Spent
 from crm_loyalty.repository.accounts import AccountsSql
+from crm_loyalty.repository.coupons import CouponsSql
 from crm_loyalty.repository.merges import MergesSql
 from crm_loyalty.repository.orders import OrdersSql
 from crm_loyalty.repository.programme import ProgrammeSql
@@ -19,5 +20,5 @@ from crm_loyalty.repository.reads import ReadsSql
 __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
-class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql):
+class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, CouponsSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""
