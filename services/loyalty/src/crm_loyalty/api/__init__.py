@@ -3,6 +3,6 @@ redemptions, adjustments, the programme and jobs), the reward catalogue, coupons
 Each route parses, checks the caller's role, calls one use case (``usecases/``) and maps the result
 to a schema; domain errors become problem+json in ``crm_shared.problems``."""
 
-from crm_loyalty.api import accounts
+from crm_loyalty.api import accounts, coupons
 
-routers = [accounts.router]
+routers = [accounts.router, coupons.router, coupons.validation_router]

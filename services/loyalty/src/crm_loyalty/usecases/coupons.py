@@ -9,7 +9,6 @@ once to the issuer and listed to their customer, never put in an event, a URL or
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from typing import Any
 
 from crm_shared.errors import ConflictError, NotFoundError, PreconditionFailed, RuleViolation
 from crm_shared.events.envelope import CloudEvent
+from crm_shared.logging import get_logger
 
 from crm_loyalty.domain.coupons import (
     Cart,
@@ -38,7 +38,7 @@ from crm_loyalty.domain.events import SOURCE
 from crm_loyalty.repository.coupons import POOL_COLUMNS
 from crm_loyalty.usecases.common import Uow
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 COUPON_ISSUED = "crm.loyalty.coupon.issued"
 MAX_ISSUE = 1000
@@ -139,6 +139,18 @@ async def issue_coupons(uow: Uow, *, pool_id: str, customer_id: str | None, coun
     await uow.repo.count_issued(pool_id, count)
     await uow.publish([issued_event(c, issued_by, at) for c in issued])
     return issued
+
+
+async def issue_rule_coupon(uow: Uow, pool_id: str, customer_id: str, issued_by: str,
+                            at: datetime) -> IssuedCoupon | None:
+    """One personal code for a rule (win-back, birthday); None, logged, when the programme names a
+    pool that is missing, inactive or ended: a misconfigured pool must not stop the batch or job."""
+    try:
+        return (await issue_coupons(uow, pool_id=pool_id, customer_id=customer_id, count=1, issued_by=issued_by,
+                                    at=at))[0]
+    except (NotFoundError, RuleViolation) as refused:
+        log.warning("the programme's coupon pool cannot issue", pool_id=pool_id, rule=issued_by, why=str(refused))
+        return None
 
 
 def issued_event(coupon: IssuedCoupon, issued_by: str, at: datetime) -> CloudEvent:
@@ -257,7 +269,7 @@ async def use_coupons(uow: Uow, orders: list[CouponOrder]) -> dict[str, CouponsA
         taken = Decimal(0)
         for code in codes[order.order_id]:
             if code not in found:
-                log.info("an order named a code that matches no coupon", extra={"order_id": order.order_id})
+                log.info("an order named a code that matches no coupon", order_id=order.order_id)
                 continue
             row = coupons[found[code]["coupon_id"]]
             pool = replace(pool_of(pools[row["pool_id"]]), used_count=pool_used[row["pool_id"]])
