@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_shared.auth import Identity, Role
-from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_LOYALTY, TOPIC_NOTIFICATIONS
+from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_CUSTOMERS, TOPIC_LOYALTY, TOPIC_NOTIFICATIONS
 from crm_shared.events.envelope import CloudEvent
 
-from tests.harness.events import new_customer_id, order_event
+from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
 from tests.service.loyalty.conftest import NOW, SUPERVISOR, key, paid
 
@@ -236,3 +236,26 @@ async def test_a_win_back_with_a_coupon_pool_issues_a_personal_code(loyalty):
     assert mine[0]["code"] not in str(offers[0].data)  # the message names the coupon, not its code
     assert (await coupon(loyalty, mine[0]["coupon_id"]))["issued_by"] == "win_back"
     assert (await loyalty.account(customer))["available"] == 2000  # a coupon instead of points
+
+
+async def test_a_tier_with_a_birthday_pool_gets_one_personal_code_a_year_with_the_greeting(loyalty):
+    pool_id = await make_pool(loyalty, discount_kind="percent", percent="15")
+    async with loyalty.service.client(SUPERVISOR) as http:
+        programme = (await http.get("/v1/loyalty/programme")).json()["config"]
+        programme["tiers"]["levels"][0]["birthday_coupon_pool_id"] = pool_id
+        assert (await http.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
+    customer = new_customer_id()  # born 4 March (tests.harness.events.customer_registered)
+    await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(customer))
+    await loyalty.applied(1)
+    for as_of in (datetime(2027, 3, 10, tzinfo=UTC), datetime(2027, 3, 20, tzinfo=UTC),
+                  datetime(2028, 3, 1, tzinfo=UTC)):
+        await loyalty.job("birthdays", as_of)
+    async with loyalty.service.client(SUPERVISOR) as http:
+        codes = (await http.get(f"/v1/loyalty/accounts/{customer}/coupons")).json()
+    assert sorted(c["valid_from"][:4] for c in codes) == ["2027", "2028"]
+    greetings = [n.data["params"] for n in await loyalty.broker.events_published_by(loyalty.database,
+                                                                                   TOPIC_NOTIFICATIONS)
+                 if n.data["kind"] == "birthday_greeting"]
+    assert sorted(g["coupon_id"] for g in greetings) == sorted(c["coupon_id"] for c in codes)
+    for code in codes:
+        assert (await coupon(loyalty, code["coupon_id"]))["issued_by"] == "birthday"
