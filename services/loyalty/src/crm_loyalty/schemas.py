@@ -224,8 +224,8 @@ class CouponPoolRead(BaseModel):
 
 
 class CouponIssue(_Body):
-    customer_id: CustomerIdField | None = Field(None, description="A personal code (one use, this customer's "
-                                                                  "only); omit for generic codes.")
+    customer_id: CustomerIdField | None = Field(None, description="Personal codes (one use each, this "
+                                                                  "customer's only); omit for generic codes.")
     count: Annotated[int, Field(ge=1, le=1000)] = 1
 
 

@@ -103,15 +103,15 @@ async def replace_pool(body: CouponPoolSettings, uow: Uow, identity: CurrentIden
                         422: {**_PROBLEM, "description": "The pool is inactive or ended, or the request invalid"}})
 async def issue(body: CouponIssue, request: Request, uow: Uow, identity: CurrentIdentity, key: IdempotencyKey,
                 pool_id: str = PoolIdPath) -> CouponIssueRead:
-    """Issue codes from a pool (supervisors; integrations with ``coupons:issue``): one personal
-    code for ``customer_id``, or ``count`` generic codes. The answer is the only place the codes
-    are shown to the issuer: a replay with the same ``Idempotency-Key`` answers the same codes."""
+    """Issue ``count`` codes from a pool (supervisors; integrations with ``coupons:issue``):
+    personal ones for ``customer_id`` (one use each, theirs only), or generic ones. The answer is
+    the only place the codes are shown to the issuer: a replay with the same ``Idempotency-Key``
+    answers the same codes."""
     identity.authorize(ISSUERS, scope="coupons:issue")
     replay = await idempotency.begin(uow, request, identity, key)
     if replay is not None:
         return replay
-    count = 1 if body.customer_id is not None else body.count
-    issued = await coupons.issue_coupons(uow, pool_id=pool_id, customer_id=body.customer_id, count=count,
+    issued = await coupons.issue_coupons(uow, pool_id=pool_id, customer_id=body.customer_id, count=body.count,
                                          issued_by=_issuer(identity), at=datetime.now(UTC))
     answer = CouponIssueRead(coupons=[IssuedCouponRead(**asdict(c)) for c in issued])
     await idempotency.finish(uow, request, identity, key, 201, answer)
