@@ -19,8 +19,8 @@ from sqlalchemy import MetaData
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("profile", "loyalty", "tickets", "churn", "gateway")
 MAX_LINES = 400
-# Modules or packages: a layer may grow into a package (api/, usecases/, repository/).
-REQUIRED = ("app.py", "api", "schemas.py", "models.py", "usecases", "repository", "handlers.py", "jobs.py",
+# Modules or packages: a layer may grow into a package (api/, schemas/, usecases/, repository/).
+REQUIRED = ("app.py", "api", "schemas", "models.py", "usecases", "repository", "handlers.py", "jobs.py",
             "metrics.py", "settings.py", "domain/", "migrations/")
 SQL_HOMES = ("repository", "models", "migrations")  # layer() names a module without .py
 HTTP_MODULES = {"fastapi", "starlette", "crm_shared.problems", "crm_shared.http", "crm_shared.idempotency"}

@@ -24,7 +24,7 @@ from tests.service.gateway.conftest import TEST_JWT_SECRET, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
               "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
-              "orders:read")
+              "orders:read", "coupons:issue", "coupons:validate")
 
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
@@ -81,6 +81,18 @@ EXPECTED = {
         {"customer_a", "agent", "supervisor", "service"},
     ("GET", "/v1/loyalty/reward-redemptions/{redemption_id}"): {"agent", "supervisor", "service"},
     ("POST", "/v1/loyalty/reward-redemptions/{redemption_id}/fulfilment"): {"supervisor", "service"},
+    ("POST", "/v1/loyalty/coupon-pools"): {"supervisor"},
+    ("GET", "/v1/loyalty/coupon-pools"): {"agent", "supervisor"},
+    ("GET", "/v1/loyalty/coupon-pools/{pool_id}"): {"agent", "supervisor"},
+    ("PUT", "/v1/loyalty/coupon-pools/{pool_id}"): {"supervisor"},
+    # A supervisor by hand, or an integration (a campaign tool) with coupons:issue.
+    ("POST", "/v1/loyalty/coupon-pools/{pool_id}/coupons"): {"supervisor", "service"},
+    ("GET", "/v1/loyalty/coupons/{coupon_id}"): {"agent", "supervisor"},
+    ("POST", "/v1/loyalty/coupons/{coupon_id}/revocation"): {"supervisor"},
+    ("GET", "/v1/loyalty/accounts/{customer_id}/coupons"): {"customer_a", "agent", "supervisor", "service"},
+    # The path names nobody: the gateway lets customer B through and the service refuses a body
+    # naming customer A (403).
+    ("POST", "/v1/coupons/validate"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     ("GET", "/v1/tickets"): {"customer_a", "agent", "supervisor", "service"},
     # A ticket id names no customer: the gateway lets customers through, the service answers 404
@@ -134,7 +146,8 @@ def request_for(method: str, path: str, customer: str) -> dict:
     url = (path.replace("{customer_id}", customer).replace("{key_id}", uuid.uuid4().hex[:16])
            .replace("{segment_id}", "matrix-seg").replace("{job}", "release").replace("{ticket_id}", "t-matrix")
            .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x")
-           .replace("{reward_id}", "matrix-reward").replace("{redemption_id}", "r-matrix"))
+           .replace("{reward_id}", "matrix-reward").replace("{redemption_id}", "r-matrix")
+           .replace("{pool_id}", "matrix-pool").replace("{coupon_id}", "no-such-coupon"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/customers/{customer_id}/interactions": {"kind": "call", "occurred_at": "2026-11-02T10:00:00+00:00"},
@@ -173,6 +186,14 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/kb/articles": {"title": "Late parcels", "body": "Apologise and check the carrier."}
         if method == "POST" else None,
         "/v1/kb/articles/{article_id}": {"title": "x", "body": "y"} if method == "PUT" else None,
+        "/v1/loyalty/coupon-pools": {"pool_id": f"pool-{uuid.uuid4().hex[:8]}", "name": "Matrix",
+                                     "discount_kind": "percent", "percent": "10"} if method == "POST" else None,
+        "/v1/loyalty/coupon-pools/{pool_id}": {"name": "Matrix", "discount_kind": "percent", "percent": "10"}
+        if method == "PUT" else None,
+        "/v1/loyalty/coupon-pools/{pool_id}/coupons": {"count": 1},
+        "/v1/loyalty/coupons/{coupon_id}/revocation": {"reason": "matrix test"},
+        "/v1/coupons/validate": {"code": "0000-0000-0000-0000", "customer_id": customer, "currency": "CNY",
+                                 "subtotal": "10.00"},
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
     params = {"customer_id": customer} if path in ("/v1/profiles", "/v1/tickets") and method == "GET" else None

@@ -56,7 +56,8 @@ def test_only_reads_and_deletes_count_as_idempotent():
 def test_scopes_are_the_ones_the_route_table_asks_for():
     assert SCOPES == {"customers:read", "profiles:read", "pii:read", "loyalty:read", "loyalty:redeem",
                       "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
-                      "interactions:write", "orders:write", "customers:write", "orders:read"}
+                      "interactions:write", "orders:write", "customers:write", "orders:read",
+                      "coupons:issue", "coupons:validate"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():

@@ -227,6 +227,12 @@ class FakeLoyaltyRepository:
     async def record_win_back(self, customer_id: str, at: datetime, reward: dict[str, Any]) -> None:
         self.win_backs.setdefault((customer_id, at), reward)
 
+    # -- coupons (none in memory: the scenarios here send no coupon codes; tests/service/loyalty
+    # test_loyalty_coupons.py drives them on the real database) ---------------------------------
+
+    async def applied_uses_of_orders(self, order_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return []
+
     async def discounts_on_orders(self, pairs: Iterable[tuple[str, str]], statuses: Sequence[str]
                                   ) -> dict[str, Spent]:
         pairs = set(pairs)

@@ -63,7 +63,8 @@ def _order(inbound: Inbound[OrderData], *, with_lines: bool = False, prints: Fin
         cancelled=inbound.event.type == CANCELLED,
         refund_amount=refund.refund_amount if refund is not None else Decimal(0),
         refunded_items=tuple((i.sku, i.quantity) for i in refund.refunded_items or ()) if refund is not None else (),
-        payment_digest=prints.digest("payment", data.payment_fingerprint) if prints is not None else None)
+        payment_digest=prints.digest("payment", data.payment_fingerprint) if prints is not None else None,
+        coupon_codes=tuple(data.coupon_codes) if with_lines else ())
 
 
 async def on_customer(resources: Any, uow: Uow, events: list[Inbound[CustomerData]]) -> None:

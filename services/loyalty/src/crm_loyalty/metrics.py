@@ -47,6 +47,7 @@ class LoyaltyMetrics(DatabaseWideMetrics):
             **{name: totals[name] for name, _ in _COUNTERS},
             "available": totals["available"], "pending": totals["pending"], "debt": totals["debt"],
             "members": totals["members"],
+            "coupon_uses": await uow.repo.coupon_use_totals(),
             "value": {currency: money_value(totals["available"], rate)
                       for currency, rate in programme.redemption.points_per_unit.items()},
         }
@@ -73,3 +74,10 @@ class LoyaltyMetrics(DatabaseWideMetrics):
         members = GaugeMetricFamily("crm_loyalty_members", "Loyalty accounts.")
         members.add_metric([], snapshot["members"])
         yield members
+        # Applied counts every use ever applied (released ones too): each outcome only goes up.
+        coupon_uses = CounterMetricFamily("crm_loyalty_coupon_uses", "Coupon uses by paid orders, by outcome: "
+                                          "applied, released (order cancelled), refused (limit, window, cart...).",
+                                          labels=["outcome"])
+        for outcome in ("applied", "released", "refused"):
+            coupon_uses.add_metric([outcome], snapshot["coupon_uses"][outcome])
+        yield coupon_uses

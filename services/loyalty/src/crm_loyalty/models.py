@@ -204,6 +204,67 @@ member_segments = Table(
 # Pools (the template of a discount), the codes issued from them, and their uses by orders.
 # (The comment lines keep each section's additions apart from the others'.)
 
+coupon_pools = Table(
+    "coupon_pools", metadata,
+    Column("pool_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("discount_kind", Text, nullable=False),
+    Column("percent", Numeric(7, 4)),
+    Column("amount", Numeric(18, 4)),
+    Column("currency", CHAR(3)),
+    Column("min_spend", Numeric(18, 4)),
+    Column("categories", sa.ARRAY(Text), nullable=False, server_default=sa.text("'{}'")),
+    Column("prefix", Text),
+    Column("valid_from", DateTime(True)),
+    Column("valid_until", DateTime(True)),
+    Column("validity_days", Integer),
+    Column("per_customer_limit", Integer),
+    Column("global_limit", Integer),
+    Column("issued_count", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("used_count", BigInteger, nullable=False, server_default=sa.text("0")),
+    Column("active", sa.Boolean, nullable=False, server_default=sa.text("true")),
+    Column("version", Integer, nullable=False, server_default=sa.text("1")),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(True), nullable=False, server_default=NOW),
+    Column("updated_at", DateTime(True), nullable=False, server_default=NOW))
+
+coupons = Table(
+    "coupons", metadata,
+    Column("coupon_id", Text, primary_key=True),
+    Column("code", Text, nullable=False),
+    Column("pool_id", Text, sa.ForeignKey("coupon_pools.pool_id"), nullable=False),
+    Column("customer_id", Text),
+    Column("issued_by", Text, nullable=False),
+    Column("issued_at", DateTime(True), nullable=False),
+    Column("valid_from", DateTime(True), nullable=False),
+    Column("valid_until", DateTime(True)),
+    Column("max_uses", Integer),
+    Column("uses", Integer, nullable=False, server_default=sa.text("0")),
+    Column("status", Text, nullable=False, server_default=sa.text("'active'")),
+    Column("revoked_at", DateTime(True)),
+    Column("revoked_by", Text),
+    Column("revoke_reason", Text),
+    Index("coupons_code", "code", unique=True),
+    Index("coupons_by_customer", "customer_id", sa.text("issued_at DESC"),
+          postgresql_where=sa.text("customer_id IS NOT NULL")),
+    Index("coupons_by_pool", "pool_id"))
+
+coupon_uses = Table(
+    "coupon_uses", metadata,
+    Column("coupon_id", Text, sa.ForeignKey("coupons.coupon_id"), primary_key=True),
+    Column("order_id", Text, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("discount", Numeric(18, 4), nullable=False, server_default=sa.text("0")),
+    Column("currency", CHAR(3), nullable=False),
+    Column("at", DateTime(True), nullable=False),
+    Column("released_at", DateTime(True)),
+    Index("coupon_uses_by_order", "order_id"),
+    Index("coupon_uses_by_customer", "customer_id", postgresql_where=sa.text("status = 'applied'")))
+
+orders.append_column(Column("coupon_discount", Numeric(18, 4), nullable=False, server_default=sa.text("0")))
+
 # -- earning rules (migration 0009) ----------------------------------------------------------------
 # What the rules beyond spend have granted (once per member, per order, per review…) and the
 # referrals between members.

@@ -64,6 +64,10 @@ class OrderData(EventData):
     # An opaque token the payment provider gives for the card or wallet (never the card number):
     # the loyalty referral guard compares keyed digests of it.
     payment_fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    # Coupon codes the customer entered (optional; total_amount is then the value before their
+    # discounts, which the CRM computes from the coupons' pools).
+    coupon_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = \
+        Field(default_factory=list, max_length=10)
 
 
 class OrderRefundedData(OrderData):
@@ -242,6 +246,19 @@ class NotificationRequestedData(EventData):
     requested_at: AwareDatetime
 
 
+class LoyaltyCouponIssuedData(EventData):
+    """``crm.loyalty.coupon.issued``: a coupon code was issued. Never the code itself (a secret):
+    the customer reads their codes from the loyalty API."""
+
+    coupon_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    pool_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    customer_id: CustomerId | None = None  # None: a generic code anyone may use
+    issued_by: ShortText
+    issued_at: AwareDatetime
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None = None
+
+
 class ChurnReason(EventData):
     factor: ShortText         # a stable key: bgnbd_no_purchase, overdue, sla_breaches_90d, …
     contribution: float       # log-odds this factor adds against the average customer
@@ -311,6 +328,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.loyalty.points.reversed", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.expired", TOPIC_LOYALTY, LoyaltyPointsData),
         EventType("crm.loyalty.points.adjusted", TOPIC_LOYALTY, LoyaltyPointsData),
+        EventType("crm.loyalty.coupon.issued", TOPIC_LOYALTY, LoyaltyCouponIssuedData),
         EventType("crm.notification.requested", TOPIC_NOTIFICATIONS, NotificationRequestedData),
         *(EventType(f"crm.tickets.ticket.{verb}", TOPIC_TICKETS, TicketData)
           for verb in ("opened", "assigned", "resolved", "closed", "reopened")),

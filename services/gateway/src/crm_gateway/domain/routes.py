@@ -116,6 +116,21 @@ ROUTES: tuple[Route, ...] = (
           scope="loyalty:read", timeout_s=2.0),
     Route("POST", "/v1/loyalty/reward-redemptions/{redemption_id}/fulfilment",
           frozenset({Role.SUPERVISOR, Role.SERVICE}), upstream="loyalty", scope="loyalty:fulfil", timeout_s=5.0),
+    # Coupons: supervisors own pools and revocations; a supervisor or an integration (coupons:issue)
+    # issues codes; staff read a coupon's uses; a member reads their codes; the storefront
+    # (coupons:validate), the customer (for themselves, checked by the service: the path names
+    # nobody) and staff validate a code for a cart. Codes travel in bodies only.
+    Route("POST", "/v1/loyalty/coupon-pools", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/coupon-pools", STAFF, upstream="loyalty", timeout_s=2.0),
+    Route("GET", "/v1/loyalty/coupon-pools/{pool_id}", STAFF, upstream="loyalty", timeout_s=2.0),
+    Route("PUT", "/v1/loyalty/coupon-pools/{pool_id}", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("POST", "/v1/loyalty/coupon-pools/{pool_id}/coupons", frozenset({Role.SUPERVISOR, Role.SERVICE}),
+          upstream="loyalty", scope="coupons:issue", timeout_s=30.0),
+    Route("GET", "/v1/loyalty/coupons/{coupon_id}", STAFF, upstream="loyalty", timeout_s=2.0),
+    Route("POST", "/v1/loyalty/coupons/{coupon_id}/revocation", SUPERVISOR, upstream="loyalty", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/accounts/{customer_id}/coupons", ALL_ROLES, upstream="loyalty", scope="loyalty:read",
+          customer_param="customer_id", timeout_s=2.0),
+    Route("POST", "/v1/coupons/validate", ALL_ROLES, upstream="loyalty", scope="coupons:validate", timeout_s=2.0),
     # Tickets: customers open and follow their own (the service checks the ticket's owner: a
     # ticket id names no customer), agents work them, supervisors own queues, policy and reports.
     Route("POST", "/v1/tickets", ALL_ROLES, upstream="tickets", scope="tickets:write", timeout_s=5.0),

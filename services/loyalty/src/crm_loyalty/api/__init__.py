@@ -3,6 +3,7 @@ redemptions, adjustments, the programme and jobs), the reward catalogue, coupons
 Each route parses, checks the caller's role, calls one use case (``usecases/``) and maps the result
 to a schema; domain errors become problem+json in ``crm_shared.problems``."""
 
-from crm_loyalty.api import accounts, reports, rewards, rules
+from crm_loyalty.api import accounts, coupons, reports, rewards, rules
 
-routers = [accounts.router, rewards.router, reports.router, rules.router]
+routers = [accounts.router, rewards.router, coupons.router, coupons.validation_router, reports.router,
+           rules.router]

@@ -18,7 +18,7 @@ from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request
 
 from crm_loyalty.repository import LoyaltyRepository
-from crm_loyalty.schemas import (
+from crm_loyalty.schemas.accounts import (
     AccountRead,
     AdjustmentCreate,
     AdjustmentRead,

@@ -7,7 +7,7 @@ from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Request
 
 from crm_loyalty.repository import LoyaltyRepository
-from crm_loyalty.schemas import LiabilityRead
+from crm_loyalty.schemas.accounts import LiabilityRead
 from crm_loyalty.usecases import reports
 
 router = APIRouter(prefix="/v1/loyalty/reports", tags=["loyalty"])

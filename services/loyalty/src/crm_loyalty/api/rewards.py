@@ -17,7 +17,7 @@ from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from crm_loyalty.repository import LoyaltyRepository
-from crm_loyalty.schemas import (
+from crm_loyalty.schemas.rewards import (
     FulfilmentUpdate,
     RewardCreate,
     RewardPage,

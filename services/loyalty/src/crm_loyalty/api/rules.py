@@ -11,7 +11,7 @@ from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Path, Query
 
 from crm_loyalty.repository import LoyaltyRepository
-from crm_loyalty.schemas import ReferralRead
+from crm_loyalty.schemas.accounts import ReferralRead
 from crm_loyalty.usecases import rules
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])

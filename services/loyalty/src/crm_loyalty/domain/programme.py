@@ -62,6 +62,8 @@ class Tier(_Section):
     min_orders: Annotated[int, Field(ge=0)] = 0
     multiplier: Annotated[Decimal, Field(ge=0, le=100)] = Decimal(1)
     birthday_bonus: Points = 0
+    # The birthday job also issues one personal code a year from this coupon pool.
+    birthday_coupon_pool_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None = None
 
 
 def _default_tiers() -> list[Tier]:
@@ -149,13 +151,16 @@ class WinBack(_Section):
     min_spend: Annotated[Decimal, Field(ge=0)] = Decimal(1000)
     reward: Literal["points", "coupon"] = "points"
     points: Points = 500
+    # A coupon reward issues a personal code from coupon_pool_id; coupon_code (one fixed code told
+    # to everyone) is what programme versions before coupon pools used, and still works.
+    coupon_pool_id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] | None = None
     coupon_code: Annotated[str, StringConstraints(max_length=100)] | None = None
     period_days: Annotated[int, Field(ge=1, le=3650)] = 180
 
     @model_validator(mode="after")
     def _coupon(self) -> WinBack:
-        if self.reward == "coupon" and not self.coupon_code:
-            raise ValueError("a coupon reward needs coupon_code")
+        if self.reward == "coupon" and not (self.coupon_pool_id or self.coupon_code):
+            raise ValueError("a coupon reward needs coupon_pool_id (or a fixed coupon_code)")
         return self
 
 

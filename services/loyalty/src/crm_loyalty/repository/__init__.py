@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from crm_loyalty.domain.members import Member, Spent
 from crm_loyalty.repository.accounts import AccountsSql
+from crm_loyalty.repository.coupons import CouponsSql
 from crm_loyalty.repository.merges import MergesSql
 from crm_loyalty.repository.orders import OrdersSql
 from crm_loyalty.repository.programme import ProgrammeSql
@@ -23,6 +24,6 @@ from crm_loyalty.repository.rules import RulesSql
 __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
-class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql, ReportsSql,
-                        RulesSql):
+class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql, CouponsSql,
+                        ReportsSql, RulesSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""

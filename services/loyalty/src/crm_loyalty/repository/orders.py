@@ -20,11 +20,11 @@ from crm_loyalty.repository.base import Sql
 _KNOWN_ORDERS = text("SELECT order_id FROM orders WHERE order_id = ANY(CAST(:ids AS text[]))")
 _INSERT_ORDERS = text("""
     INSERT INTO orders (order_id, customer_id, status, currency, total_amount, points_value, paid_at,
-                        earned_points, lines, programme_version, tier)
+                        earned_points, lines, programme_version, tier, coupon_discount)
     SELECT * FROM unnest(CAST(:order_ids AS text[]), CAST(:customer_ids AS text[]), CAST(:statuses AS text[]),
                          CAST(:currencies AS text[]), CAST(:totals AS numeric[]), CAST(:points_values AS numeric[]),
                          CAST(:paid_ats AS timestamptz[]), CAST(:earned AS bigint[]), CAST(:lines AS jsonb[]),
-                         CAST(:versions AS integer[]), CAST(:tiers AS text[]))
+                         CAST(:versions AS integer[]), CAST(:tiers AS text[]), CAST(:coupon_discounts AS numeric[]))
     ON CONFLICT (order_id) DO NOTHING
 """)
 _PENDING_LOTS_OF_ORDERS = text("""
@@ -108,7 +108,8 @@ class OrdersSql(Sql):
 
     async def insert_paid_orders(self, rows: dict[str, list[Any]]) -> None:
         """Paid orders, column by column (``order_ids``, ``customer_ids``, ``statuses``, ``currencies``,
-        ``totals``, ``points_values``, ``paid_ats``, ``earned``, ``lines`` (dicts), ``versions``, ``tiers``)."""
+        ``totals``, ``points_values``, ``paid_ats``, ``earned``, ``lines`` (dicts), ``versions``, ``tiers``,
+        ``coupon_discounts``). ``totals`` are after coupon discounts: what refunds and the rolling spend count."""
         if rows.get("order_ids"):
             await self.conn.execute(_INSERT_ORDERS, {
                 **rows, "lines": [orjson.dumps(lines).decode() for lines in rows["lines"]]})

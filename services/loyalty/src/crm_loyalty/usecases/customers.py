@@ -23,6 +23,7 @@ from crm_shared.errors import CustomerErased
 from crm_loyalty.domain.events import notification
 from crm_loyalty.usecases import rules
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, now, save
+from crm_loyalty.usecases.coupons import issue_rule_coupon
 
 BIRTHDAY_YEAR = 2000  # accounts.birthday keeps the month and day only (see month_and_day)
 
@@ -125,6 +126,14 @@ async def churn_risks_changed(uow: Uow, store: ProgrammeStore, risks: list[RiskF
             member.book.credit("bonus", rules.points, at=at, expiry_months=programme.earning.expiry_months,
                                reason="win-back offer", campaign="win_back", event_id=data.event_id)
             reward: dict[str, Any] = {"points": rules.points}
+        elif rules.coupon_pool_id:
+            # A personal code from the pool; the message carries its id, the customer reads the
+            # code from their account's coupons.
+            coupon = await issue_rule_coupon(uow, rules.coupon_pool_id, data.customer_id, "win_back", at)
+            if coupon is None:
+                continue  # the pool is gone or ended: no offer now, the next risk change tries again
+            reward = {"coupon_id": coupon.coupon_id, "pool_id": coupon.pool_id,
+                      "valid_until": coupon.valid_until.isoformat() if coupon.valid_until else None}
         else:
             reward = {"coupon_code": rules.coupon_code}
         member.events.append(notification(data.customer_id, "win_back_offer", reward, at, member.traceparent))

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import stamina
 from crm_shared.db import is_transient
@@ -25,6 +26,7 @@ from crm_loyalty.domain.events import notification
 from crm_loyalty.domain.members import Member
 from crm_loyalty.domain.programme import ProgrammeTimeline
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, apply_tier, give_back_spent, now, save
+from crm_loyalty.usecases.coupons import issue_rule_coupon
 
 log = get_logger(__name__)
 CHUNK = 500
@@ -145,6 +147,9 @@ async def birthdays(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -
         programme = timeline.current
         ids = await uow.repo.birthdays_due(as_of.month, as_of.year, cursor, CHUNK)
         members = await uow.repo.lock_members(ids, entry_tier="", at=as_of, create=False)
+        coupon_year = (datetime(as_of.year, 1, 1, tzinfo=UTC), datetime(as_of.year + 1, 1, 1, tzinfo=UTC))
+        had_coupon = (await uow.repo.birthday_coupons_issued(list(members), *coupon_year)
+                      if any(t.birthday_coupon_pool_id for t in programme.tiers.levels) else set())
         granted = touched = 0
         for member in members.values():
             # Every member is greeted once a year (consents are the messaging system's to check,
@@ -160,9 +165,16 @@ async def birthdays(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -
                 bonus = 0
             greet = (member.birthday_greeted_year or 0) < as_of.year
             if greet:
+                params: dict[str, Any] = {"points": bonus}
+                pool_id = programme.tiers.get(member.tier).birthday_coupon_pool_id
+                if pool_id and member.erased_at is None and member.customer_id not in had_coupon:
+                    # One personal code a year, with the greeting (which names its id; the customer
+                    # reads the code from their account's coupons).
+                    coupon = await issue_rule_coupon(uow, pool_id, member.customer_id, "birthday", as_of)
+                    if coupon is not None:
+                        params["coupon_id"] = coupon.coupon_id
                 member.birthday_greeted_year = as_of.year
-                member.events.append(notification(member.customer_id, "birthday_greeting", {"points": bonus},
-                                                  as_of))
+                member.events.append(notification(member.customer_id, "birthday_greeting", params, as_of))
             touched += 1 if greet or bonus else 0
         await save(uow, members.values())
         return touched, granted, (ids[-1] if len(ids) == CHUNK else None)

@@ -21,6 +21,7 @@ from crm_loyalty.domain.earning import Line, earn, line_target, share_target
 from crm_loyalty.domain.members import Spent
 from crm_loyalty.usecases import rules
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, apply_tier, give_back_spent, now, requalify, save
+from crm_loyalty.usecases.coupons import CouponOrder, release_coupons, use_coupons
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class OrderFact:
     refund_amount: Decimal = Decimal(0)
     refunded_items: tuple[tuple[str, int], ...] = ()  # (sku, quantity) of a refund
     payment_digest: bytes | None = None               # keyed digest of the payment token (earning rules)
+    coupon_codes: tuple[str, ...] = ()               # a paid order's coupons (total_amount is before them)
 
 
 async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) -> None:
@@ -64,6 +66,11 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
     held_on: dict[tuple[str | None, str], list[Spent]] = defaultdict(list)
     for spent in held.values():
         held_on[(spent.order_id, spent.customer_id)].append(spent)
+    # Coupons after the accounts (lock order: accounts, pools, coupons); their discounts come off
+    # the order's value before anything else, so points are earned on what is left.
+    with_coupons = [CouponOrder(o.order_id, o.customer_id, o.currency, o.total_amount, o.lines, o.coupon_codes,
+                                o.occurred_at) for o in fresh if o.coupon_codes]
+    coupons = await use_coupons(uow, with_coupons) if with_coupons else {}
     stats = await repo.rolling_spend(list(members), current, max(at, max(o.occurred_at for o in fresh)))
     rows: dict[str, list[Any]] = defaultdict(list)
     applied: list[str] = []
@@ -72,8 +79,10 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
         member.traceparent = data.traceparent
         version, programme = timeline.in_force_at(data.occurred_at)
         mine = held_on.get((data.order_id, data.customer_id), [])
+        coupon = coupons.get(data.order_id)
+        total = data.total_amount - coupon.discount if coupon else data.total_amount
         settlement = settle([HeldDiscount(s.redemption_id, s.currency, s.money_value or Decimal(0)) for s in mine],
-                            currency=data.currency, total_amount=data.total_amount,
+                            currency=data.currency, total_amount=total,
                             max_share=programme.redemption.max_order_share)
         applied.extend(settlement.applied)
         if settlement.voided:
@@ -85,8 +94,8 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
                                       expiry_months=programme.earning.expiry_months,
                                       reason=f"points off order {data.order_id} voided: {why}",
                                       event_id=data.event_id, void_reason=why)
-        lines = list(data.lines)
-        earned = earn(programme, currency=data.currency, total_amount=data.total_amount, lines=lines,
+        lines = list(coupon.lines if coupon else data.lines)
+        earned = earn(programme, currency=data.currency, total_amount=total, lines=lines,
                       points_value=settlement.points_value, tier=programme.tiers.get(member.tier),
                       paid_at=data.occurred_at)
         available_at = data.occurred_at + timedelta(days=programme.earning.return_window_days)
@@ -100,13 +109,14 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
                                     reason="return window closed")
         stored_lines = [{"sku": line.sku, "category": line.category, "quantity": line.quantity,
                          "value": str(line.value), "points": points, "refunded_qty": 0}
-                        for line, points in zip(lines or [Line("*", None, 1, data.total_amount)],
+                        for line, points in zip(lines or [Line("*", None, 1, total)],
                                                 earned.line_points, strict=True)]
         rows["order_ids"].append(data.order_id)
         rows["customer_ids"].append(data.customer_id)
         rows["statuses"].append("paid")
         rows["currencies"].append(data.currency)
-        rows["totals"].append(data.total_amount)
+        rows["totals"].append(total)
+        rows["coupon_discounts"].append(coupon.discount if coupon else Decimal(0))
         rows["points_values"].append(settlement.points_value)
         rows["paid_ats"].append(data.occurred_at)
         rows["earned"].append(earned.points)
@@ -115,7 +125,7 @@ async def orders_paid(uow: Uow, store: ProgrammeStore, orders: list[OrderFact]) 
         rows["tiers"].append(member.tier)
         if data.currency == current.tiers.currency:
             spend, count = stats[data.customer_id]
-            stats[data.customer_id] = (spend + data.total_amount, count + 1)
+            stats[data.customer_id] = (spend + total, count + 1)
         apply_tier(member, current, *stats[data.customer_id], data.occurred_at, allow_downgrade=False)
     await repo.apply_discounts(applied, at)
     await repo.insert_paid_orders(rows)
@@ -219,6 +229,8 @@ async def orders_returned(uow: Uow, store: ProgrammeStore, orders: list[OrderFac
                                   reason=f"points spent on order {data.order_id} given back",
                                   event_id=data.event_id, void_reason=void_reason)
         touched[data.order_id] = None
+    # A cancelled order gives its coupons back (usable again); a refund keeps them used.
+    await release_coupons(uow, [o.order_id for o in orders if o.cancelled], now())
     for order_id in touched:
         await repo.save_order(known[order_id], next(o.currency for o in orders if o.order_id == order_id))
     # A refund lowers the rolling spend: the member may fall below their tier (grace starts).
