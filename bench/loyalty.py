@@ -24,7 +24,13 @@ In one run:
     (``--hot-redemptions``), where every request waits for that account's row lock. The clients
     are aiohttp (as the gateway's upstream client): httpx costs much more CPU per request (figures
     in docs/benchmarks.md), so 100 httpx clients saturate a core of a 2-core machine and measure
-    themselves, not the service (``--http-client httpx`` to compare).
+    themselves, not the service (``--http-client httpx`` to compare);
+(d) **catalogue**: the same clients redeem one catalogue reward (10 points) for R other members,
+    ``POST /v1/loyalty/accounts/{id}/reward-redemptions``, ``--catalogue-redemptions`` each: first a
+    stocked reward (every redemption takes its row lock: a popular reward is one hot row), then an
+    unlimited one (the members' account locks only) → the same figures;
+(e) **coupon validations**: the same clients ask ``POST /v1/coupons/validate`` about one generic
+    10%-off code for 3-line carts of 100 different customers, ``--validations`` in all (read-only).
 
 Uses bench/backbone.py's stack: an embedded PostgreSQL (or DATABASE_URL's server), a fresh Tansu
 and the loyalty service as a process. Prints one JSON line.
@@ -415,6 +421,52 @@ async def closed_loop(phase: LoyaltyPhase, request_for: Callable[[int], tuple[st
             "status_other": sum(n for s, n in statuses.items() if s not in (200, 201, 409, 422) and s < 500)}
 
 
+def supervisor_headers() -> dict[str, str]:
+    return {IDENTITY_HEADER: IdentityCodec(DEV_SECRET, ttl_s=7200).encode(
+        Identity(subject="sup-bench", role=Role.SUPERVISOR), "loyalty"), "Idempotency-Key": str(uuid.uuid4())}
+
+
+async def catalogue_redemptions(phase: LoyaltyPhase, customers: list[str], total: int, clients: int, *,
+                                stock: int | None, http_client: str) -> dict:
+    """Redemptions of one catalogue reward (10 points, a gift) spread over ``customers``: with
+    ``stock`` every redemption takes the reward's row lock (a popular reward is one hot row), with
+    None (unlimited) only the member's account lock."""
+    reward_id = f"bench-{'stocked' if stock is not None else 'unlimited'}-{uuid.uuid4().hex[:6]}"
+    created = await phase.http.post("/v1/loyalty/rewards", headers=supervisor_headers(), json={
+        "reward_id": reward_id, "name": "Bench mug", "kind": "gift", "points_price": 10, "sku": "MUG-B",
+        "stock": stock})
+    assert created.status_code == 201, created.text
+    body = orjson.dumps({"reward_id": reward_id})
+    result = await closed_loop(
+        phase, lambda k: (f"/v1/loyalty/accounts/{customers[k % len(customers)]}/reward-redemptions", body),
+        total, clients, "/v1/loyalty/accounts/{customer_id}/reward-redemptions",
+        warm_path=lambda k: "/v1/loyalty/rewards", http_client=http_client,
+        extra={"customers": len(customers), "stock": stock})
+    after = (await phase.http.get(f"/v1/loyalty/rewards/{reward_id}", headers=supervisor_headers())).json()
+    result["redeemed_count"] = after["redeemed_count"]
+    return result
+
+
+async def coupon_validations(phase: LoyaltyPhase, total: int, clients: int, *, http_client: str) -> dict:
+    """``POST /v1/coupons/validate`` of one generic 10%-off code (min spend 50) for 3-line carts:
+    read-only (the pool, the code, the customer's uses), as a storefront asks before checkout."""
+    pool_id = f"bench-{uuid.uuid4().hex[:6]}"
+    created = await phase.http.post("/v1/loyalty/coupon-pools", headers=supervisor_headers(), json={
+        "pool_id": pool_id, "name": "Bench 10% off", "discount_kind": "percent", "percent": "10",
+        "min_spend": "50", "currency": "CNY", "per_customer_limit": 1})
+    assert created.status_code == 201, created.text
+    issued = await phase.http.post(f"/v1/loyalty/coupon-pools/{pool_id}/coupons", headers=supervisor_headers(),
+                                   json={"count": 1})
+    assert issued.status_code == 201, issued.text
+    code = issued.json()["coupons"][0]["code"]
+    bodies = [orjson.dumps({"code": code, "customer_id": f"r-{k}", "currency": "CNY", "items": [
+        {"sku": sku, "category": category, "quantity": 1 + k % 2, "unit_price": str(20 + k % 30)}
+        for sku, category in PRODUCTS[:3]]}) for k in range(100)]
+    return await closed_loop(phase, lambda k: ("/v1/coupons/validate", bodies[k % len(bodies)]), total, clients,
+                             "/v1/coupons/validate", warm_path=lambda k: "/v1/loyalty/programme",
+                             http_client=http_client)
+
+
 async def fund(phase: LoyaltyPhase, customers: list[str], amount_scale: int) -> None:
     """One paid order each, 30 days old: the return window has closed, the points are available."""
     before = await phase.applied()
@@ -447,6 +499,15 @@ async def main(args: argparse.Namespace) -> dict:
                                                    http_client=args.http_client)
             result["redeem_hot_account"] = await redeem(phase, ["hot-1"], args.hot_redemptions, args.clients,
                                                         points=1, http_client=args.http_client)
+            members = [f"k-{i}" for i in range(args.redeemers)]
+            await fund(phase, members, amount_scale=2)  # 80–600 points each; 4 redemptions of 10 take 40
+            result["catalogue_stocked"] = await catalogue_redemptions(
+                phase, members, args.catalogue_redemptions, args.clients, stock=10 * args.catalogue_redemptions,
+                http_client=args.http_client)
+            result["catalogue_unlimited"] = await catalogue_redemptions(
+                phase, members, args.catalogue_redemptions, args.clients, stock=None, http_client=args.http_client)
+            result["coupon_validations"] = await coupon_validations(phase, args.validations, args.clients,
+                                                                    http_client=args.http_client)
             result["rss_mb_end"] = round(phase.rss_mb(), 1)
     finally:
         if postgres is not None:
@@ -465,6 +526,9 @@ if __name__ == "__main__":
     parser.add_argument("--redemptions", type=int, default=3_000)
     parser.add_argument("--redeemers", type=int, default=1_000, help="customers the redemptions are spread over")
     parser.add_argument("--hot-redemptions", type=int, default=500, help="redemptions from the one hot account")
+    parser.add_argument("--catalogue-redemptions", type=int, default=2_000,
+                        help="redemptions of one catalogue reward, each run (stocked, then unlimited)")
+    parser.add_argument("--validations", type=int, default=5_000, help="coupon validations")
     parser.add_argument("--http-client", choices=("aiohttp", "httpx"), default="aiohttp",
                         help="the load clients' library (httpx needs much more CPU per request: "
                              "with 100 clients it, not the service, is the bottleneck)")

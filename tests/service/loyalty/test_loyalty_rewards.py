@@ -17,6 +17,7 @@ from crm_shared.events.envelope import CloudEvent
 from tests.harness.events import new_customer_id
 from tests.harness.infra import identity_headers, wait_until
 from tests.service.loyalty.conftest import NOW, SUPERVISOR, key, paid
+from tests.service.loyalty.test_loyalty_coupons import make_pool, validate
 
 FULFILMENT_SYSTEM = Identity(subject="fulfilment-1", role=Role.SERVICE, scopes=frozenset({"loyalty:fulfil"}))
 
@@ -229,18 +230,47 @@ async def test_a_cancel_gives_the_points_back_to_their_lots_and_the_stock_back(l
     await loyalty.consistent()
 
 
-async def test_digital_rewards_are_delivered_at_once_and_cannot_be_cancelled(loyalty):
+async def test_a_digital_reward_issues_its_coupon_at_once_and_cannot_be_cancelled(loyalty):
     [member] = await _members(loyalty, 300)
-    voucher = await _reward(loyalty, kind="cash_voucher", coupon_pool_id="pool-5-off", sku=None)
+    pool_id = await make_pool(loyalty, discount_kind="amount", amount="5.00", currency="CNY")
+    voucher = await _reward(loyalty, kind="cash_voucher", coupon_pool_id=pool_id, sku=None)
     async with loyalty.service.client(SUPERVISOR) as http:
         redeemed = (await _redeem(http, member, voucher["reward_id"])).json()
         cancel = await _fulfil(http, redeemed["redemption_id"], "cancelled")
+        mine = (await http.get(f"/v1/loyalty/accounts/{member}/coupons")).json()
     async with loyalty.service.client() as http:  # an agent
         agent = await _fulfil(http, redeemed["redemption_id"], "delivered")
     assert redeemed["fulfilment_status"] == "delivered"
+    [code] = redeemed["coupon_codes"]
+    # The member's own one-use code from the reward's pool, worth its 5.00 off a cart.
+    assert [(c["coupon_id"], c["code"], c["pool_id"]) for c in mine] == \
+        [(redeemed["coupon_id"], code, pool_id)]
+    checked = await validate(loyalty, code, customer_id=member, subtotal="30.00")
+    assert (checked["valid"], checked["discount"]) == (True, "5.00")
+    assert (await validate(loyalty, code, customer_id=new_customer_id()))["reason"] == "not_this_customers"
     assert (cancel.status_code, _problem(cancel)) == (409, "invalid-transition")
     assert agent.status_code == 403
     assert (await loyalty.account(member))["available"] == 200
+    issued = [e for e in await loyalty.broker.events_published_by(loyalty.database, TOPIC_LOYALTY)
+              if e.type == "crm.loyalty.coupon.issued"]
+    assert [(e.data["coupon_id"], e.data["issued_by"]) for e in issued] == \
+        [(redeemed["coupon_id"], f"reward:{redeemed['redemption_id']}")]
+    assert all(code not in e.model_dump_json() for e in issued)  # the code is a secret: never on the bus
+
+
+async def test_a_digital_reward_whose_pool_cannot_issue_is_refused_with_stock_and_points_untouched(loyalty):
+    [member] = await _members(loyalty, 300)
+    pool_id = await make_pool(loyalty, discount_kind="free_shipping")
+    reward = await _reward(loyalty, kind="free_shipping", coupon_pool_id=pool_id, sku=None, stock=3)
+    async with loyalty.service.client(SUPERVISOR) as http:
+        settings = (await http.get(f"/v1/loyalty/coupon-pools/{pool_id}")).json()
+        closed = await http.put(f"/v1/loyalty/coupon-pools/{pool_id}", headers={"If-Match": str(settings["version"])},
+                                json={"name": "Test", "discount_kind": "free_shipping", "active": False})
+        assert closed.status_code == 200, closed.text
+        refused = await _redeem(http, member, reward["reward_id"])
+    assert (refused.status_code, _problem(refused)) == (422, "coupon-pool-inactive")
+    assert (await _get_reward(loyalty, reward["reward_id"]))["stock"] == 3
+    assert (await loyalty.account(member))["available"] == 300
 
 
 async def test_a_fulfilment_system_moves_a_gift_by_event_and_a_bad_move_is_dead_lettered(loyalty):

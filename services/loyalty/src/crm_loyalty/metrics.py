@@ -1,5 +1,5 @@
 """Business metrics of the loyalty service: points issued, redeemed, given back and expired; the
-liability.
+liability (points, coupons outstanding and their face value, rewards owed).
 
 They are read from the database (the accounts and the ledger), not counted in the process: a
 batch that is rolled back and retried would count twice, and several replicas would each count
@@ -14,6 +14,7 @@ subtraction, which Prometheus would read as a counter reset.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from crm_shared.metrics import DatabaseWideMetrics, ExporterElection
@@ -48,6 +49,8 @@ class LoyaltyMetrics(DatabaseWideMetrics):
             "available": totals["available"], "pending": totals["pending"], "debt": totals["debt"],
             "members": totals["members"],
             "coupon_uses": await uow.repo.coupon_use_totals(),
+            "coupons": await uow.repo.coupons_outstanding(datetime.now(UTC)),
+            "rewards_owed": (await uow.repo.rewards_owed())[0],
             "value": {currency: money_value(totals["available"], rate)
                       for currency, rate in programme.redemption.points_per_unit.items()},
         }
@@ -81,3 +84,27 @@ class LoyaltyMetrics(DatabaseWideMetrics):
         for outcome in ("applied", "released", "refused"):
             coupon_uses.add_metric([outcome], snapshot["coupon_uses"][outcome])
         yield coupon_uses
+        outstanding = GaugeMetricFamily("crm_loyalty_liability_coupons",
+                                        "Coupons still usable (active, valid, a use left), by discount kind.",
+                                        labels=["discount_kind"])
+        face_value = GaugeMetricFamily("crm_loyalty_liability_coupons_face_value",
+                                       "Fixed-amount coupons: the amount off times the uses left, per currency.",
+                                       labels=["currency"])
+        kinds: dict[str, int] = {"percent": 0, "amount": 0, "free_shipping": 0}
+        values: dict[str, Decimal] = {}
+        for row in snapshot["coupons"]:
+            kinds[row["discount_kind"]] = kinds.get(row["discount_kind"], 0) + int(row["coupons"])
+            if row["discount_kind"] == "amount":
+                values[row["currency"]] = values.get(row["currency"], Decimal(0)) + row["face_value"]
+        for kind, count in kinds.items():
+            outstanding.add_metric([kind], count)
+        for currency, amount in values.items():
+            face_value.add_metric([currency], float(amount))
+        yield outstanding
+        yield face_value
+        owed = GaugeMetricFamily("crm_loyalty_liability_rewards_owed",
+                                 "Reward redemptions not yet delivered, by fulfilment status.", labels=["status"])
+        by_status = {row["status"]: int(row["redemptions"]) for row in snapshot["rewards_owed"]}
+        for status in ("requested", "shipped"):
+            owed.add_metric([status], by_status.get(status, 0))
+        yield owed

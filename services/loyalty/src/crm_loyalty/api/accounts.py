@@ -14,10 +14,9 @@ from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
 from crm_shared.problems import Problem
 from crm_shared.tracing import current_traceparent
-from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request
 
-from crm_loyalty.repository import LoyaltyRepository
+from crm_loyalty.api.common import CustomerIdPath, ReadUow, Uow, programme_store
 from crm_loyalty.schemas.accounts import (
     AccountRead,
     AdjustmentCreate,
@@ -33,18 +32,11 @@ from crm_loyalty.schemas.accounts import (
     RedemptionRead,
 )
 from crm_loyalty.usecases import commands, ledger_jobs, programme, reads
-from crm_loyalty.usecases.common import ProgrammeStore
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
-Uow = uow_dependency(LoyaltyRepository)
-ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
-CustomerIdPath = Path(min_length=1, max_length=100)
 BIGINT_MAX = 2**63 - 1
 
-
-def _store(request: Request) -> ProgrammeStore:
-    return request.app.state.resources.store
 
 
 # -- accounts --------------------------------------------------------------------------------------
@@ -56,7 +48,7 @@ async def get_account(request: Request, uow: ReadUow, identity: CurrentIdentity,
     earned, points expiring in the next 30 days and what the available points are worth.
     Customers see only their own account."""
     identity.authorize(ALL_ROLES, scope="loyalty:read", customer_id=customer_id)
-    row = await reads.account(uow, _store(request), customer_id)
+    row = await reads.account(uow, programme_store(request), customer_id)
     expiry = row["next_expiry"]
     return AccountRead(
         customer_id=row["customer_id"], tier=row["tier"], tier_since=row["tier_since"],
@@ -128,9 +120,10 @@ async def redeem(body: RedemptionCreate, request: Request, uow: Uow, identity: C
     replay = await idempotency.begin(uow, request, identity, key)
     if replay is not None:
         return replay
-    result = await commands.redeem(uow, _store(request), customer_id=customer_id, kind=body.kind, points=body.points,
-                                   currency=body.currency, order_id=body.order_id, gift_sku=body.gift_sku,
-                                   reason=body.reason, actor=identity.subject, traceparent=current_traceparent.get())
+    result = await commands.redeem(uow, programme_store(request), customer_id=customer_id, kind=body.kind,
+                                   points=body.points, currency=body.currency, order_id=body.order_id,
+                                   gift_sku=body.gift_sku, reason=body.reason, actor=identity.subject,
+                                   traceparent=current_traceparent.get())
     answer = RedemptionRead(**asdict(result))
     await idempotency.finish(uow, request, identity, key, 201, answer)
     await uow.commit()
@@ -163,7 +156,7 @@ async def adjust(body: AdjustmentCreate, request: Request, uow: Uow, identity: C
     replay = await idempotency.begin(uow, request, identity, key)
     if replay is not None:
         return replay
-    result = await commands.adjust(uow, _store(request), customer_id=customer_id, points=body.points,
+    result = await commands.adjust(uow, programme_store(request), customer_id=customer_id, points=body.points,
                                    reason=body.reason, ticket_id=body.ticket_id, actor=identity.subject,
                                    supervisor=identity.role is Role.SUPERVISOR,
                                    traceparent=current_traceparent.get())
@@ -203,7 +196,7 @@ async def replace_programme(body: ProgrammeUpdate, request: Request, uow: Uow, i
     saved = await programme.replace_programme(uow, body.config, note=body.note, actor=identity.subject,
                                               if_match=if_match)
     await uow.commit()
-    _store(request).forget()
+    programme_store(request).forget()
     return ProgrammeRead(**saved)
 
 

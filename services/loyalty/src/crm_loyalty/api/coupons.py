@@ -14,11 +14,10 @@ from crm_shared.auth import ALL_ROLES, STAFF, SUPERVISOR, CurrentIdentity, Role
 from crm_shared.errors import NotPermitted
 from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
-from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request
 
+from crm_loyalty.api.common import CustomerIdPath, ReadUow, Uow
 from crm_loyalty.domain.coupons import Cart, CartLine
-from crm_loyalty.repository import LoyaltyRepository
 from crm_loyalty.schemas.coupons import (
     AccountCouponRead,
     CouponIssue,
@@ -37,11 +36,8 @@ from crm_loyalty.usecases import coupons
 router = APIRouter(prefix="/v1/loyalty", tags=["coupons"])
 validation_router = APIRouter(prefix="/v1/coupons", tags=["coupons"])
 
-Uow = uow_dependency(LoyaltyRepository)
-ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
 PoolIdPath = Path(min_length=1, max_length=64)
 CouponIdPath = Path(min_length=1, max_length=100)
-CustomerIdPath = Path(min_length=1, max_length=100)
 ISSUERS = frozenset({Role.SUPERVISOR, Role.SERVICE})
 
 

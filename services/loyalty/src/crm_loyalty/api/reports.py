@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from crm_shared.auth import SUPERVISOR, CurrentIdentity
-from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Request
 
-from crm_loyalty.repository import LoyaltyRepository
+from crm_loyalty.api.common import ReadUow, programme_store
 from crm_loyalty.schemas.accounts import LiabilityRead
 from crm_loyalty.usecases import reports
 
 router = APIRouter(prefix="/v1/loyalty/reports", tags=["loyalty"])
-ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
 
 
 @router.get("/liability", response_model=LiabilityRead)
@@ -20,4 +18,4 @@ async def get_liability(request: Request, uow: ReadUow, identity: CurrentIdentit
     value per currency, the rewards redeemed but not yet delivered, and the coupons outstanding with
     their face value. The same figures are exported as metrics (``crm_loyalty_liability_*``)."""
     identity.authorize(SUPERVISOR)
-    return LiabilityRead(**await reports.liability(uow, request.app.state.resources.store))
+    return LiabilityRead(**await reports.liability(uow, programme_store(request)))

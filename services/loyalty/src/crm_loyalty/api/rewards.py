@@ -13,10 +13,9 @@ from crm_shared.idempotency import IdempotencyKey
 from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
 from crm_shared.problems import Problem
 from crm_shared.tracing import current_traceparent
-from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from crm_loyalty.repository import LoyaltyRepository
+from crm_loyalty.api.common import CustomerIdPath, ReadUow, Uow, programme_store
 from crm_loyalty.schemas.rewards import (
     FulfilmentUpdate,
     RewardCreate,
@@ -27,21 +26,14 @@ from crm_loyalty.schemas.rewards import (
     RewardSpec,
 )
 from crm_loyalty.usecases import rewards
-from crm_loyalty.usecases.common import ProgrammeStore
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty rewards"])
 
-Uow = uow_dependency(LoyaltyRepository)
-ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
-CustomerIdPath = Path(min_length=1, max_length=100)
 RewardIdPath = Path(min_length=1, max_length=63)
 RedemptionIdPath = Path(min_length=1, max_length=100)
 STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 FULFILLERS = frozenset({Role.SUPERVISOR, Role.SERVICE})
 
-
-def _store(request: Request) -> ProgrammeStore:
-    return request.app.state.resources.store
 
 
 def _spec(body: RewardSpec) -> dict[str, Any]:
@@ -180,7 +172,7 @@ async def change_fulfilment(body: FulfilmentUpdate, request: Request, uow: Uow, 
     replay = await idempotency.begin(uow, request, identity, key)
     if replay is not None:
         return replay
-    changed = await rewards.change_fulfilment(uow, _store(request), rewards.FulfilmentChange(
+    changed = await rewards.change_fulfilment(uow, programme_store(request), rewards.FulfilmentChange(
         redemption_id=redemption_id, status=body.status, actor=identity.subject, note=body.note,
         traceparent=current_traceparent.get()))
     answer = _redemption(changed)

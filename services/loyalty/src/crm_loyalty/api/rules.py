@@ -7,17 +7,14 @@ from typing import Annotated
 
 from crm_shared.auth import ALL_ROLES, CurrentIdentity
 from crm_shared.problems import PROBLEM_RESPONSE as _PROBLEM
-from crm_shared.uow import uow_dependency
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from crm_loyalty.repository import LoyaltyRepository
+from crm_loyalty.api.common import CustomerIdPath, ReadUow
 from crm_loyalty.schemas.accounts import ReferralRead
 from crm_loyalty.usecases import rules
 
 router = APIRouter(prefix="/v1/loyalty", tags=["loyalty"])
 
-ReadUow = uow_dependency(LoyaltyRepository, read_only=True)
-CustomerIdPath = Path(min_length=1, max_length=100)
 
 
 @router.get("/accounts/{customer_id}/referrals", response_model=list[ReferralRead], responses={403: _PROBLEM})

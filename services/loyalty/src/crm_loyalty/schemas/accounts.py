@@ -159,11 +159,43 @@ class PointsValueRead(BaseModel):
     pending: Decimal
 
 
+class RewardsOwedEntry(BaseModel):
+    redemptions: int
+    units: int
+    points: int = Field(description="Points spent on them (net of any given back).")
+
+
+class RewardsOwedRead(BaseModel):
+    by_status: dict[str, RewardsOwedEntry] = Field(
+        description="Reward redemptions not yet delivered (requested, shipped): the shop owes the goods.")
+    cash_due: dict[str, Decimal] = Field(description="The cash part of points + cash rewards still to collect.")
+
+
+class CouponsKindRead(BaseModel):
+    discount_kind: Literal["percent", "amount", "free_shipping"]
+    currency: str | None
+    coupons: int
+    generic: int = Field(description="Generic codes among them (anyone may use them).")
+    uses_left: int = Field(description="Bounded uses left: each personal code's own, and each pool's global uses "
+                                       "left shared by its generic codes (counted once), capped by the pool's limit.")
+    unbounded_pools: int = Field(description="Pools whose generic codes have no global limit: unbounded uses.")
+    face_value: Decimal = Field(description="Amount coupons: the amount off times the bounded uses left "
+                                            "(0 for percent and free shipping: their value depends on the cart).")
+
+
+class CouponsOutstandingRead(BaseModel):
+    outstanding: int = Field(description="Coupons still usable now: active, within validity, with a use left.")
+    face_value: dict[str, Decimal] = Field(description="Per currency, of the fixed-amount coupons' uses left.")
+    by_kind: list[CouponsKindRead]
+
+
 class LiabilityRead(BaseModel):
     as_of: datetime
     points: PointsLiabilityRead
     points_value: dict[str, PointsValueRead] = Field(
         description="What the points are worth off orders, per currency, at the programme's redemption rate.")
+    rewards_owed: RewardsOwedRead
+    coupons: CouponsOutstandingRead
 
 
 # -- earning rules ---------------------------------------------------------------------------------

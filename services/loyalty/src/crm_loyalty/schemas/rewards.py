@@ -124,6 +124,9 @@ class RewardRedemptionRead(BaseModel):
     cash_currency: str | None
     fulfilment_status: FulfilmentStatus
     coupon_id: str | None = None
+    coupon_codes: list[str] = Field(default_factory=list, description=(
+        "The codes a digital reward issued (only in the answer to the redemption; the member reads them later "
+        "from GET /v1/loyalty/accounts/{customer_id}/coupons)."))
     created_at: datetime
     available_after: int | None = None
     history: list[FulfilmentEntryRead] | None = None

@@ -23,6 +23,7 @@ from crm_shared.errors import ConflictError, NotFoundError, PreconditionFailed, 
 from crm_loyalty.domain import rewards as rules
 from crm_loyalty.domain.ledger import InsufficientPoints
 from crm_loyalty.domain.reward_events import fulfilment_changed, reward_redeemed
+from crm_loyalty.usecases import coupons
 from crm_loyalty.usecases.commands import locked_member
 from crm_loyalty.usecases.common import ProgrammeStore, Uow, give_back_spent, now, save
 from crm_loyalty.usecases.customers import refuse_if_erased
@@ -125,6 +126,7 @@ class RewardRedemption:
     coupon_id: str | None
     created_at: datetime
     available_after: int
+    coupon_codes: tuple[str, ...] = ()  # the codes issued by a digital reward, for the redeeming member
 
 
 async def _units_redeemed(uow: Uow, customer_id: str, reward: rules.Reward, at: datetime) -> int:
@@ -186,13 +188,14 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
         "reason": reason, "actor": actor, "created_at": at, "reward_id": reward_id, "quantity": quantity,
         "cash_due": cash, "cash_currency": reward.cash_currency if cash is not None else None,
         "fulfilment_status": status}, taken)
-    coupon_id = None
+    coupon_id, codes = None, ()
     if reward.kind in rules.DIGITAL_KINDS:
-        # Coupon issuance goes here (after the account, the reward row and the redemption row, as
-        # the lock order wants): issue the coupon from taken_row["coupon_pool_id"] in
-        # this transaction, then uow.repo.set_reward_coupon(redemption_id, coupon_id). Until then
-        # the redemption is recorded as delivered with coupon_id null.
-        pass
+        # After the account, the reward row and the redemption row, as the lock order wants; a pool
+        # that cannot issue (inactive, ended) refuses the redemption: stock and points roll back.
+        issued = await coupons.issue_coupons(uow, pool_id=taken_row["coupon_pool_id"], customer_id=customer_id,
+                                             count=quantity, issued_by=f"reward:{redemption_id}", at=at)
+        coupon_id, codes = issued[0].coupon_id, tuple(c.code for c in issued)
+        await uow.repo.set_reward_coupon(redemption_id, coupon_id)
     await uow.publish([reward_redeemed(
         redemption_id=redemption_id, customer_id=customer_id, reward_id=reward_id, reward_name=reward.name,
         kind=reward.kind, quantity=quantity, points=points, cash_due=cash,
@@ -203,7 +206,8 @@ async def redeem_reward(uow: Uow, *, customer_id: str, reward_id: str, quantity:
     return RewardRedemption(redemption_id=redemption_id, customer_id=customer_id, reward_id=reward_id,
                             reward_name=reward.name, kind=reward.kind, quantity=quantity, points=points,
                             cash_due=cash, cash_currency=reward.cash_currency if cash is not None else None,
-                            fulfilment_status=status, coupon_id=coupon_id, created_at=at, available_after=available)
+                            fulfilment_status=status, coupon_id=coupon_id, coupon_codes=codes, created_at=at,
+                            available_after=available)
 
 
 # -- fulfilment ------------------------------------------------------------------------------------
