@@ -1,0 +1,1 @@
+"""CRM campaigns: audiences, the care calendar, triggered journeys, message delivery and measured lift."""
