@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := shared services/profile services/loyalty services/tickets services/churn services/gateway
+PACKAGES := shared services/profile services/loyalty services/tickets services/churn services/campaigns services/gateway
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
 .PHONY: install run test unit soak bench lint clean

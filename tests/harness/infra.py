@@ -332,7 +332,7 @@ def service_env(name: str, *, database: Database, broker: Broker, port: int, **e
 _NEVER_LOGGED = [
     ("AUTH_SECRET", re.compile(re.escape(TEST_AUTH_SECRET))),
     ("an IDENTITY_KEY", re.compile("|".join(identity_key(TEST_AUTH_SECRET, name)
-                                            for name in ("profile", "loyalty", "tickets", "churn")))),
+                                            for name in ("profile", "loyalty", "tickets", "churn", "campaigns")))),
     ("PII_KEY", re.compile(re.escape(TEST_PII_KEY))),
     ("JWT secret", re.compile(r"test-jwt-secret-of-the-identity-provider")),
     ("a bearer token", re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}")),

@@ -17,7 +17,7 @@ from crm_shared.bus import topics_of
 from sqlalchemy import MetaData
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("profile", "loyalty", "tickets", "churn", "gateway")
+SERVICES = ("profile", "loyalty", "tickets", "churn", "campaigns", "gateway")
 MAX_LINES = 400
 # Modules or packages: a layer may grow into a package (api/, schemas/, usecases/, repository/).
 REQUIRED = ("app.py", "api", "schemas", "models.py", "usecases", "repository", "handlers.py", "jobs.py",

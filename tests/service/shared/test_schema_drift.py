@@ -14,7 +14,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-SERVICES = ("profile", "loyalty", "tickets", "churn", "gateway")
+SERVICES = ("profile", "loyalty", "tickets", "churn", "campaigns", "gateway")
 
 
 @pytest.mark.parametrize("service", SERVICES)

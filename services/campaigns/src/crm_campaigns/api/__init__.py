@@ -1,0 +1,7 @@
+"""HTTP routes of the campaigns service, one module per resource; ``routers`` is what app.py mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+routers: list[APIRouter] = []
