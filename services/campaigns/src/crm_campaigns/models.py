@@ -122,6 +122,9 @@ contacts = Table(
     Column("created_at", TIME, nullable=False),
     Column("contacted_at", TIME),  # when the treatment was acted on, or the control was recorded
     Column("actions_done", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    # What the triggering event said (points expiring and when, the segment…): no PII.
+    Column("attributes", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("group_name IN ('treatment', 'control', 'holdout')", name="contacts_group"),
     CheckConstraint("state IN ('pending', 'done', 'skipped')", name="contacts_state"),
     Index("contacts_due", "due_at", postgresql_where=text("state = 'pending'")),

@@ -34,9 +34,12 @@ class CampaignsSettings(ServiceSettings):
     smtp_connections: Annotated[int, Field(ge=1, le=32)] = 2
     mail_from: str = "CRM <crm@shop.example>"
     mail_domain: str = "shop.example"   # the right-hand side of Message-IDs
+    shop_name: str = "Shop"             # the {{ shop_name }} of templates
 
     # SMS (and any provider) through a signed webhook; unset: the channel is unavailable.
     sms_webhook_url: str | None = None
+    # The "webhook" channel: the shop's own endpoint (an app's push service), signed the same way.
+    webhook_url: str | None = None
     webhook_secret: SecretStr = SecretStr(DEV_SECRET)
     # The secret providers sign delivery callbacks with (POST /v1/public/delivery-status).
     callback_secret: SecretStr = SecretStr(DEV_SECRET)

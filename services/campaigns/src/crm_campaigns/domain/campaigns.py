@@ -8,7 +8,9 @@ contacts are all handled. Pure rules, no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 KINDS = ("one_shot", "recurring", "triggered")
 STATUSES = ("draft", "awaiting_approval", "active", "paused", "completed")
@@ -85,3 +87,18 @@ TRANSITIONS = {
 def check_transition(action: str, status: str) -> None:
     if status not in TRANSITIONS[action]:
         raise CampaignRuleError(f"a campaign that is {status} cannot be {action}d")
+
+
+def local_clock(now_utc: datetime, time_zone: str | None, default_zone: str) -> datetime:
+    """The customer's wall clock (an unknown or missing zone: the shop's default)."""
+    try:
+        zone = ZoneInfo(time_zone or default_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(default_zone)
+    return now_utc.astimezone(zone)
+
+
+def send_time_reached(local_now: datetime, send_local_time: str | None) -> bool:
+    """Whether a recurring campaign's local sending time ("09:00") has come on this local day."""
+    hours, minutes = (int(p) for p in (send_local_time or "09:00").split(":"))
+    return (local_now.hour, local_now.minute) >= (hours, minutes)

@@ -29,9 +29,10 @@ _OCCURRENCE = text("""
 _ADVANCE = text("""UPDATE occurrences SET cursor = :cursor, complete = :complete, contacts = contacts + :added
                    WHERE campaign_id = :campaign_id AND occurrence_key = :key""")
 _ADD_CONTACTS = text("""
-    INSERT INTO contacts (campaign_id, occurrence_key, customer_id, group_name, due_at, created_at)
+    INSERT INTO contacts (campaign_id, occurrence_key, customer_id, group_name, due_at, created_at, attributes)
     SELECT * FROM unnest(CAST(:campaign_ids AS text[]), CAST(:keys AS text[]), CAST(:customer_ids AS text[]),
-                         CAST(:groups AS text[]), CAST(:due AS timestamptz[]), CAST(:created AS timestamptz[]))
+                         CAST(:groups AS text[]), CAST(:due AS timestamptz[]), CAST(:created AS timestamptz[]),
+                         CAST(:attributes AS jsonb[]))
     ON CONFLICT DO NOTHING RETURNING 1
 """)
 _COMPLETE_ONE_SHOTS = text("""
@@ -49,12 +50,14 @@ _CLAIM_DUE = text("""
             AND campaigns.status = 'active'
           ORDER BY k.due_at LIMIT :limit FOR UPDATE OF k SKIP LOCKED) due
     WHERE (c.campaign_id, c.occurrence_key, c.customer_id) = (due.campaign_id, due.occurrence_key, due.customer_id)
-    RETURNING c.campaign_id, c.occurrence_key, c.customer_id, c.group_name, c.due_at, c.created_at, c.actions_done
+    RETURNING c.campaign_id, c.occurrence_key, c.customer_id, c.group_name, c.due_at, c.created_at, c.actions_done,
+              c.attributes, c.attempts
 """)
 _KEY = "campaign_id = :campaign_id AND occurrence_key = :occurrence_key AND customer_id = :customer_id"
 _FINISH = text(f"""UPDATE contacts SET state = :state, skip_reason = :reason, contacted_at = :at, lease_until = NULL
                    WHERE {_KEY} AND state = 'pending'""")
-_DEFER = text(f"UPDATE contacts SET due_at = :due_at, lease_until = NULL WHERE {_KEY} AND state = 'pending'")
+_DEFER = text(f"""UPDATE contacts SET due_at = :due_at, lease_until = NULL, attempts = attempts + :failed
+                  WHERE {_KEY} AND state = 'pending'""")
 _ACTION_DONE = text(f"""UPDATE contacts SET actions_done = actions_done || CAST(:done AS jsonb) WHERE {_KEY}""")
 _ACTION_RESULT = text("""
     INSERT INTO action_results (campaign_id, occurrence_key, customer_id, kind, reference, points, at)
@@ -104,7 +107,8 @@ class PlanningSql(Sql):
         result = await self.conn.execute(_ADD_CONTACTS, {
             "campaign_ids": [r["campaign_id"] for r in rows], "keys": [r["occurrence_key"] for r in rows],
             "customer_ids": [r["customer_id"] for r in rows], "groups": [r["group_name"] for r in rows],
-            "due": [r["due_at"] for r in rows], "created": [r["created_at"] for r in rows]})
+            "due": [r["due_at"] for r in rows], "created": [r["created_at"] for r in rows],
+            "attributes": [orjson.dumps(r.get("attributes") or {}).decode() for r in rows]})
         return len(result.all())
 
     async def complete_one_shots(self, at: datetime) -> list[str]:
@@ -112,19 +116,23 @@ class PlanningSql(Sql):
 
     async def claim_due_contacts(self, now: datetime, lease_until: datetime, limit: int) -> list[dict[str, Any]]:
         rows = await self.conn.execute(_CLAIM_DUE, {"now": now, "lease_until": lease_until, "limit": limit})
-        return [{**r._mapping, "actions_done": _json(r.actions_done)} for r in rows]
+        return [{**r._mapping, "actions_done": _json(r.actions_done), "attributes": _json(r.attributes)} for r in rows]
 
     async def finish_contact(self, key: Mapping[str, str], *, state: str, reason: str | None, at: datetime) -> None:
         await self.conn.execute(_FINISH, {**key, "state": state, "reason": reason, "at": at})
 
-    async def defer_contact(self, key: Mapping[str, str], due_at: datetime) -> None:
-        await self.conn.execute(_DEFER, {**key, "due_at": due_at})
+    async def defer_contact(self, key: Mapping[str, str], due_at: datetime, *, failed: bool = False) -> None:
+        """Due again at ``due_at`` (quiet hours; or, ``failed``, a retry after a passing failure)."""
+        await self.conn.execute(_DEFER, {**key, "due_at": due_at, "failed": int(failed)})
 
     async def record_action(self, key: Mapping[str, str], kind: str, *, reference: str | None, points: int | None,
                             at: datetime) -> None:
         await self.conn.execute(_ACTION_RESULT, {**key, "kind": kind, "reference": reference, "points": points,
                                                  "at": at})
         await self.conn.execute(_ACTION_DONE, {**key, "done": orjson.dumps({kind: reference or True}).decode()})
+
+    async def mark_action(self, key: Mapping[str, str], kind: str, outcome: str) -> None:
+        await self.conn.execute(_ACTION_DONE, {**key, "done": orjson.dumps({kind: outcome}).decode()})
 
     async def contacted_since(self, campaign_id: str, customer_id: str, since: datetime) -> bool:
         return (await self.conn.execute(_CONTACTED_SINCE, {"campaign_id": campaign_id, "customer_id": customer_id,

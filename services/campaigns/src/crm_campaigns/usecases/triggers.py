@@ -49,6 +49,7 @@ async def fire(uow: Uow, trigger: str, hits: Sequence[Hit], *, holdout_share: fl
             rows.append({
                 "campaign_id": campaign["campaign_id"], "occurrence_key": f"event:{hit.event_id}",
                 "customer_id": hit.customer_id, "due_at": hit.at + wait, "created_at": hit.at,
+                "attributes": hit.attributes,
                 "group_name": assign_group(campaign["campaign_id"], hit.customer_id,
                                            float(rules.get("control_share", 0.0)), holdout_share)})
     return await uow.repo.add_contacts(rows)

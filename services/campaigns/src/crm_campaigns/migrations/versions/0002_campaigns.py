@@ -109,6 +109,8 @@ def upgrade() -> None:
             created_at      timestamptz NOT NULL,
             contacted_at    timestamptz,
             actions_done    jsonb NOT NULL DEFAULT '{}'::jsonb,
+            attributes      jsonb NOT NULL DEFAULT '{}'::jsonb,
+            attempts        integer NOT NULL DEFAULT 0,
             PRIMARY KEY (campaign_id, occurrence_key, customer_id)
         )""")
     op.execute("CREATE INDEX contacts_due ON contacts (due_at) WHERE state = 'pending'")
