@@ -55,6 +55,9 @@ class CampaignsSettings(ServiceSettings):
     delivery_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
     # A claimed message whose worker died is taken again after this long.
     delivery_lease_s: Annotated[float, Field(gt=0)] = 60.0
+    # At most this many contacts handled per second by this process (a provider's rate limit);
+    # unset: as fast as the channels take them.
+    delivery_rate_per_s: Annotated[float, Field(gt=0)] | None = None
     worker_interval_s: Annotated[float, Field(gt=0)] = 0.5
     planner_interval_s: Annotated[float, Field(gt=0)] = 5.0
     planner_chunk: Annotated[int, Field(ge=100, le=50_000)] = 5000

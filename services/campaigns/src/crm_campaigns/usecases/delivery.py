@@ -27,6 +27,27 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 
+class _Pacer:
+    """Spaces the contacts this process starts by 1/rate seconds (a provider's rate limit)."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self, rate: float | None) -> None:
+        if rate is None:
+            return
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            delay = self._next - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = max(self._next, loop.time()) + 1 / rate
+
+
+_PACER = _Pacer()
+
+
 def contact_key(contact: dict[str, Any]) -> dict[str, str]:
     return {k: contact[k] for k in ("campaign_id", "occurrence_key", "customer_id")}
 
@@ -44,6 +65,7 @@ async def deliver_due(res: CampaignsResources, now: datetime | None = None) -> i
 
     async def one(contact: dict[str, Any]) -> None:
         async with gate:
+            await _PACER.wait(settings.delivery_rate_per_s)
             try:
                 await handle_contact(res, campaigns[contact["campaign_id"]], contact)
             except Exception:  # one contact's surprise must not stop the batch; its lease runs out
