@@ -10,6 +10,7 @@ import asyncio
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +18,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from crm_campaigns.devmail import read_messages
-from crm_shared.devstack import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The campaigns package may not be installed in the venv yet; its source is importable either way.
 _CAMPAIGNS_SRC = REPO_ROOT / "services" / "campaigns" / "src"
+
+
+def free_port() -> int:
+    # crm_shared.devstack has one too, but importing it costs the receiver process a second and a half.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def child_env() -> dict[str, str]:
