@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +65,14 @@ class MailFolderHandler:
 
 def read_messages(folder: Path) -> list[EmailMessage]:
     """The messages in ``folder`` in the order they were received."""
-    parser = BytesParser(policy=email.policy.default)
     messages = []
     for path in sorted(folder.glob("*.eml"), key=lambda p: int(p.name.split("-", 1)[0])):
-        message = parser.parsebytes(path.read_bytes())
+        raw = path.read_bytes()
+        try:
+            # SMTPUTF8 messages carry UTF-8 headers, which the bytes parser would leave as escapes.
+            message = Parser(policy=email.policy.default).parsestr(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            message = BytesParser(policy=email.policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
         messages.append(message)
     return messages
