@@ -17,8 +17,6 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from crm_campaigns.devmail import read_messages
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The campaigns package may not be installed in the venv yet; its source is importable either way.
 _CAMPAIGNS_SRC = REPO_ROOT / "services" / "campaigns" / "src"
@@ -36,11 +34,19 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def spawn_until_listening(argv: list[str], log_path: Path, *, timeout_s: float = 20.0) -> subprocess.Popen:
-    """Start ``python argv…`` and return once it printed its "listening" line (stderr goes to ``log_path``)."""
+def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
+    """Start ``python argv…`` at once (stderr to ``log_path``); ``wait_listening`` then waits for it."""
     with log_path.open("ab") as log:
-        process = subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, env=child_env(),
-                                   stdout=subprocess.PIPE, stderr=log)
+        return subprocess.Popen([sys.executable, *argv], cwd=REPO_ROOT, env=child_env(),
+                                stdout=subprocess.PIPE, stderr=log)
+
+
+def spawn_until_listening(argv: list[str], log_path: Path, *, timeout_s: float = 20.0) -> subprocess.Popen:
+    """Start ``python argv…`` and return once it printed its "listening" line."""
+    return wait_listening(spawn(argv, log_path), log_path, timeout_s=timeout_s)
+
+
+def wait_listening(process: subprocess.Popen, log_path: Path, *, timeout_s: float = 20.0) -> subprocess.Popen:
     assert process.stdout is not None
     deadline = time.monotonic() + timeout_s
     with selectors.DefaultSelector() as selector:
@@ -51,7 +57,7 @@ def spawn_until_listening(argv: list[str], log_path: Path, *, timeout_s: float =
             if process.poll() is not None:
                 break
     stop_process(process)
-    raise RuntimeError(f"{argv} did not start listening (see {log_path}):\n{log_path.read_text()[-2000:]}")
+    raise RuntimeError(f"{process.args} did not start listening:\n{log_path.read_text()[-2000:]}")
 
 
 def stop_process(process: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
@@ -95,6 +101,9 @@ class MailSink:
         self.stop()
 
     def messages(self) -> list[EmailMessage]:
+        # Imported here: the webhook receiver's process uses this module's process helpers only.
+        from crm_campaigns.devmail import read_messages
+
         return read_messages(self.folder) if self.folder.is_dir() else []
 
     async def wait_for(self, count: int, timeout_s: float = 10.0) -> list[EmailMessage]:

@@ -27,7 +27,7 @@ import httpx
 import orjson
 from aiohttp import web
 
-from tests.harness.mail import free_port, spawn_until_listening, stop_process
+from tests.harness.mail import free_port, spawn, stop_process, wait_listening
 
 TOLERANCE_S = 300
 
@@ -131,9 +131,18 @@ class WebhookReceiver:
         return f"{self.base_url}/hooks/campaigns"
 
     def start(self) -> WebhookReceiver:
-        self.process = spawn_until_listening(
-            ["-m", "tests.harness.webhook_receiver", "--port", str(self.port), "--secret", self.secret,
-             "--fail-first", str(self.fail_first), "--out", str(self.out)], self.log_path)
+        return self.launch().wait_listening()
+
+    def launch(self) -> WebhookReceiver:
+        """Start the process and return at once (several launched together start in parallel)."""
+        self.process = spawn(["-m", "tests.harness.webhook_receiver", "--port", str(self.port), "--secret",
+                              self.secret, "--fail-first", str(self.fail_first), "--out", str(self.out)],
+                             self.log_path)
+        return self
+
+    def wait_listening(self) -> WebhookReceiver:
+        assert self.process is not None, "launch() first"
+        wait_listening(self.process, self.log_path)
         return self
 
     def stop(self) -> None:

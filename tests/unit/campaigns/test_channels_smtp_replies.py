@@ -114,3 +114,13 @@ async def test_an_international_address_goes_by_smtputf8(tmp_path):
         controller.stop()
     assert outcome.status == "sent"
     assert read_messages(tmp_path)[0]["To"].addresses[0].addr_spec == "josé@exämple.org"
+
+
+def test_credentials_are_not_sent_where_starttls_could_be_stripped():
+    with pytest.raises(ValueError, match="start_tls"):
+        SmtpSettings(host="smtp.example.org", username="relay", password="x")
+    SmtpSettings(host="smtp.example.org", username="relay", password="x", start_tls=True)
+    SmtpSettings(host="smtp.example.org", username="relay", password="x", use_tls=True, port=465)
+    SmtpSettings(host="127.0.0.1", username="relay", password="x")  # a local relay or sink
+    with pytest.raises(ValueError, match="exclusive"):
+        SmtpSettings(use_tls=True, start_tls=True)

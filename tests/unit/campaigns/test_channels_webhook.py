@@ -19,15 +19,27 @@ PAYLOAD = {"campaign_id": "c-1", "customer_id": "cust-1", "coupon": "WELCOME-42"
 
 
 @pytest.fixture(scope="module")
-def receiver(tmp_path_factory):
-    with WebhookReceiver(tmp_path_factory.mktemp("hooks"), secret=SECRET) as running:
-        yield running
+def receivers(tmp_path_factory):
+    """A well-behaved receiver and one failing the first three attempts, started side by side."""
+    both = (WebhookReceiver(tmp_path_factory.mktemp("hooks"), secret=SECRET),
+            WebhookReceiver(tmp_path_factory.mktemp("failing"), secret=SECRET, fail_first=3))
+    try:
+        for receiver in both:
+            receiver.launch()
+        yield tuple(receiver.wait_listening() for receiver in both)
+    finally:
+        for receiver in both:
+            receiver.stop()
 
 
-@pytest.fixture(scope="module")
-def failing_receiver(tmp_path_factory):
-    with WebhookReceiver(tmp_path_factory.mktemp("failing"), secret=SECRET, fail_first=3) as running:
-        yield running
+@pytest.fixture
+def receiver(receivers):
+    return receivers[0]
+
+
+@pytest.fixture
+def failing_receiver(receivers):
+    return receivers[1]
 
 
 async def test_a_signed_message_is_accepted_once(receiver):

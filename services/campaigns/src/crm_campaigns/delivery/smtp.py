@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import email.utils
+import ipaddress
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ class SmtpSettings(BaseModel):
             raise ValueError("SMTP use_tls (implicit TLS) and start_tls are exclusive")
         if (self.username is None) != (self.password is None):
             raise ValueError("SMTP username and password go together")
+        # Opportunistic STARTTLS can be stripped by anyone on the path, who then reads the password.
+        if self.username is not None and not (self.use_tls or self.start_tls) and not _is_loopback(self.host):
+            raise ValueError("SMTP credentials need use_tls or start_tls=True unless the relay is on this host")
         return self
 
     @property
@@ -123,6 +127,13 @@ def build_email(*, message_id: str, to: str, from_: str, subject: str, text: str
     return message
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _single_address(to: str) -> str:
     pairs = email.utils.getaddresses([to])
     if len(pairs) != 1 or "@" not in pairs[0][1] or any(c in to for c in "\r\n"):
@@ -135,7 +146,7 @@ def _scrub(text: str) -> str:
 
 
 def _reply_outcome(code: int, message: str, *, committed: bool, stage: str) -> SmtpOutcome:
-    status: SmtpStatus = "sent" if code == 250 else "bounced" if 500 <= code < 600 else "retry"
+    status: SmtpStatus = "sent" if 200 <= code < 300 else "bounced" if 500 <= code < 600 else "retry"
     return SmtpOutcome(status, code, _scrub(f"{stage}: {message}"), committed)
 
 
