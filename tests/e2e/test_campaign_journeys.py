@@ -94,10 +94,10 @@ async def test_a_churn_warning_issues_one_coupon_and_one_email_and_the_lift_coun
 
 async def test_an_sms_webhook_that_fails_three_times_then_succeeds_gets_the_message_once(
         make_database, start_service, broker, mail, tmp_path):
-    receiver = WebhookReceiver(secret=WEBHOOK_SECRET, fail_first=3, out=tmp_path / "sms.jsonl").start()
+    receiver = WebhookReceiver(tmp_path / "sms", secret=WEBHOOK_SECRET, fail_first=3).start()
     try:
         stack = start_campaigns_stack(make_database, start_service, smtp_port=mail.port,
-                                      sms_webhook_url=f"{receiver.url}/sms")
+                                      sms_webhook_url=receiver.url)
         customer = f"c-sms-{uuid.uuid4().hex[:6]}"
         await broker.publish(TOPIC_CUSTOMERS, [registration(customer, email=f"{customer}@example.com",
                                                             consent_sms=True)])
@@ -112,9 +112,9 @@ async def test_an_sms_webhook_that_fails_three_times_then_succeeds_gets_the_mess
         await stack.post(f"/v1/campaigns/{campaign['campaign_id']}/activate", {}, expect=200)
         await stack.settled(campaign["campaign_id"], timeout_s=60)
 
-        received = receiver.received()
-        assert len(received) == 1 and received[0]["text"] == "Hi Test Customer, 20% off today"
-        attempts = receiver.attempts()
+        received = await receiver.received()
+        assert len(received) == 1 and received[0]["payload"]["text"] == "Hi Test Customer, 20% off today"
+        attempts = await receiver.attempts()
         assert list(attempts.values()) == [4], "three refusals, then the one that was accepted"
         status = await stack.db.fetchval("SELECT status FROM messages WHERE campaign_id = $1",
                                          campaign["campaign_id"])

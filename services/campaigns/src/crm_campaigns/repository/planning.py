@@ -58,6 +58,8 @@ _FINISH = text(f"""UPDATE contacts SET state = :state, skip_reason = :reason, co
                    WHERE {_KEY} AND state = 'pending'""")
 _DEFER = text(f"""UPDATE contacts SET due_at = :due_at, lease_until = NULL, attempts = attempts + :failed
                   WHERE {_KEY} AND state = 'pending'""")
+_REOPEN = text(f"""UPDATE contacts SET state = 'pending', contacted_at = NULL, lease_until = NULL
+                   WHERE {_KEY} AND state = 'done'""")
 _ACTION_DONE = text(f"""UPDATE contacts SET actions_done = actions_done || CAST(:done AS jsonb) WHERE {_KEY}""")
 _ACTION_RESULT = text("""
     INSERT INTO action_results (campaign_id, occurrence_key, customer_id, kind, reference, points, at)
@@ -130,6 +132,9 @@ class PlanningSql(Sql):
         await self.conn.execute(_ACTION_RESULT, {**key, "kind": kind, "reference": reference, "points": points,
                                                  "at": at})
         await self.conn.execute(_ACTION_DONE, {**key, "done": orjson.dumps({kind: reference or True}).decode()})
+
+    async def reopen_contact(self, key: Mapping[str, str]) -> None:
+        await self.conn.execute(_REOPEN, dict(key))
 
     async def mark_action(self, key: Mapping[str, str], kind: str, outcome: str) -> None:
         await self.conn.execute(_ACTION_DONE, {**key, "done": orjson.dumps({kind: outcome}).decode()})

@@ -82,7 +82,7 @@ async def send(res: CampaignsResources, campaign: dict[str, Any], contact: dict[
             await uow.commit()
 
     if channel == "email":
-        email = build_email(message_id=message_id, to=address.email, from_=settings.mail_from,
+        email = build_email(message_id=message_id, to=address.email, from_=res.channels.mail_from,
                             subject=rendered.subject, text=rendered.text, html=rendered.html,
                             unsubscribe_url=variables["unsubscribe_url"], domain=settings.mail_domain)
         outcome = await res.channels.smtp.send(email, commit_sent=commit_sent)
@@ -111,6 +111,12 @@ async def send(res: CampaignsResources, campaign: dict[str, Any], contact: dict[
     if outcome.status == "sent":
         _observe_trigger_latency(res, contact)
         return "done"
+    if getattr(outcome, "committed", False) and outcome.status == "retry":
+        # Recorded as sent, then the server hung up before taking the dot: it discarded the
+        # message, so the contact is due again.
+        async with res.units() as uow:
+            await uow.repo.reopen_contact({k: contact[k] for k in ("campaign_id", "occurrence_key", "customer_id")})
+            await uow.commit()
     if outcome.status == "bounced":
         async with res.units() as uow:
             await _record(uow, message_id, contact, channel, "bounced", digest=digest, error=outcome.reason)
