@@ -68,6 +68,10 @@ async def test_a_new_member_s_tier_reaches_the_profile_and_a_corrected_birthday_
     assert (corrections[0].data["customer_id"], corrections[0].data["month"], corrections[0].data["day"]) == \
         (customer, 7, 15)
     async with loyalty.client(Identity(subject="sup-1", role=Role.SUPERVISOR)) as http:
+        # The birthday job grants the tier's bonus (the greeting is the campaigns service's since issue 20).
+        programme = (await http.get("/v1/loyalty/programme")).json()["config"]
+        programme["tiers"]["levels"][0]["birthday_bonus"] = 100
+        assert (await http.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
         march = await http.post("/v1/loyalty/jobs/birthdays", params={"as_of": "2027-03-10T00:00:00+00:00"})
         july = await http.post("/v1/loyalty/jobs/birthdays", params={"as_of": "2027-07-10T00:00:00+00:00"})
     assert (march.json()["members"], july.json()["members"]) == (0, 1)

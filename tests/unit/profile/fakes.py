@@ -10,9 +10,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from crm_profile.domain.changes import fold_changes
+from crm_profile.domain.changes import consent_changes, fold_changes
 from crm_profile.domain.pii import PiiVault
-from crm_profile.domain.records import CustomerStats, GroupMember, IdentityChange, MergeCandidate, MergeInForce
+from crm_profile.domain.records import (
+    CustomerStats,
+    GroupMember,
+    IdentityChange,
+    IdentityWrite,
+    MergeCandidate,
+    MergeInForce,
+)
 
 _PII = ("email", "phone", "name", "address", "birthday", "gender", "city")
 
@@ -20,7 +27,7 @@ _PII = ("email", "phone", "name", "address", "birthday", "gender", "city")
 def _new(customer_id: str) -> dict[str, Any]:
     return {"customer_id": customer_id, "email_bidx": None, "phone_bidx": None, "erased_at": None,
             "merged_into": None, "order_count": 0, "refunded_order_count": 0, "first_order_at": None,
-            "last_order_at": None, "tags": [], **dict.fromkeys(_PII)}
+            "last_order_at": None, "tags": [], "consents": {"email": None, "sms": None}, **dict.fromkeys(_PII)}
 
 
 class InMemoryProfileRepository:
@@ -32,9 +39,12 @@ class InMemoryProfileRepository:
         self.privacy_requests: list[dict[str, Any]] = []
         self.segments: dict[str, dict[str, Any]] = {}
         self.refreshed: list[tuple[list[str] | None, str | None]] = []
+        self.consent_history: list[Any] = []
 
     # customers and identity
-    async def write_identities(self, vault: PiiVault, changes: list[IdentityChange]) -> list[CustomerStats]:
+    async def write_identities(self, vault: PiiVault, changes: list[IdentityChange]) -> IdentityWrite:
+        current = {c: dict(row["consents"]) for c, row in self.customers.items()}
+        recorded, _ = consent_changes(current, changes)
         for change in fold_changes(changes).values():
             row = self.customers.setdefault(change.customer_id, _new(change.customer_id))
             if row["erased_at"] is None:
@@ -46,7 +56,12 @@ class InMemoryProfileRepository:
                         row[f"{name}_bidx"] = vault.index(name, getattr(change, name))
             if change.tags is not None:
                 row["tags"] = list(change.tags)
-        return await self.statistics_of(sorted({c.customer_id for c in changes}))
+            row["consents"] = current[change.customer_id]
+        self.consent_history.extend(recorded)
+        return IdentityWrite(await self.statistics_of(sorted({c.customer_id for c in changes})), recorded)
+
+    async def live_customers_among(self, customer_ids: list[str]) -> set[str]:
+        return {c for c in customer_ids if c in self.customers and self.customers[c]["erased_at"] is None}
 
     async def statistics_of(self, customer_ids: list[str]) -> list[CustomerStats]:
         return [CustomerStats(c, self.customers[c]["order_count"], self.customers[c]["first_order_at"],
@@ -146,12 +161,16 @@ class InMemoryProfileRepository:
                     frontier.append(c)
         return [GroupMember(c, self.customers[c]["erased_at"], self.customers[c]["merged_into"]) for c in sorted(group)]
 
-    async def erase_profiles(self, customer_ids: list[str], at: datetime) -> None:
+    async def erase_profiles(self, customer_ids: list[str], at: datetime) -> list[tuple[str, str]]:
+        withdrawn = sorted((c, channel) for c in customer_ids
+                           for channel, granted in self.customers[c]["consents"].items() if granted is not False)
         for c in customer_ids:
             row = self.customers[c]
+            row["consents"] = {"email": False, "sms": False}
             row.update({**dict.fromkeys(_PII), "email_bidx": None, "phone_bidx": None, "tags": [],
                         "erased_at": row["erased_at"] or at})
         self.notes = [n for n in self.notes if n["customer_id"] not in customer_ids]
+        return withdrawn
 
     async def record_privacy_request(self, **request: Any) -> None:
         self.privacy_requests.append(request)

@@ -29,6 +29,19 @@ async def published_types(uow) -> list[str]:
     return [row.event_type for row in await uow.connection.execute(text("SELECT event_type FROM outbox ORDER BY id"))]
 
 
+async def published_consents(uow) -> list[tuple[str, str, bool, str]]:
+    """(customer, channel, granted, source) of every crm.profile.consent.changed written, in order."""
+    if hasattr(uow, "pending"):
+        data = [e.data for e in [*uow.published, *uow.pending] if e.type == "crm.profile.consent.changed"]
+    else:
+        import orjson
+        from sqlalchemy import text
+
+        data = [orjson.loads(row.value) for row in await uow.connection.execute(text(
+            "SELECT value FROM outbox WHERE event_type = 'crm.profile.consent.changed' ORDER BY id"))]
+    return [(d["customer_id"], d["channel"], d["granted"], d["source"]) for d in data]
+
+
 async def seed(uow, *people: tuple[str, str | None]) -> None:
     """Customers registered by the shop: (customer id, e-mail)."""
     at = datetime(2026, 1, 5, tzinfo=UTC)
@@ -114,6 +127,29 @@ async def scenario_agents_edit_and_note_until_erased(uow) -> None:
         assert refused.value.code == "customer-erased"
 
 
+async def scenario_every_consent_change_is_announced_once(uow) -> None:
+    at = datetime(2026, 2, 1, tzinfo=UTC)
+    await identity.record_identities(uow, VAULT, [
+        IdentityChange(customer_id="c-1", changed_at=at, source="shop", consents={"email": True, "sms": False},
+                       consent_reason="registration"),
+        IdentityChange(customer_id="c-1", changed_at=at, source="shop", consents={"email": True}),  # no change
+        IdentityChange(customer_id="c-2", changed_at=at, source="shop", consents={"sms": True})],
+        currency=CURRENCY, traceparents={})
+    assert await published_consents(uow) == [("c-1", "email", True, "registration"),
+                                             ("c-1", "sms", False, "registration"), ("c-2", "sms", True, "update")]
+    await identity.update_profile(uow, VAULT, customer_id="c-1", actor="agent-1", currency=CURRENCY,
+                                  consents={"email": True, "sms": True})  # only sms changes
+    assert (await published_consents(uow))[3:] == [("c-1", "sms", True, "agent")]
+    changed = await identity.withdraw_consents(uow, VAULT, [("c-1", "email", at), ("c-1", "email", at),
+                                                            ("c-9", "email", at)], traceparents={})
+    assert changed == 1  # the second is no change, c-9 is unknown (and no profile is created for it)
+    assert not await uow.repo.customer_exists("c-9")
+    assert (await published_consents(uow))[4:] == [("c-1", "email", False, "unsubscribe")]
+    await privacy.erase_profile(uow, "c-1", actor="sup-1", role="supervisor", reason="asked", currency=CURRENCY)
+    assert (await published_consents(uow))[5:] == [("c-1", "sms", False, "erasure")]  # e-mail was withdrawn
+    assert await identity.withdraw_consents(uow, VAULT, [("c-1", "sms", at)], traceparents={}) == 0  # erased
+
+
 async def scenario_segment_definitions(uow) -> None:
     with pytest.raises(RuleViolation, match="reserved") as refused:
         await segment_definitions.create_segment(uow, segment_id="rfm-mine", name="x", description=None, rule=RULE,
@@ -142,4 +178,4 @@ async def scenario_segment_definitions(uow) -> None:
 
 SCENARIOS = [scenario_merge_and_unmerge, scenario_merge_refusals,
              scenario_erasure_covers_the_merged_and_refuses_a_duplicate, scenario_agents_edit_and_note_until_erased,
-             scenario_segment_definitions]
+             scenario_segment_definitions, scenario_every_consent_change_is_announced_once]

@@ -58,7 +58,7 @@ def test_an_erasure_names_the_survivor_of_a_duplicate_and_refuses_cycles_and_hug
 
 def test_what_a_late_event_about_an_erased_customer_loses():
     assert set(SCRUB["commerce.customer.updated"]) == {"email", "phone", "name", "birthday", "gender", "city",
-                                                       "consents"}
+                                                       "consents", "locale", "time_zone"}
     assert SCRUB["commerce.interaction.recorded"] == {"attributes": {}}
     assert SCRUB["crm.loyalty.points.adjusted"] == {"reason": None}
     assert "commerce.order.paid" not in SCRUB

@@ -296,3 +296,17 @@ member_fingerprints = Table(
     Column("customer_id", Text, primary_key=True),
     Column("kind", Text, primary_key=True),
     Column("digest", sa.LargeBinary, primary_key=True))
+
+# -- bonuses by reference (migration 0010) ---------------------------------------------------------
+# A campaign's bonus points, once per member and reference, and the answer to a repeated request.
+
+bonus_grants = Table(
+    "bonus_grants", metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("reference", Text, primary_key=True),
+    Column("entry_id", BigInteger, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("available_after", BigInteger, nullable=False),
+    Column("debt_after", BigInteger, nullable=False),
+    Column("granted_by", Text, nullable=False),
+    Column("granted_at", DateTime(True), nullable=False))

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_shared.bus import Inbound, ServiceHandler, topics_of
+from crm_shared.events.campaigns import CampaignUnsubscribedData
 from crm_shared.events.catalogue import (
     ChurnRiskChangedData,
     CsatSubmittedData,
@@ -37,6 +38,7 @@ from crm_profile.usecases import activity, identity
 
 Uow = UnitOfWork[ProfileRepository]
 CANCELLED = "commerce.order.cancelled"
+REGISTERED = "commerce.customer.registered"
 
 
 def _traceparents(events: list[Inbound[Any]]) -> dict[str, str | None]:
@@ -53,7 +55,8 @@ def identity_change(inbound: Inbound[CustomerData], phone_region: str) -> Identi
         customer_id=data.customer_id, changed_at=event.time or data.registered_at or datetime.now(UTC),
         source=event.source, email=normalise_email(data.email), phone=normalise_phone(data.phone, phone_region),
         name=data.name, birthday=data.birthday, gender=data.gender, city=data.city,
-        registered_at=data.registered_at, consents=consents)
+        registered_at=data.registered_at, consents=consents, locale=data.locale, time_zone=data.time_zone,
+        consent_reason="registration" if event.type == REGISTERED else "update")
 
 
 def _order(inbound: Inbound[OrderData]) -> OrderFact:
@@ -74,6 +77,13 @@ async def on_customer_registered_or_updated(resources, uow: Uow, events: list[In
     await identity.record_identities(uow, resources.vault,
                                      [identity_change(e, resources.phone_default_region) for e in events],
                                      currency=resources.rfm_currency, traceparents=_traceparents(events))
+
+
+async def on_unsubscribed(resources, uow: Uow, events: list[Inbound[CampaignUnsubscribedData]]) -> None:
+    """A customer followed a campaign message's unsubscribe link: that channel's consent is withdrawn."""
+    await identity.withdraw_consents(uow, resources.vault,
+                                     [(e.data.customer_id, e.data.channel, e.data.at) for e in events],
+                                     traceparents=_traceparents(events))
 
 
 async def on_order_placed(resources, uow: Uow, events: list[Inbound[OrderData]]) -> None:
@@ -189,6 +199,7 @@ _TABLE: dict[str, ServiceHandler] = {
     "commerce.interaction.recorded": on_interaction_recorded,
     "crm.loyalty.tier.changed": on_tier_changed,
     "crm.churn.risk.changed": on_churn_risk_changed,
+    "crm.campaigns.unsubscribed": on_unsubscribed,
     **{f"crm.loyalty.points.{verb}": on_points_moved
        for verb in ("earned", "redeemed", "reversed", "expired", "adjusted")},
     **{f"crm.tickets.{name}": on_ticket_event

@@ -53,6 +53,7 @@ customers = Table(
     Column("rfm_segment", Text), Column("rfm_scored_at", DateTime(timezone=True)),
     Column("tier", Text), Column("churn_level", Text),
     Column("merged_into", Text),
+    Column("locale", Text), Column("time_zone", Text),
 )
 for column in ("email_bidx", "phone_bidx", "rfm_segment"):
     Index(f"customers_{column}", customers.c[column], postgresql_where=customers.c[column].is_not(None))

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
+from crm_shared.events.fields import Locale, TimeZoneName
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
@@ -87,6 +88,9 @@ class ProfileRead(BaseModel):
     gender: str | None = None
     city: str | None = None
     registered_at: datetime | None = None
+    locale: str | None = Field(default=None, description="The language to write to the customer in (BCP 47, "
+                                                         "\"zh-CN\"), from the shop's customer events.")
+    time_zone: str | None = Field(default=None, description="The customer's IANA time zone (\"Asia/Shanghai\").")
     consents: ConsentsRead
     tags: list[str] = Field(default_factory=list, description="Staff's tags (empty in the customer's own view).")
     external_ids: dict[str, str] = Field(default_factory=dict, description="By kind; masked like the other PII.")
@@ -142,6 +146,8 @@ class ProfileUpdate(BaseModel):
     gender: Literal["female", "male", "other", "unknown"] | None = None
     city: ShortText | None = None
     consents: ConsentsUpdate | None = None
+    locale: Locale | None = None
+    time_zone: TimeZoneName | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
     external_ids: dict[ExternalKind, ExternalValue] | None = Field(
         default=None, max_length=20, description="Identifiers in other systems, by kind: {\"erp\": \"E-1001\"}. "

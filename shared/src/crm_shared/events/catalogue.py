@@ -8,12 +8,34 @@ Money is a decimal string plus an ISO 4217 code, never a float; points are integ
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
-from crm_shared.events.fields import Amount, AwareDatetime, CurrencyCode, CustomerId, EventData, ShortText
+from crm_shared.events.campaigns import (
+    CampaignMessageStatusChangedData,
+    CampaignUnsubscribedData,
+    ProfileConsentChangedData,
+)
+from crm_shared.events.fields import (
+    Amount,
+    AwareDatetime,
+    CurrencyCode,
+    CustomerId,
+    EventData,
+    Locale,
+    ShortText,
+    TimeZoneName,
+)
+from crm_shared.events.profile import (
+    ProfileBirthdayChangedData,
+    ProfileCustomerErasedData,
+    ProfileCustomerMergedData,
+    ProfileCustomerUnmergedData,
+    ProfileCustomerUpdatedData,
+    ProfileSegmentChangedData,
+)
 from crm_shared.events.reward_catalogue import (
     LoyaltyRewardFulfilmentChangedData,
     LoyaltyRewardRedeemedData,
@@ -42,6 +64,9 @@ class CustomerData(EventData):
     consents: Consents | None = None
     # The member who referred this one (registration only): the loyalty referral rule pays both.
     referred_by: CustomerId | None = None
+    # For campaigns: the language to write to the customer in and the zone of their local time.
+    locale: Locale | None = None
+    time_zone: TimeZoneName | None = None
 
 
 class OrderItem(EventData):
@@ -91,74 +116,6 @@ class InteractionData(EventData):
     channel: ShortText | None = None
     occurred_at: AwareDatetime
     attributes: dict[str, Any] = Field(default_factory=dict)
-
-
-class ProfileCustomerUpdatedData(EventData):
-    """``crm.profile.customer.updated``: the purchase statistics after a change. No PII on the bus."""
-
-    customer_id: CustomerId
-    changed: list[str]
-    order_count: int
-    total_spent: dict[str, str]
-    first_order_at: datetime | None = None
-    last_order_at: datetime | None = None
-
-
-class ProfileCustomerErasedData(EventData):
-    """``crm.profile.customer.erased``: the customer's personal data was erased; every service
-    holding some erases it too, for ``customer_id`` and every id in ``merged_customer_ids`` (the
-    duplicates merged into it, whose data may still be kept under their own ids), and keeps
-    those ids as erased so that later events about them store no personal data. Carries ids only."""
-
-    customer_id: CustomerId
-    erased_at: AwareDatetime
-    merged_customer_ids: list[CustomerId] = Field(default_factory=list, max_length=1000)
-
-    @property
-    def erased_ids(self) -> list[str]:
-        return [self.customer_id, *self.merged_customer_ids]
-
-
-class ProfileCustomerMergedData(EventData):
-    """``crm.profile.customer.merged``: a duplicate profile was merged into another; services
-    keyed by customer id move what they hold for ``merged_customer_id`` to ``customer_id``."""
-
-    customer_id: CustomerId
-    merged_customer_id: CustomerId
-    merged_at: AwareDatetime
-
-
-class ProfileBirthdayChangedData(EventData):
-    """``crm.profile.customer.birthday_changed``: an agent corrected a customer's birthday in the
-    profile. Carries the month and day only (what the loyalty service's birthday job needs), never
-    the year or any other personal data."""
-
-    customer_id: CustomerId
-    month: Annotated[int, Field(ge=1, le=12)]
-    day: Annotated[int, Field(ge=1, le=31)]
-    changed_at: AwareDatetime
-
-    @model_validator(mode="after")
-    def _a_real_day(self) -> ProfileBirthdayChangedData:
-        date(2000, self.month, self.day)  # a leap year: 29 February is a birthday too
-        return self
-class ProfileCustomerUnmergedData(EventData):
-    """``crm.profile.customer.unmerged``: a supervisor undid the merge of ``unmerged_customer_id``
-    into ``customer_id``; services move back what they moved for that merge (what happened to
-    the survivor since stays with it). Carries the ids only; the reason stays in the profile."""
-
-    customer_id: CustomerId
-    unmerged_customer_id: CustomerId
-    unmerged_at: AwareDatetime
-
-
-class ProfileSegmentChangedData(EventData):
-    """``crm.profile.segment.entered`` / ``crm.profile.segment.exited``: a customer joined or left a
-    segment (``rfm:<name>`` for the RFM segments, otherwise a custom segment's id)."""
-
-    customer_id: CustomerId
-    segment_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    at: AwareDatetime
 
 
 ChurnLevel = Literal["low", "medium", "high"]
@@ -301,9 +258,10 @@ TOPIC_LOYALTY = "crm.loyalty"
 TOPIC_TICKETS = "crm.tickets"
 TOPIC_CHURN = "crm.churn"
 TOPIC_NOTIFICATIONS = "crm.notifications"
+TOPIC_CAMPAIGNS = "crm.campaigns"
 
 COMMERCE_TOPICS = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_INTERACTIONS, TOPIC_FULFILMENT)
-CRM_TOPICS = (TOPIC_PROFILE, TOPIC_LOYALTY, TOPIC_TICKETS, TOPIC_CHURN, TOPIC_NOTIFICATIONS)
+CRM_TOPICS = (TOPIC_PROFILE, TOPIC_LOYALTY, TOPIC_TICKETS, TOPIC_CHURN, TOPIC_NOTIFICATIONS, TOPIC_CAMPAIGNS)
 ALL_TOPICS = COMMERCE_TOPICS + CRM_TOPICS
 
 CATALOGUE: dict[str, EventType] = {
@@ -341,6 +299,9 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.loyalty.reward.redeemed", TOPIC_LOYALTY, LoyaltyRewardRedeemedData),
         EventType("crm.loyalty.reward.fulfilment_changed", TOPIC_LOYALTY, LoyaltyRewardFulfilmentChangedData),
         EventType("commerce.reward.fulfilment.updated", TOPIC_FULFILMENT, RewardFulfilmentUpdatedData),
+        EventType("crm.profile.consent.changed", TOPIC_PROFILE, ProfileConsentChangedData),
+        EventType("crm.campaigns.message.status_changed", TOPIC_CAMPAIGNS, CampaignMessageStatusChangedData),
+        EventType("crm.campaigns.unsubscribed", TOPIC_CAMPAIGNS, CampaignUnsubscribedData),
     )
 }
 

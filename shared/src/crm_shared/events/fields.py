@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
@@ -50,6 +51,23 @@ def _aware(value: datetime) -> datetime:
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
+def _known_time_zone(value: str) -> str:
+    # The pattern keeps out paths ("../x") and blanks; zoneinfo says whether the zone exists (the
+    # tz database of the system, as the tickets service's business hours use it).
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+# A BCP 47 language tag as shops send it ("en", "zh-CN", "zh-Hans-CN", "de-CH-1996"): the primary
+# language and optional subtags; the campaigns service picks a template's language by it.
+Locale = Annotated[str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+# An IANA time zone name ("Asia/Shanghai", "UTC"), for sending at a customer's local time.
+TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                                pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"),
+                         AfterValidator(_known_time_zone)]
 
 
 class EventData(BaseModel):
@@ -57,4 +75,4 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-__all__ = ["Amount", "AwareDatetime", "CurrencyCode", "CustomerId", "EventData", "ShortText"]
+__all__ = ["Amount", "AwareDatetime", "CurrencyCode", "CustomerId", "EventData", "Locale", "ShortText", "TimeZoneName"]

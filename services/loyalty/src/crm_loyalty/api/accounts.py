@@ -22,6 +22,8 @@ from crm_loyalty.schemas.accounts import (
     AdjustmentCreate,
     AdjustmentRead,
     BalanceRead,
+    BonusCreate,
+    BonusRead,
     ExpiryRead,
     JobRead,
     LedgerEntryRead,
@@ -161,6 +163,34 @@ async def adjust(body: AdjustmentCreate, request: Request, uow: Uow, identity: C
                                    supervisor=identity.role is Role.SUPERVISOR,
                                    traceparent=current_traceparent.get())
     answer = AdjustmentRead(**asdict(result))
+    await idempotency.finish(uow, request, identity, key, 201, answer)
+    await uow.commit()
+    return answer
+
+
+# -- bonuses by reference (campaigns) ---------------------------------------------------------------
+
+BONUS_GRANTERS = frozenset({Role.SUPERVISOR, Role.SERVICE})
+
+
+@router.post("/accounts/{customer_id}/bonuses", status_code=201, response_model=BonusRead,
+             responses={403: _PROBLEM, 404: _PROBLEM, 409: {**_PROBLEM, "description": "Key in flight, or erased"},
+                        422: _PROBLEM})
+async def grant_bonus(body: BonusCreate, request: Request, uow: Uow, identity: CurrentIdentity,
+                      key: IdempotencyKey, customer_id: str = CustomerIdPath) -> BonusRead:
+    """Bonus points for a campaign (supervisors, and services with the ``loyalty:bonus`` scope: the
+    campaigns service). A ``bonus`` ledger entry, available at once with the programme's expiry (debt
+    is paid first), announced as ``crm.loyalty.points.earned``. ``reference`` pays a member once: a
+    request with a reference already used answers the bonus it paid (201, the same entry and the
+    balances after it), whatever its ``Idempotency-Key``. Requires ``Idempotency-Key``."""
+    identity.authorize(BONUS_GRANTERS, scope="loyalty:bonus")
+    replay = await idempotency.begin(uow, request, identity, key)
+    if replay is not None:
+        return replay
+    result = await commands.grant_bonus(uow, programme_store(request), customer_id=customer_id, points=body.points,
+                                        reason=body.reason, reference=body.reference, actor=identity.subject,
+                                        traceparent=current_traceparent.get())
+    answer = BonusRead(**asdict(result))
     await idempotency.finish(uow, request, identity, key, 201, answer)
     await uow.commit()
     return answer

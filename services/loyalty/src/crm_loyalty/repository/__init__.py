@@ -4,7 +4,8 @@ Split by responsibility: members' books (``accounts``: lock, lots, ledger rows, 
 birthdays, agents' allowances, erasure), ``orders`` (orders, points spent on them, rolling spend,
 win-backs), ``programme`` (its versions and the periodic jobs' scans), ``merges``, ``reads``
 (what the API shows, the metrics' totals), ``rewards`` (the reward catalogue), ``reports`` (the
-liability) and ``rules`` (the earning rules' grants, referrals and fingerprints). Set-based:
+liability), ``rules`` (the earning rules' grants, referrals and fingerprints) and ``bonuses`` (bonus
+points granted by reference, for campaigns). Set-based:
 multi-row ``unnest`` statements, one round trip per kind of row. Repositories never commit.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from crm_loyalty.domain.members import Member, Spent
 from crm_loyalty.repository.accounts import AccountsSql
+from crm_loyalty.repository.bonuses import BonusesSql
 from crm_loyalty.repository.coupons import CouponsSql
 from crm_loyalty.repository.merges import MergesSql
 from crm_loyalty.repository.orders import OrdersSql
@@ -25,5 +27,5 @@ __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
 class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql, CouponsSql,
-                        ReportsSql, RulesSql):
+                        ReportsSql, RulesSql, BonusesSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""

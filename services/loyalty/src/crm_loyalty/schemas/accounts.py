@@ -111,6 +111,29 @@ class AdjustmentCreate(_Body):
         return self
 
 
+class BonusCreate(_Body):
+    """Bonus points by reference, for a campaign: ``reference`` pays a member once."""
+
+    points: Annotated[int, Field(ge=1, le=100_000)]
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=200, strip_whitespace=True)]
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True,
+                                                pattern=r"^[\w.:/-]+$")] = Field(
+        description="What pays it, once per member: `campaign:<campaign_id>:<occurrence>`.",
+        examples=["campaign:cmp-42:2026-12-01"])
+
+
+class BonusRead(BaseModel):
+    entry_id: int
+    customer_id: str
+    points: int
+    reason: str
+    reference: str
+    available_after: int
+    debt_after: int
+    granted_by: str
+    granted_at: datetime
+
+
 class AdjustmentRead(BaseModel):
     entry_id: int
     customer_id: str

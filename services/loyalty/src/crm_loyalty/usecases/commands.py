@@ -1,10 +1,11 @@
-"""Commands on one member's points: redemptions (gifts, points off an order) and agents'
-adjustments, with the programme's limits. The route opens the unit of work and commits."""
+"""Commands on one member's points: redemptions (gifts, points off an order), agents'
+adjustments, with the programme's limits, and bonuses by reference (campaigns). The route opens
+the unit of work and commits."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -150,3 +151,42 @@ async def adjust(uow: Uow, store: ProgrammeStore, *, customer_id: str, points: i
     entry_id = await uow.repo.last_entry_id(customer_id)
     return Adjustment(entry_id=entry_id, customer_id=customer_id, points=points, reason=reason, ticket_id=ticket_id,
                       actor=actor, available_after=available, debt_after=debt)
+
+
+@dataclass(frozen=True, slots=True)
+class BonusGrant:
+    entry_id: int
+    customer_id: str
+    points: int
+    reason: str
+    reference: str
+    available_after: int
+    debt_after: int
+    granted_by: str
+    granted_at: datetime
+
+
+async def grant_bonus(uow: Uow, store: ProgrammeStore, *, customer_id: str, points: int, reason: str, reference: str,
+                      actor: str, traceparent: str | None = None) -> BonusGrant:
+    """Bonus points by reference (a campaign's ``campaign:<id>:<occurrence>``): a ``bonus`` ledger
+    entry, available at once with the programme's expiry, paying off any debt first, and announced
+    (``crm.loyalty.points.earned``). Once per member and reference: a reference already used answers
+    the bonus it paid, whatever idempotency key the request carries (the account's lock orders two
+    requests with the same reference)."""
+    programme = await programme_for_commands(uow, store)
+    member = await locked_member(uow, customer_id, with_lots=True)
+    refuse_if_erased(member.erased_at)
+    earlier = await uow.repo.bonus_grant(customer_id, reference)
+    if earlier is not None:
+        return BonusGrant(**earlier)
+    at = now()
+    member.book.credit("bonus", points, at=at, expiry_months=programme.earning.expiry_months, reason=reason,
+                       campaign=reference, actor=actor)
+    member.traceparent = traceparent
+    available, debt = member.book.available, member.book.debt
+    await save(uow, [member])
+    grant = BonusGrant(entry_id=await uow.repo.last_entry_id(customer_id), customer_id=customer_id, points=points,
+                       reason=reason, reference=reference, available_after=available, debt_after=debt,
+                       granted_by=actor, granted_at=at)
+    await uow.repo.record_bonus_grant({k: v for k, v in asdict(grant).items() if k != "reason"})
+    return grant

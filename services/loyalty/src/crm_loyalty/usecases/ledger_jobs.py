@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import stamina
 from crm_shared.db import is_transient
@@ -141,8 +140,9 @@ async def tiers(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -> Jo
 
 
 async def birthdays(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -> JobResult:
-    """A birthday greeting once a year in the member's birthday month, with the tier's birthday
-    bonus where it has one."""
+    """The tier's birthday bonus, once a year in the member's birthday month, where the tier grants
+    one, and its birthday coupon where it names a pool. The greeting itself is a campaign of the
+    campaigns service (issue 20): no ``birthday_greeting`` notification is requested any more."""
     async def work(uow: Uow, timeline: ProgrammeTimeline, cursor: str):
         programme = timeline.current
         ids = await uow.repo.birthdays_due(as_of.month, as_of.year, cursor, CHUNK)
@@ -152,10 +152,10 @@ async def birthdays(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -
                       if any(t.birthday_coupon_pool_id for t in programme.tiers.levels) else set())
         granted = touched = 0
         for member in members.values():
-            # Every member is greeted once a year (consents are the messaging system's to check,
-            # as for every notification); the bonus comes where the tier grants one, so a member
-            # upgraded later in the month still gets it (the member is looked at again daily).
-            bonus = programme.tiers.get(member.tier).birthday_bonus
+            # The member is looked at again daily in the month, so one upgraded later in the month
+            # still gets the new tier's bonus (and coupon).
+            tier = programme.tiers.get(member.tier)
+            bonus = tier.birthday_bonus
             if bonus > 0 and (member.birthday_bonus_year or 0) < as_of.year:
                 member.book.credit("bonus", bonus, at=as_of, expiry_months=programme.earning.expiry_months,
                                    reason=f"birthday bonus {as_of.year}", campaign="birthday")
@@ -163,19 +163,12 @@ async def birthdays(open_uow: OpenUow, store: ProgrammeStore, as_of: datetime) -
                 granted += bonus
             else:
                 bonus = 0
-            greet = (member.birthday_greeted_year or 0) < as_of.year
-            if greet:
-                params: dict[str, Any] = {"points": bonus}
-                pool_id = programme.tiers.get(member.tier).birthday_coupon_pool_id
-                if pool_id and member.erased_at is None and member.customer_id not in had_coupon:
-                    # One personal code a year, with the greeting (which names its id; the customer
-                    # reads the code from their account's coupons).
-                    coupon = await issue_rule_coupon(uow, pool_id, member.customer_id, "birthday", as_of)
-                    if coupon is not None:
-                        params["coupon_id"] = coupon.coupon_id
-                member.birthday_greeted_year = as_of.year
-                member.events.append(notification(member.customer_id, "birthday_greeting", params, as_of))
-            touched += 1 if greet or bonus else 0
+            coupon = None
+            if tier.birthday_coupon_pool_id and member.erased_at is None and member.customer_id not in had_coupon:
+                # One personal code a year; the customer reads it from their account's coupons.
+                coupon = await issue_rule_coupon(uow, tier.birthday_coupon_pool_id, member.customer_id, "birthday",
+                                                 as_of)
+            touched += 1 if bonus or coupon is not None else 0
         await save(uow, members.values())
         return touched, granted, (ids[-1] if len(ids) == CHUNK else None)
     return await _chunks(open_uow, store, "birthdays", as_of, work)

@@ -115,9 +115,10 @@ async def get_profile(request: Request, uow: ReadUow, identity: CurrentIdentity,
 async def update_profile(body: ProfileUpdate, request: Request, uow: Uow, identity: CurrentIdentity,
                          customer_id: str = CustomerIdPath) -> ProfileRead:
     """Correct a customer's data (agents and supervisors). Fields left out keep their value; a
-    consent change is recorded with the time and the agent as its source. A birthday whose month or
-    day changed is announced (``crm.profile.customer.birthday_changed``, month and day only) so the
-    loyalty service greets the member on the right day. Answers the profile as the caller may see
+    consent change is recorded with the time and the agent as its source, and announced
+    (``crm.profile.consent.changed``). A birthday whose month or day changed is announced
+    (``crm.profile.customer.birthday_changed``, month and day only) so the loyalty service grants its
+    birthday bonus in the right month. Answers the profile as the caller may see
     it (masked for staff)."""
     identity.authorize(STAFF)
     res = resources(request)
@@ -135,7 +136,8 @@ async def update_profile(body: ProfileUpdate, request: Request, uow: Uow, identi
         uow, res.vault, customer_id=customer_id, actor=identity.subject, currency=res.rfm_currency, email=email,
         phone=phone, name=body.name, address=body.address, birthday=body.birthday, gender=body.gender,
         city=body.city, consents=body.consents.model_dump(exclude_none=True) if body.consents else {},
-        tags=body.tags, external_ids=body.external_ids, traceparent=current_traceparent.get())
+        locale=body.locale, time_zone=body.time_zone, tags=body.tags, external_ids=body.external_ids,
+        traceparent=current_traceparent.get())
     await uow.commit()
     return read_model(await profiles.read_profile(uow, res.vault, customer_id), clear=False)
 

@@ -50,7 +50,7 @@ def read_model(profile: dict, *, clear: bool) -> ProfileRead:
     return ProfileRead(
         customer_id=profile["customer_id"], pii="clear" if clear else "masked", **pii,
         birthday=profile["birthday"], gender=profile["gender"], city=profile["city"],
-        registered_at=profile["registered_at"],
+        registered_at=profile["registered_at"], locale=profile.get("locale"), time_zone=profile.get("time_zone"),
         consents=ConsentsRead(email=consent_read(profile, "email"), sms=consent_read(profile, "sms")),
         tags=list(profile["tags"] or []), external_ids=external, order_count=profile["order_count"],
         total_spent={cur: format_amount(amount) for cur, amount in net.items()},

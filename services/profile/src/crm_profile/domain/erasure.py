@@ -55,7 +55,7 @@ def erasure_group(customer_id: str, survivor: str, rows: list[GroupMember]) -> E
 
 # What of a late event's data may be personal, per event type: replaced before the use case sees it.
 _IDENTITY = {"email": None, "phone": None, "name": None, "birthday": None, "gender": None, "city": None,
-             "consents": None}
+             "consents": None, "locale": None, "time_zone": None}
 SCRUB: dict[str, dict[str, Any]] = {
     "commerce.customer.registered": _IDENTITY,
     "commerce.customer.updated": _IDENTITY,

@@ -85,3 +85,16 @@ def segment_changed(*, customer_id: str, segment_id: str, entered: bool, at: dat
     """A customer entered or left a segment (``rfm:<name>`` for RFM segments, else a custom one)."""
     return CloudEvent.new(type=SEGMENT_ENTERED if entered else SEGMENT_EXITED, source=SOURCE, subject=customer_id,
                           data={"customer_id": customer_id, "segment_id": segment_id, "at": at.isoformat()})
+
+
+CONSENT_CHANGED = "crm.profile.consent.changed"
+
+
+def consent_changed(*, customer_id: str, channel: str, granted: bool, reason: str, changed_at: datetime,
+                    traceparent: str | None) -> CloudEvent:
+    """One channel's marketing consent changed (``reason``: registration, update, agent, unsubscribe,
+    erasure), for the campaigns service's copy of the consents. The channel and the flag only."""
+    return CloudEvent.new(type=CONSENT_CHANGED, source=SOURCE, subject=customer_id,
+                          traceparent=child_traceparent(traceparent),
+                          data={"customer_id": customer_id, "channel": channel, "granted": granted,
+                                "source": reason, "changed_at": changed_at.isoformat()})

@@ -25,6 +25,11 @@ class IdentityChange:
     registered_at: datetime | None = None
     consents: dict[str, bool] = field(default_factory=dict)
     tags: list[str] | None = None
+    locale: str | None = None        # BCP 47 ("zh-CN"); not PII-sensitive, but kept out of logs
+    time_zone: str | None = None     # IANA ("Asia/Shanghai")
+    # Why its consents changed, as crm.profile.consent.changed says it: registration, update (the
+    # shop's events), agent, unsubscribe. A registration announces every channel it states.
+    consent_reason: str = "update"
 
 
 class CustomerStats(NamedTuple):
@@ -34,6 +39,14 @@ class CustomerStats(NamedTuple):
     order_count: int
     first_order_at: datetime | None
     last_order_at: datetime | None
+
+
+class IdentityWrite(NamedTuple):
+    """What a batch of identity changes did: the customers' statistics and the consent changes
+    recorded (``domain.changes.ConsentChange``), in order."""
+
+    stats: list[CustomerStats]
+    consents: list[Any]
 
 
 class TimelineEntry(NamedTuple):

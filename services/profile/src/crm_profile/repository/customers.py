@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from crm_profile.domain.changes import consent_changes, external_field, fold_changes, name_index_keys
+from crm_profile.domain.changes import ConsentChange, consent_changes, external_field, fold_changes, name_index_keys
 from crm_profile.domain.pii import PiiVault
-from crm_profile.domain.records import CustomerStats, IdentityChange
+from crm_profile.domain.records import CustomerStats, IdentityChange, IdentityWrite
 from crm_profile.repository.base import Queries
 
 _LOCK_CONSENTS = text("""
@@ -28,14 +28,15 @@ _UPSERT = text("""
     INSERT INTO customers AS c (customer_id, email_enc, email_bidx, phone_enc, phone_bidx, name_enc, address_enc,
                                 birthday, gender, city, registered_at,
                                 consent_email, consent_email_at, consent_email_source,
-                                consent_sms, consent_sms_at, consent_sms_source)
+                                consent_sms, consent_sms_at, consent_sms_source, locale, time_zone)
     SELECT * FROM unnest(CAST(:customer_ids AS text[]), CAST(:email_encs AS bytea[]), CAST(:email_bidxs AS bytea[]),
                 CAST(:phone_encs AS bytea[]), CAST(:phone_bidxs AS bytea[]), CAST(:name_encs AS bytea[]),
                 CAST(:address_encs AS bytea[]), CAST(:birthdays AS date[]), CAST(:genders AS text[]),
                 CAST(:cities AS text[]), CAST(:registered_ats AS timestamptz[]),
                 CAST(:consent_emails AS boolean[]), CAST(:consent_email_ats AS timestamptz[]),
                 CAST(:consent_email_sources AS text[]), CAST(:consent_smss AS boolean[]),
-                CAST(:consent_sms_ats AS timestamptz[]), CAST(:consent_sms_sources AS text[]))
+                CAST(:consent_sms_ats AS timestamptz[]), CAST(:consent_sms_sources AS text[]),
+                CAST(:locales AS text[]), CAST(:time_zones AS text[]))
     ON CONFLICT (customer_id) DO UPDATE SET
         -- An erased customer's PII is never stored again, whatever the shop sends later.
         email_enc            = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.email_enc, c.email_enc) END,
@@ -47,6 +48,8 @@ _UPSERT = text("""
         birthday             = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.birthday, c.birthday) END,
         gender               = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.gender, c.gender) END,
         city                 = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.city, c.city) END,
+        locale               = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.locale, c.locale) END,
+        time_zone            = CASE WHEN c.erased_at IS NULL THEN COALESCE(excluded.time_zone, c.time_zone) END,
         registered_at        = COALESCE(c.registered_at, excluded.registered_at),
         consent_email        = COALESCE(excluded.consent_email, c.consent_email),
         consent_email_at     = COALESCE(excluded.consent_email_at, c.consent_email_at),
@@ -131,6 +134,10 @@ _SET_EXTERNAL_ID = text("""
 """)
 _EXTERNAL_IDS = text("SELECT kind, value_enc FROM customer_external_ids WHERE customer_id = :customer_id ORDER BY kind")
 _LOCK_FOR_EDIT = text("SELECT birthday, erased_at FROM customers WHERE customer_id = :customer_id FOR UPDATE")
+_LIVE_AMONG = text("""
+    SELECT customer_id FROM customers
+    WHERE customer_id = ANY(CAST(:ids AS text[])) AND erased_at IS NULL ORDER BY customer_id FOR UPDATE
+""")
 _EXISTS = text("SELECT 1 FROM customers WHERE customer_id = :customer_id")
 _ERASED_AMONG = text("""
     SELECT customer_id FROM customers WHERE customer_id = ANY(CAST(:ids AS text[])) AND erased_at IS NOT NULL
@@ -142,13 +149,14 @@ def _stats(rows) -> list[CustomerStats]:
 
 
 class CustomerQueries(Queries):
-    async def write_identities(self, vault: PiiVault, changes: list[IdentityChange]) -> list[CustomerStats]:
+    async def write_identities(self, vault: PiiVault, changes: list[IdentityChange]) -> IdentityWrite:
         """Apply identity changes in order (one statement per kind of row, whatever their number).
 
         Every consent change is recorded with its time and source, also when one batch holds
-        several changes of the same customer. Returns the customers' statistics."""
+        several changes of the same customer. Returns the customers' statistics and the consent
+        changes recorded (for the use case to announce)."""
         if not changes:
-            return []
+            return IdentityWrite([], [])
         tx = self.connection
         ids = sorted({c.customer_id for c in changes})
         current = {row.customer_id: {"email": row.consent_email, "sms": row.consent_sms}
@@ -173,6 +181,7 @@ class CustomerQueries(Queries):
             "consent_email_sources": consent("email", 2),
             "consent_smss": consent("sms", 0), "consent_sms_ats": consent("sms", 1),
             "consent_sms_sources": consent("sms", 2),
+            "locales": [r.locale for r in rows], "time_zones": [r.time_zone for r in rows],
         })
         statistics = result.all()
         if consent_rows:
@@ -190,7 +199,14 @@ class CustomerQueries(Queries):
         for r in rows:
             if r.tags is not None:
                 await tx.execute(_SET_TAGS, {"customer_id": r.customer_id, "tags": r.tags})
-        return _stats(statistics)
+        # Consent changes of erased customers are not announced: their events came scrubbed (no
+        # consents), so none is here but an agent's, which update_profile refuses.
+        return IdentityWrite(_stats(statistics), [ConsentChange(*row) for row in consent_rows])
+
+    async def live_customers_among(self, customer_ids: list[str]) -> set[str]:
+        """The ids among these of profiles that exist and were not erased, locked (an unsubscribe
+        applies to them only)."""
+        return {row.customer_id for row in await self.connection.execute(_LIVE_AMONG, {"ids": customer_ids})}
 
     async def load_profile(self, vault: PiiVault, customer_id: str) -> dict[str, Any] | None:
         """The customer's row with PII decrypted and spend per currency (amounts as text); one statement."""

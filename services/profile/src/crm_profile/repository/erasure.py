@@ -40,9 +40,20 @@ _GROUP = text("""
 # PII and free text go; ids, order dates, amounts, categories and the kinds and times of timeline
 # entries stay, so the shop's statistics do not change. Interaction attributes may hold free text
 # (search terms, chat snippets); a points movement's reason may be an agent's words.
+# Before the consents are set to false: each one that was not false yet goes into the consent
+# history (source erasure) and is returned, for the use case to announce.
+_WITHDRAW_CONSENTS = text("""
+    INSERT INTO consent_changes (customer_id, channel, granted, changed_at, source)
+    SELECT c.customer_id, ch.channel, false, :at, 'erasure'
+    FROM customers c
+    CROSS JOIN LATERAL (VALUES ('email', c.consent_email), ('sms', c.consent_sms)) AS ch(channel, granted)
+    WHERE c.customer_id = ANY(CAST(:ids AS text[])) AND ch.granted IS DISTINCT FROM false
+    RETURNING customer_id, channel
+""")
 _ERASE = [
     text("""UPDATE customers SET email_enc = NULL, email_bidx = NULL, phone_enc = NULL, phone_bidx = NULL,
                                  name_enc = NULL, address_enc = NULL, birthday = NULL, gender = NULL, city = NULL,
+                                 locale = NULL, time_zone = NULL,
                                  tags = '{}', consent_email = false, consent_sms = false,
                                  consent_email_at = :at, consent_sms_at = :at,
                                  consent_email_source = 'erasure', consent_sms_source = 'erasure',
@@ -70,9 +81,13 @@ class ErasureQueries(Queries):
         """The survivor and every profile merged into it (directly or through another duplicate), locked."""
         return [GroupMember(*row) for row in await self.connection.execute(_GROUP, {"survivor": survivor})]
 
-    async def erase_profiles(self, customer_ids: list[str], at: datetime) -> None:
-        """Remove the personal data of these profiles and mark them erased."""
+    async def erase_profiles(self, customer_ids: list[str], at: datetime) -> list[tuple[str, str]]:
+        """Remove the personal data of these profiles and mark them erased; the ``(customer, channel)``
+        consents this withdrew (those not withdrawn before), in order."""
+        withdrawn = await self.connection.execute(_WITHDRAW_CONSENTS, {"ids": customer_ids, "at": at})
+        consents = sorted((row.customer_id, row.channel) for row in withdrawn)
         for statement in _ERASE:
             await self.connection.execute(statement, {"ids": customer_ids, "at": at})
         # Stored answers of earlier commands (notes, merges) may quote what was erased.
         await forget_answers(self.connection, field="customer_id", values=customer_ids)
+        return consents

@@ -57,6 +57,7 @@ _MOVE = [
                 name_enc = COALESCE(s.name_enc, m.name_enc), address_enc = COALESCE(s.address_enc, m.address_enc),
                 birthday = COALESCE(s.birthday, m.birthday), gender = COALESCE(s.gender, m.gender),
                 city = COALESCE(s.city, m.city), registered_at = LEAST(s.registered_at, m.registered_at),
+                locale = COALESCE(s.locale, m.locale), time_zone = COALESCE(s.time_zone, m.time_zone),
                 tags = ARRAY(SELECT DISTINCT unnest(s.tags || m.tags) ORDER BY 1),
                 order_count = s.order_count + m.order_count,
                 refunded_order_count = s.refunded_order_count + m.refunded_order_count,
@@ -66,7 +67,8 @@ _MOVE = [
     # What is left of the duplicate: its id, pointing at the survivor.
     text("""UPDATE customers SET merged_into = :survivor, email_enc = NULL, email_bidx = NULL, phone_enc = NULL,
                 phone_bidx = NULL, name_enc = NULL, address_enc = NULL, birthday = NULL, gender = NULL, city = NULL,
-                tags = '{}', order_count = 0, refunded_order_count = 0, first_order_at = NULL, last_order_at = NULL,
+                locale = NULL, time_zone = NULL, tags = '{}', order_count = 0, refunded_order_count = 0,
+                first_order_at = NULL, last_order_at = NULL,
                 rfm_r = NULL, rfm_f = NULL, rfm_m = NULL, rfm_segment = NULL, updated_at = now()
             WHERE customer_id = :merged"""),
 ]
@@ -77,7 +79,7 @@ _JOURNAL = text("""
 # What a merge moves, taken before it moves it, so an unmerge can move exactly that back: row ids,
 # the names of the fields the survivor lacked (never their values), the duplicate's tags and views.
 _PII_FIELDS = ("email", "phone", "name", "address")
-_PLAIN_FIELDS = ("birthday", "gender", "city")
+_PLAIN_FIELDS = ("birthday", "gender", "city", "locale", "time_zone")
 _INVENTORY = text(f"""
     SELECT
       (SELECT coalesce(array_agg(order_id ORDER BY order_id), '{{}}') FROM orders WHERE customer_id = :merged)

@@ -10,7 +10,7 @@ from crm_shared.errors import NotFoundError
 from crm_shared.uow import UnitOfWork
 
 from crm_profile.domain.erasure import erasure_group, refuse_duplicate
-from crm_profile.domain.events import customer_erased
+from crm_profile.domain.events import consent_changed, customer_erased
 from crm_profile.domain.pii import PiiVault
 from crm_profile.repository import ProfileRepository
 from crm_profile.usecases.identity import read_profile
@@ -69,7 +69,11 @@ async def erase_profile(uow: Uow, customer_id: str, *, actor: str, role: str, re
     group = erasure_group(customer_id, survivor, await uow.repo.lock_erasure_group(survivor))
     erased_at = group.erased_at or datetime.now(UTC)
     ids = [group.survivor, *group.merged]
-    await uow.repo.erase_profiles(ids, erased_at)
+    withdrawn = await uow.repo.erase_profiles(ids, erased_at)
+    # The consents the erasure withdrew, announced like any other change (campaigns stop at once).
+    await uow.publish([consent_changed(customer_id=customer, channel=channel, granted=False, reason="erasure",
+                                       changed_at=erased_at, traceparent=traceparent)
+                       for customer, channel in withdrawn])
     await refresh_segments(uow, currency, ids)  # erased customers are in no segment
     await uow.repo.record_privacy_request(customer_id=customer_id, kind="erasure", actor=actor, role=role,
                                           reason=reason)
