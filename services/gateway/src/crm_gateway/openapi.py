@@ -2,7 +2,9 @@
 
 The gateway's own routes come from FastAPI; each proxied route's operation comes from its
 service's ``/openapi.json``, so the document cannot drift from what the services do. Only routes
-in the route table are published, each with the roles allowed to call it.
+in the route table are published, each with the roles allowed to call it. A service that is down
+or not deployed (campaigns is optional) still has its routes listed, as placeholders naming their
+roles, and the document names it in ``info.x-crm-missing-upstreams`` until it answers.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ INCOMPLETE_CACHE_S = 10.0
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                    "description": "A JWT from the identity provider (dev: `crm token --role agent --sub agent-1`). "
-                                  "Claims: sub, role (customer, agent, supervisor, service), customer_id "
+                                  "Claims: sub, role (customer, agent, supervisor, service, marketer), customer_id "
                                   "(customers; defaults to sub), scope (service callers), exp, iss, aud."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                "description": "An API key of a server-side integration (role service, limited to its scopes)."},
@@ -65,8 +67,8 @@ class MergedOpenApi:
         settings = self._resources.settings
         document = get_openapi(title="CRM API", version=app.version, routes=app.routes,
                                description="The public API of the CRM: every route of the gateway, "
-                                           "including those answered by the profile, loyalty, tickets "
-                                           "and churn services.")
+                                           "including those answered by the profile, loyalty, tickets, "
+                                           "churn and campaigns services.")
         document.setdefault("components", {}).setdefault("schemas", {})
         names = [n for n in settings.upstream_urls if any(r.upstream == n for r in self._resources.routes.routes)]
         fetched = await asyncio.gather(*(self._fetch(n) for n in names))
@@ -78,13 +80,14 @@ class MergedOpenApi:
                 merge_upstream(document, name, upstream_doc, self._resources.routes.routes)
         for route in self._resources.routes.routes:
             operation = document["paths"].get(route.path, {}).get(route.method.lower())
+            if operation is None and route.upstream in missing:
+                operation = document["paths"].setdefault(route.path, {})[route.method.lower()] = placeholder(route)
             if operation is not None:
-                roles = ", ".join(sorted(route.roles))
-                scope = f"; service callers need scope `{route.scope}`" if route.scope else ""
-                own = "; a customer only their own id" if route.customer_param else ""
-                operation["description"] = (operation.get("description", "") +
-                                            f"\n\n**Allowed roles:** {roles}{scope}{own}.").strip()
+                operation["description"] = (operation.get("description", "") + "\n\n" + access_note(route)).strip()
                 operation["x-crm-roles"] = sorted(route.roles)
+                if route.public:
+                    operation["security"] = []
+                    operation["x-crm-public"] = True
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
         document["security"] = [{"bearerAuth": []}, {"apiKey": []}]
         for path in ("/livez", "/readyz"):
@@ -104,6 +107,30 @@ class MergedOpenApi:
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
+
+
+def access_note(route) -> str:
+    if route.public:
+        return ("**Public:** no token or API key; the gateway forwards no identity, and the service checks the "
+                "request's signature. Rate-limited per calling address.")
+    roles = ", ".join(sorted(route.roles))
+    scope = f"; service callers need scope `{route.scope}`" if route.scope else ""
+    own = "; a customer only their own id" if route.customer_param else ""
+    return f"**Allowed roles:** {roles}{scope}{own}."
+
+
+def placeholder(route) -> dict[str, Any]:
+    """The operation of a route whose service's document could not be fetched: its path, roles
+    and the problem answers the gateway itself gives, so the route is not silently missing."""
+    return {
+        "tags": [route.upstream], "summary": f"{route.method} {route.path}",
+        "description": f"The {route.upstream} service's description of this operation is not available "
+                       "(the service is down or not deployed); calls answer 502 or 503 until it is.",
+        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                       for name in route.pattern.groupindex],
+        "responses": {"default": {"description": f"The {route.upstream} service's answer",
+                                  "content": {"application/json": {}, "application/problem+json": {}}}},
+    }
 
 
 def merge_upstream(document: dict[str, Any], upstream: str, upstream_doc: dict[str, Any], routes) -> None:
