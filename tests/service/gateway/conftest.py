@@ -84,6 +84,7 @@ class CampaignsStandIn:
     url: str
     received: list[Received] = field(default_factory=list)
     contacts: dict[str, list[dict]] = field(default_factory=dict)  # customer id → its campaign contacts
+    openapi: dict | None = None  # its /openapi.json; None: 404, as a service without a document
 
     @property
     def env(self) -> dict[str, str]:
@@ -115,8 +116,12 @@ async def campaigns_stand_in() -> AsyncIterator[CampaignsStandIn]:
     async def ready(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    async def document(_request: web.Request) -> web.Response:
+        return web.json_response(stand_in.openapi) if stand_in.openapi else web.json_response({}, status=404)
+
     app = web.Application()
     app.router.add_get("/readyz", ready)
+    app.router.add_get("/openapi.json", document)
     app.router.add_route("*", "/v1/{tail:.*}", answer)
     runner = web.AppRunner(app)
     await runner.setup()

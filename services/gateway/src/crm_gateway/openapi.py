@@ -3,8 +3,8 @@
 The gateway's own routes come from FastAPI; each proxied route's operation comes from its
 service's ``/openapi.json``, so the document cannot drift from what the services do. Only routes
 in the route table are published, each with the roles allowed to call it. A service that is down
-or not deployed (campaigns is optional) still has its routes listed, as placeholders naming their
-roles, and the document names it in ``info.x-crm-missing-upstreams`` until it answers.
+or not deployed (campaigns is optional) is named in ``info.x-crm-missing-upstreams`` and its
+routes are left out until it answers: no operation is published that nothing would serve.
 """
 
 from __future__ import annotations
@@ -80,8 +80,6 @@ class MergedOpenApi:
                 merge_upstream(document, name, upstream_doc, self._resources.routes.routes)
         for route in self._resources.routes.routes:
             operation = document["paths"].get(route.path, {}).get(route.method.lower())
-            if operation is None and route.upstream in missing:
-                operation = document["paths"].setdefault(route.path, {})[route.method.lower()] = placeholder(route)
             if operation is not None:
                 operation["description"] = (operation.get("description", "") + "\n\n" + access_note(route)).strip()
                 operation["x-crm-roles"] = sorted(route.roles)
@@ -117,20 +115,6 @@ def access_note(route) -> str:
     scope = f"; service callers need scope `{route.scope}`" if route.scope else ""
     own = "; a customer only their own id" if route.customer_param else ""
     return f"**Allowed roles:** {roles}{scope}{own}."
-
-
-def placeholder(route) -> dict[str, Any]:
-    """The operation of a route whose service's document could not be fetched: its path, roles
-    and the problem answers the gateway itself gives, so the route is not silently missing."""
-    return {
-        "tags": [route.upstream], "summary": f"{route.method} {route.path}",
-        "description": f"The {route.upstream} service's description of this operation is not available "
-                       "(the service is down or not deployed); calls answer 502 or 503 until it is.",
-        "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                       for name in route.pattern.groupindex],
-        "responses": {"default": {"description": f"The {route.upstream} service's answer",
-                                  "content": {"application/json": {}, "application/problem+json": {}}}},
-    }
 
 
 def merge_upstream(document: dict[str, Any], upstream: str, upstream_doc: dict[str, Any], routes) -> None:
