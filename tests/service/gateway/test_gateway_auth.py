@@ -20,12 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.harness.events import customer_registered, interaction, new_customer_id, order_paid
 from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
-from tests.service.gateway.conftest import TEST_JWT_SECRET, bearer, token
+from tests.service.gateway.conftest import CAMPAIGNS_INSTALLED, TEST_JWT_SECRET, UPSTREAMS, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
               "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
-              "orders:read", "coupons:issue", "coupons:validate")
+              "orders:read", "coupons:issue", "coupons:validate", "campaigns:read", "campaigns:manage")
 
+CALLERS = ("customer_a", "customer_b", "agent", "supervisor", "service", "service_without_scope", "marketer")
+PUBLIC = frozenset(CALLERS)
 # Route → the callers allowed. Written out by hand (not derived from the route table), so a
 # change of policy shows up here as a failing test that someone has to agree with.
 EXPECTED = {
@@ -125,10 +127,36 @@ EXPECTED = {
     ("GET", "/v1/churn/customers"): {"agent", "supervisor", "service"},
     ("GET", "/v1/churn/model"): {"agent", "supervisor", "service"},
     ("POST", "/v1/churn/model/refit"): {"supervisor"},
+    # Campaigns: marketers and supervisors, integrations with campaigns:read / campaigns:manage.
+    ("POST", "/v1/audiences"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/audiences"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/audiences/{audience_id}"): {"marketer", "supervisor", "service"},
+    ("PUT", "/v1/audiences/{audience_id}"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/audiences/{audience_id}/estimate"): {"marketer", "supervisor", "service"},
+    ("POST", "/v1/templates"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/templates"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/templates/{template_id}"): {"marketer", "supervisor", "service"},
+    ("PUT", "/v1/templates/{template_id}"): {"marketer", "supervisor", "service"},
+    ("POST", "/v1/templates/{template_id}/preview"): {"marketer", "supervisor", "service"},
+    ("POST", "/v1/campaigns"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/campaigns"): {"marketer", "supervisor", "service"},
+    ("GET", "/v1/campaigns/{campaign_id}"): {"marketer", "supervisor", "service"},
+    ("PUT", "/v1/campaigns/{campaign_id}"): {"marketer", "supervisor", "service"},
+    ("POST", "/v1/campaigns/{campaign_id}/activate"): {"marketer", "supervisor"},
+    ("POST", "/v1/campaigns/{campaign_id}/pause"): {"marketer", "supervisor"},
+    ("POST", "/v1/campaigns/{campaign_id}/resume"): {"marketer", "supervisor"},
+    # The second pair of eyes: a marketer prepares a campaign, a supervisor approves it.
+    ("POST", "/v1/campaigns/{campaign_id}/approve"): {"supervisor"},
+    ("GET", "/v1/campaigns/{campaign_id}/results"): {"marketer", "supervisor"},
+    ("GET", "/v1/campaigns/{campaign_id}/messages"): {"marketer", "supervisor"},
+    ("GET", "/v1/campaign-contacts"): {"agent", "supervisor", "marketer", "service"},
+    # Public: nobody is refused by the gateway (the service checks the signed token or body).
+    ("GET", "/v1/public/unsubscribe/{token}"): PUBLIC,
+    ("POST", "/v1/public/unsubscribe/{token}"): PUBLIC,
+    ("POST", "/v1/public/delivery-status"): PUBLIC,
     # Last: it erases customer A.
     ("POST", "/v1/profiles/{customer_id}/erasure"): {"supervisor"},
 }
-CALLERS = ("customer_a", "customer_b", "agent", "supervisor", "service", "service_without_scope")
 
 
 def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
@@ -139,6 +167,7 @@ def caller_headers(caller: str, customer_a: str) -> dict[str, str]:
         "supervisor": lambda: bearer("supervisor", "sup-1"),
         "service": lambda: bearer("service", "erp", scopes=ALL_SCOPES),
         "service_without_scope": lambda: bearer("service", "erp-readonly"),
+        "marketer": lambda: bearer("marketer", "marketer-1"),
     }[caller]()
 
 
@@ -147,7 +176,9 @@ def request_for(method: str, path: str, customer: str) -> dict:
            .replace("{segment_id}", "matrix-seg").replace("{job}", "release").replace("{ticket_id}", "t-matrix")
            .replace("{group_id}", "matrix-desk").replace("{agent_id}", "agent-1").replace("{article_id}", "kb-x")
            .replace("{reward_id}", "matrix-reward").replace("{redemption_id}", "r-matrix")
-           .replace("{pool_id}", "matrix-pool").replace("{coupon_id}", "no-such-coupon"))
+           .replace("{pool_id}", "matrix-pool").replace("{coupon_id}", "no-such-coupon")
+           .replace("{audience_id}", "matrix-audience").replace("{template_id}", "matrix-template")
+           .replace("{campaign_id}", "matrix-campaign").replace("{token}", "not-a-signed-token"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/customers/{customer_id}/interactions": {"kind": "call", "occurred_at": "2026-11-02T10:00:00+00:00"},
@@ -194,9 +225,22 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/loyalty/coupons/{coupon_id}/revocation": {"reason": "matrix test"},
         "/v1/coupons/validate": {"code": "0000-0000-0000-0000", "customer_id": customer, "currency": "CNY",
                                  "subtotal": "10.00"},
+        # Campaigns: the gateway checks who calls, not the body; the campaigns service answers for it.
+        "/v1/audiences": {"name": "Matrix", "rule": {"has_tag": "vip"}} if method == "POST" else None,
+        "/v1/audiences/{audience_id}": {"name": "Matrix", "rule": {"has_tag": "vip"}} if method == "PUT" else None,
+        "/v1/templates": {"name": "Matrix", "channel": "email", "subject": "Hi", "body": "Hello"}
+        if method == "POST" else None,
+        "/v1/templates/{template_id}": {"name": "Matrix", "channel": "email", "subject": "Hi", "body": "Hello"}
+        if method == "PUT" else None,
+        "/v1/templates/{template_id}/preview": {},
+        "/v1/campaigns": {"name": "Matrix", "audience_id": "matrix-audience", "template_id": "matrix-template"}
+        if method == "POST" else None,
+        "/v1/campaigns/{campaign_id}": {"name": "Matrix"} if method == "PUT" else None,
+        "/v1/public/delivery-status": {"message_id": "m-matrix", "status": "delivered"},
     }.get(path)
     headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
-    params = {"customer_id": customer} if path in ("/v1/profiles", "/v1/tickets") and method == "GET" else None
+    params = ({"customer_id": customer}
+              if path in ("/v1/profiles", "/v1/tickets", "/v1/campaign-contacts") and method == "GET" else None)
     if path == "/v1/ticketing/reports":
         params = {"since": "2026-01-01T00:00:00Z", "until": "2027-01-01T00:00:00Z"}
     return {"method": method, "url": url, "json": body, "headers": headers, "params": params}
@@ -206,8 +250,9 @@ def test_the_matrix_covers_every_route_of_the_table():
     assert set(EXPECTED) == {(r.method, r.path) for r in ROUTES}
 
 
-async def test_authorization_matrix_over_every_route_and_role(broker, gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets", "churn"))
+async def test_authorization_matrix_over_every_route_and_role(broker, gateway_stack, campaigns_stand_in):
+    # The campaigns service where it is installed, else a stand-in that records what reaches it.
+    stack = gateway_stack(upstreams=UPSTREAMS, **({} if CAMPAIGNS_INSTALLED else campaigns_stand_in.env))
     customer_a = new_customer_id()
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer_a)])
     async with stack.client(bearer("agent", "agent-1")) as http:
@@ -221,7 +266,12 @@ async def test_authorization_matrix_over_every_route_and_role(broker, gateway_st
                 spec["headers"].update(caller_headers(caller, customer_a))
                 response = await http.request(**spec)
                 outcomes[(method, path, caller)] = response
-                if caller in allowed:
+                if allowed is PUBLIC:
+                    # Whatever the caller sends, the gateway passes the request on unauthenticated;
+                    # the service answers for the bogus token (a stand-in: 200).
+                    assert response.status_code < 500, (method, path, caller, response.text)
+                    assert "www-authenticate" not in response.headers, (method, path, caller)
+                elif caller in allowed:
                     assert response.status_code not in (401, 403), (method, path, caller, response.text)
                     assert response.status_code < 500, (method, path, caller, response.text)
                 else:
@@ -241,6 +291,22 @@ async def test_authorization_matrix_over_every_route_and_role(broker, gateway_st
     assert len(outcomes[("POST", "/v1/events", "customer_a")].json()["accepted"]) == 1
     other = outcomes[("POST", "/v1/events", "customer_b")].json()
     assert other["accepted"] == [] and "themselves" in other["rejected"][0]["reason"]
+    if not CAMPAIGNS_INSTALLED:
+        # What reached the campaigns side: each allowed call once, with its caller's identity, and
+        # the public routes with none at all (whatever token the caller sent).
+        seen = [(r.method, r.path, r.identity.role if r.identity else None) for r in campaigns_stand_in.received]
+        assert ("GET", "/v1/campaigns", Role.MARKETER) in seen and ("GET", "/v1/campaigns", Role.SERVICE) in seen
+        assert ("POST", "/v1/campaigns/matrix-campaign/approve", Role.SUPERVISOR) in seen
+        assert {role for _, p, role in seen if p.startswith("/v1/public/")} == {None}
+        public_routes = sum(1 for allowed in EXPECTED.values() if allowed is PUBLIC)
+        assert len([p for _, p, _ in seen if p.startswith("/v1/public/")]) == public_routes * len(CALLERS)
+        assert all(role is not None for _, p, role in seen if not p.startswith("/v1/public/"))
+        assert ("GET", "/v1/campaign-contacts", Role.AGENT) in seen
+        assert outcomes[("GET", "/v1/customers/{customer_id}", "agent")].json()["campaign_contacts"] == \
+            {"status": "ok", "data": {"items": []}, "reason": None}
+    # A customer's own 360 does not ask for their campaign contacts (the route is not theirs).
+    assert outcomes[("GET", "/v1/customers/{customer_id}", "customer_a")].json()["campaign_contacts"]["status"] \
+        == "forbidden"
 
 
 async def _status_is(http, url: str, status: int) -> bool:

@@ -1,4 +1,4 @@
-"""The customer 360 from the four real services, whole and with services down or hung."""
+"""The customer 360 from the real services, whole and with services down, hung or absent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from crm_shared.events.envelope import CloudEvent
 
 from tests.harness.events import customer_registered, new_customer_id, order_paid
 from tests.harness.infra import wait_until
-from tests.service.gateway.conftest import bearer
+from tests.service.gateway.conftest import CAMPAIGNS_INSTALLED, bearer
 
 
 async def _with_order(http, customer: str):
@@ -20,9 +20,14 @@ async def _with_order(http, customer: str):
     return None
 
 
-async def test_the_360_has_every_part_and_degrades_within_budget_when_services_fail(broker, gateway_stack):
-    stack = gateway_stack(CUSTOMER360_BUDGET_S="0.5")
+async def test_the_360_has_every_part_and_degrades_within_budget_when_services_fail(
+        broker, gateway_stack, campaigns_stand_in):
+    # The campaigns service where it is installed, else a stand-in holding the customer's contacts.
+    stack = gateway_stack(CUSTOMER360_BUDGET_S="0.5", **({} if CAMPAIGNS_INSTALLED else campaigns_stand_in.env))
     customer = new_customer_id()
+    contact = {"campaign_id": "cmp-1", "campaign_name": "Winter sale", "channel": "email", "group": "treatment",
+               "status": "delivered", "contacted_at": "2026-11-30T09:00:00Z"}
+    campaigns_stand_in.contacts[customer] = [contact]
     await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
     await broker.publish(TOPIC_ORDERS, [order_paid(customer, amount="42.00")])
     async with stack.client(bearer("agent", "agent-1")) as http:
@@ -31,6 +36,11 @@ async def test_the_360_has_every_part_and_degrades_within_budget_when_services_f
         assert whole["profile"]["data"]["total_spent"] == {"CNY": "42.00"}
         # The other services hold nothing for this customer yet, and say so.
         assert {whole[p]["status"] for p in ("loyalty", "open_tickets", "churn")} <= {"ok", "not_found"}
+        assert whole["campaign_contacts"]["status"] == "ok"
+        if not CAMPAIGNS_INSTALLED:
+            assert whole["campaign_contacts"]["data"] == {"items": [contact]}
+            asked = [r for r in campaigns_stand_in.received if r.path == "/v1/campaign-contacts"][-1]
+            assert (asked.query, asked.identity.role) == (f"customer_id={customer}&limit=10", "agent")
 
         stack.upstreams["churn"].pause()      # hung: accepts connections, never answers
         stack.upstreams["loyalty"].kill()     # down: connections refused
@@ -47,6 +57,27 @@ async def test_the_360_has_every_part_and_degrades_within_budget_when_services_f
     assert body["profile"]["status"] == "ok" and body["profile"]["data"]["order_count"] == 1
     assert body["churn"]["status"] == "unavailable" and body["churn"]["reason"]
     assert body["loyalty"]["status"] == "unavailable"
+
+
+async def test_without_the_campaigns_service_the_360_marks_its_part_unavailable(broker, gateway_stack):
+    stack = gateway_stack(upstreams=("profile",), CUSTOMER360_BUDGET_S="0.5")  # nothing at CAMPAIGNS_URL
+    customer = new_customer_id()
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(customer)])
+    async with stack.client(bearer("agent", "agent-1")) as http:
+        await wait_until(lambda: _profile_ok(http, customer), what="customer in the 360")
+        staff = (await http.get(f"/v1/customers/{customer}")).json()
+    async with stack.client(bearer("customer", customer)) as http:
+        own = (await http.get(f"/v1/customers/{customer}")).json()
+    assert staff["profile"]["status"] == "ok" and staff["complete"] is False
+    assert staff["campaign_contacts"]["status"] == "unavailable" and "campaigns" in staff["campaign_contacts"]["reason"]
+    # A customer's own 360 never asks for their campaign contacts: not theirs to see, not a failure.
+    assert own["campaign_contacts"] == {"status": "forbidden", "data": None,
+                                        "reason": "this caller may not see this part"}
+
+
+async def _profile_ok(http, customer: str):
+    response = await http.get(f"/v1/customers/{customer}")
+    return response if response.status_code == 200 and response.json()["profile"]["status"] == "ok" else None
 
 
 async def test_a_customer_unknown_everywhere_is_a_404_and_other_customers_are_forbidden(gateway_stack):

@@ -12,7 +12,7 @@ from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 
 from tests.harness.events import customer_registered, new_customer_id
 from tests.harness.infra import wait_until
-from tests.service.gateway.conftest import bearer
+from tests.service.gateway.conftest import UPSTREAMS, bearer
 
 AGENT = bearer("agent", "agent-1")
 
@@ -174,11 +174,13 @@ async def test_browsers_may_not_send_an_api_key_unless_configured(gateway_stack)
 
 
 async def test_one_openapi_document_describes_every_route(gateway_stack):
-    stack = gateway_stack(upstreams=("profile", "loyalty", "tickets", "churn"))
+    stack = gateway_stack(upstreams=UPSTREAMS)
     async with stack.client() as http:
         document = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
     for route in ROUTES:
+        if route.upstream is not None and route.upstream not in stack.upstreams:
+            continue  # the campaigns service where it is not installed: test_gateway_campaigns.py
         operation = document["paths"][route.path][route.method.lower()]
         assert operation["x-crm-roles"] == sorted(route.roles), route.path
     profile_read = document["paths"]["/v1/profiles/{customer_id}"]["get"]

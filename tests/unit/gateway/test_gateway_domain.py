@@ -3,17 +3,20 @@ settings."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from crm_gateway.customer360 import part_from_answer
+from crm_gateway.customer360 import PARTS, may_read, part_from_answer
 from crm_gateway.domain import api_keys
 from crm_gateway.domain.ingest import EventTooLarge, may_send_events, record_size, screen_batch, source_for
 from crm_gateway.domain.interactions import InteractionRefused, event_id_for, interaction_event
-from crm_gateway.domain.routes import ROUTES, SCOPES, RouteTable
+from crm_gateway.domain.routes import ROUTES, SCOPES, Route, RouteTable
+from crm_gateway.openapi import access_note
+from crm_gateway.ratelimit import RateLimits
 from crm_gateway.settings import GatewaySettings
-from crm_shared.auth import Identity, Role
+from crm_shared.auth import MARKETING, Forbidden, Identity, Role
 from crm_shared.events.catalogue import validate_incoming
 from pydantic import ValidationError
 
@@ -57,7 +60,7 @@ def test_scopes_are_the_ones_the_route_table_asks_for():
     assert SCOPES == {"customers:read", "profiles:read", "pii:read", "loyalty:read", "loyalty:redeem",
                       "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
                       "interactions:write", "orders:write", "customers:write", "orders:read",
-                      "coupons:issue", "coupons:validate"}
+                      "coupons:issue", "coupons:validate", "campaigns:read", "campaigns:manage"}
 
 
 def test_an_api_key_round_trips_and_only_its_own_secret_matches():
@@ -233,3 +236,122 @@ def test_a_recorded_call_is_an_interaction_event_with_the_agent_from_the_token_a
     for refused in (now + timedelta(minutes=6), now - timedelta(days=367)):
         with pytest.raises(InteractionRefused):
             call(occurred_at=refused)
+
+
+# --- Campaigns: the marketer role, the campaigns routes, the public routes (issue 20).
+
+MARKETER = Identity(subject="m-1", role=Role.MARKETER)
+CAMPAIGNS_SERVICE_SCOPES = frozenset({"campaigns:read", "campaigns:manage"})
+# Route → who may call it, written by hand: a marketer is let in here and nowhere else.
+MARKETING_ROUTES = {
+    **{(m, p): {"marketer", "supervisor", "service"} for m, p in (
+        ("POST", "/v1/audiences"), ("GET", "/v1/audiences"), ("GET", "/v1/audiences/{audience_id}"),
+        ("PUT", "/v1/audiences/{audience_id}"), ("GET", "/v1/audiences/{audience_id}/estimate"),
+        ("POST", "/v1/templates"), ("GET", "/v1/templates"), ("GET", "/v1/templates/{template_id}"),
+        ("PUT", "/v1/templates/{template_id}"), ("POST", "/v1/templates/{template_id}/preview"),
+        ("POST", "/v1/campaigns"), ("GET", "/v1/campaigns"), ("GET", "/v1/campaigns/{campaign_id}"),
+        ("PUT", "/v1/campaigns/{campaign_id}"))},
+    **{("POST", f"/v1/campaigns/{{campaign_id}}/{a}"): {"marketer", "supervisor"}
+       for a in ("activate", "pause", "resume")},
+    ("GET", "/v1/campaigns/{campaign_id}/results"): {"marketer", "supervisor"},
+    ("GET", "/v1/campaigns/{campaign_id}/messages"): {"marketer", "supervisor"},
+    ("GET", "/v1/campaign-contacts"): {"agent", "supervisor", "marketer", "service"},
+}
+APPROVE = ("POST", "/v1/campaigns/{campaign_id}/approve")
+PUBLIC_ROUTES = {("GET", "/v1/public/unsubscribe/{token}"), ("POST", "/v1/public/unsubscribe/{token}"),
+                 ("POST", "/v1/public/delivery-status")}
+
+
+def _may(identity: Identity, route) -> bool:
+    try:
+        identity.authorize(route.roles, scope=route.scope, customer_id="c-1" if route.customer_param else None)
+    except Forbidden:
+        return False
+    return True
+
+
+def test_a_marketer_is_refused_every_route_but_the_marketing_ones():
+    allowed = {(r.method, r.path) for r in ROUTES if not r.public and _may(MARKETER, r)}
+    assert allowed == set(MARKETING_ROUTES)
+    assert not _may(MARKETER, next(r for r in ROUTES if (r.method, r.path) == APPROVE))
+    # In particular nothing that shows a customer's data: profiles, the 360, loyalty, tickets, churn.
+    for path in ("/v1/customers/c-1", "/v1/profiles/c-1", "/v1/profiles", "/v1/loyalty/accounts/c-1",
+                 "/v1/tickets", "/v1/churn/customers/c-1", "/v1/segments"):
+        assert not _may(MARKETER, RouteTable().match("GET", path).route), path
+
+
+def test_the_campaigns_routes_go_to_the_campaigns_service_with_their_roles_and_scopes():
+    table = RouteTable()
+    campaigns = {(r.method, r.path): r for r in ROUTES if r.upstream == "campaigns"}
+    assert set(campaigns) == set(MARKETING_ROUTES) | {APPROVE} | PUBLIC_ROUTES
+    for key, callers in MARKETING_ROUTES.items():
+        assert campaigns[key].roles == {Role(c) for c in callers}, key
+        wanted = ("campaigns:read" if key[0] == "GET" else "campaigns:manage") if "service" in callers else None
+        assert campaigns[key].scope == wanted, key
+    assert campaigns[APPROVE].roles == {Role.SUPERVISOR}
+    # A service caller needs the scope of the kind of call: reading is not managing.
+    reader = Identity(subject="bi", role=Role.SERVICE, scopes=frozenset({"campaigns:read"}))
+    assert _may(reader, campaigns[("GET", "/v1/campaigns")])
+    assert not _may(reader, campaigns[("POST", "/v1/campaigns")])
+    assert _may(Identity(subject="x", role=Role.SERVICE, scopes=CAMPAIGNS_SERVICE_SCOPES),
+                campaigns[("PUT", "/v1/audiences/{audience_id}")])
+    assert not _may(CUSTOMER, campaigns[("GET", "/v1/campaign-contacts")])
+    # Actions match their own route, not the campaign's.
+    assert table.match("POST", "/v1/campaigns/cmp-1/approve").route.path == "/v1/campaigns/{campaign_id}/approve"
+    assert table.match("GET", "/v1/campaigns/cmp-1").params == {"campaign_id": "cmp-1"}
+    assert table.match("GET", "/v1/campaign-contacts").route.scope == "campaigns:read"
+
+
+def test_public_routes_name_no_role_and_only_public_paths_may_be_public():
+    public = {(r.method, r.path): r for r in ROUTES if r.public}
+    assert set(public) == PUBLIC_ROUTES
+    assert all(r.roles == frozenset() and r.scope is None and r.upstream == "campaigns" for r in public.values())
+    assert RouteTable().match("POST", "/v1/public/unsubscribe/abc.def").route.public
+    assert not any(r.public for r in ROUTES if not r.path.startswith("/v1/public/"))
+    for bad in (dict(path="/v1/campaigns", roles=frozenset()), dict(path="/v1/public/x", roles=MARKETING),
+                dict(path="/v1/public/x", roles=frozenset(), scope="campaigns:read")):
+        with pytest.raises(ValueError, match="public route"):
+            Route("GET", upstream="campaigns", public=True, **bad)
+    with pytest.raises(ValueError, match="public route"):
+        Route("GET", "/v1/public/x", frozenset(), public=True)  # the gateway serves nothing without identity
+
+
+def test_campaigns_is_an_upstream_with_its_own_url():
+    assert GatewaySettings().upstream_urls["campaigns"] == "http://127.0.0.1:8005"
+    assert GatewaySettings(campaigns_url="http://campaigns:8005").upstream_urls["campaigns"] == \
+        "http://campaigns:8005"
+
+
+def test_the_360s_campaign_contacts_are_asked_for_the_callers_the_route_admits_and_prove_nobody_exists():
+    contacts = next(p for p in PARTS if p.part == "campaign_contacts")
+    assert (contacts.upstream, contacts.target) == (
+        "campaigns", "/v1/campaign-contacts?customer_id={customer_id}&limit=10")
+    table = RouteTable()
+    assert may_read(contacts, "c-1", Identity(subject="agent-1", role=Role.AGENT), table)
+    assert not may_read(contacts, "c-1", CUSTOMER, table)
+    churn = next(p for p in PARTS if p.part == "churn")
+    assert not may_read(churn, "c-1", CUSTOMER, table)
+    profile = next(p for p in PARTS if p.part == "profile")
+    assert may_read(profile, "c-1", CUSTOMER, table) and not may_read(profile, "c-2", CUSTOMER, table)
+    integration = Identity(subject="erp", role=Role.SERVICE, scopes=frozenset({"customers:read", "profiles:read"}))
+    assert may_read(profile, "c-1", integration, table) and not may_read(contacts, "c-1", integration, table)
+    # Contacts, even unavailable ones, never make an unknown customer known (the 404 stays a 404).
+    some = part_from_answer(200, b'{"items": [{"campaign_id": "cmp-1"}]}')
+    assert not contacts.knows_customer(some) and not contacts.knows_customer(part_from_answer(503, b""))
+
+
+def test_public_routes_are_described_as_such_in_the_openapi_document():
+    by_key = {(r.method, r.path): r for r in ROUTES}
+    assert access_note(by_key[("POST", "/v1/public/unsubscribe/{token}")]).startswith("**Public:**")
+    assert access_note(by_key[APPROVE]) == "**Allowed roles:** supervisor."
+
+
+def test_public_traffic_counts_against_its_address_alone():
+    async def run():
+        limits = RateLimits(GatewaySettings(rate_limit_address="2/minute"))
+        first = [await limits.check_address("203.0.113.7") for _ in range(3)]
+        other = await limits.check_address("198.51.100.1")
+        return first, other, limits.public_policies
+    first, other, policies = asyncio.run(run())
+    assert [d.allowed for d in first] == [True, True, False] and first[2].policy == "address"
+    assert other.allowed and policies == '"address";q=2;w=60'

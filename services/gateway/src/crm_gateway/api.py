@@ -50,11 +50,13 @@ _EVENT_BATCH_BODY = {
                        404: {"content": {PROBLEM_JSON: {}}, "description": "No service knows the customer"}})
 async def get_customer_360(request: Request, identity: CurrentIdentity,
                            customer_id: str = Path(min_length=1, max_length=100)) -> Customer360Read:
-    """The customer 360: profile, loyalty account, open tickets and churn risk in one document.
+    """The customer 360: profile, loyalty account, open tickets, churn risk and recent campaign
+    contacts in one document.
 
-    The four services are asked at once. A part whose service is down or slow is marked
+    The services are asked at once. A part whose service is down, slow or not deployed is marked
     ``unavailable`` and the document still comes back within the gateway's budget
-    (``CUSTOMER360_BUDGET_S``, 0.8 s by default), with ``complete: false``.
+    (``CUSTOMER360_BUDGET_S``, 0.8 s by default), with ``complete: false``. A part this caller may
+    not call the route of (a customer's churn risk or campaign contacts) is ``forbidden``.
     """
     identity.authorize(ALL_ROLES, scope="customers:read", customer_id=customer_id)
     return await customer360.assemble(customer_id, identity, request.app.state.resources)

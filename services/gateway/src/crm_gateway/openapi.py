@@ -2,7 +2,9 @@
 
 The gateway's own routes come from FastAPI; each proxied route's operation comes from its
 service's ``/openapi.json``, so the document cannot drift from what the services do. Only routes
-in the route table are published, each with the roles allowed to call it.
+in the route table are published, each with the roles allowed to call it. A service that is down
+or not deployed (campaigns is optional) is named in ``info.x-crm-missing-upstreams`` and its
+routes are left out until it answers: no operation is published that nothing would serve.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ INCOMPLETE_CACHE_S = 10.0
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                    "description": "A JWT from the identity provider (dev: `crm token --role agent --sub agent-1`). "
-                                  "Claims: sub, role (customer, agent, supervisor, service), customer_id "
+                                  "Claims: sub, role (customer, agent, supervisor, service, marketer), customer_id "
                                   "(customers; defaults to sub), scope (service callers), exp, iss, aud."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                "description": "An API key of a server-side integration (role service, limited to its scopes)."},
@@ -65,8 +67,8 @@ class MergedOpenApi:
         settings = self._resources.settings
         document = get_openapi(title="CRM API", version=app.version, routes=app.routes,
                                description="The public API of the CRM: every route of the gateway, "
-                                           "including those answered by the profile, loyalty, tickets "
-                                           "and churn services.")
+                                           "including those answered by the profile, loyalty, tickets, "
+                                           "churn and campaigns services.")
         document.setdefault("components", {}).setdefault("schemas", {})
         names = [n for n in settings.upstream_urls if any(r.upstream == n for r in self._resources.routes.routes)]
         fetched = await asyncio.gather(*(self._fetch(n) for n in names))
@@ -79,12 +81,11 @@ class MergedOpenApi:
         for route in self._resources.routes.routes:
             operation = document["paths"].get(route.path, {}).get(route.method.lower())
             if operation is not None:
-                roles = ", ".join(sorted(route.roles))
-                scope = f"; service callers need scope `{route.scope}`" if route.scope else ""
-                own = "; a customer only their own id" if route.customer_param else ""
-                operation["description"] = (operation.get("description", "") +
-                                            f"\n\n**Allowed roles:** {roles}{scope}{own}.").strip()
+                operation["description"] = (operation.get("description", "") + "\n\n" + access_note(route)).strip()
                 operation["x-crm-roles"] = sorted(route.roles)
+                if route.public:
+                    operation["security"] = []
+                    operation["x-crm-public"] = True
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
         document["security"] = [{"bearerAuth": []}, {"apiKey": []}]
         for path in ("/livez", "/readyz"):
@@ -104,6 +105,16 @@ class MergedOpenApi:
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
+
+
+def access_note(route) -> str:
+    if route.public:
+        return ("**Public:** no token or API key; the gateway forwards no identity, and the service checks the "
+                "request's signature. Rate-limited per calling address.")
+    roles = ", ".join(sorted(route.roles))
+    scope = f"; service callers need scope `{route.scope}`" if route.scope else ""
+    own = "; a customer only their own id" if route.customer_param else ""
+    return f"**Allowed roles:** {roles}{scope}{own}."
 
 
 def merge_upstream(document: dict[str, Any], upstream: str, upstream_doc: dict[str, Any], routes) -> None:

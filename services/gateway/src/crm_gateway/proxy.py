@@ -56,11 +56,18 @@ class FrontDoor:
                                   allow=list(match.allowed_methods))
                 raise Problem(404, "Not Found", "no such route")
             scope["route"] = route  # the metrics label the template, never the raw path
-            identity = await resources.authenticator.authenticate(scope["headers"])
-            customer_id = match.params.get(route.customer_param) if route.customer_param else None
-            identity.authorize(route.roles, scope=route.scope, customer_id=customer_id)
-            decision = await resources.rate_limits.check(identity, customer_id)
-            extra_headers = decision.headers(resources.rate_limits.policies)
+            identity: Identity | None = None
+            if route.public:
+                # Credentials are not even looked at: a bad token on an unsubscribe link must not
+                # stop the unsubscription, and none reaches the service (dropped headers).
+                decision = await resources.rate_limits.check_address(_address(scope))
+                extra_headers = decision.headers(resources.rate_limits.public_policies)
+            else:
+                identity = await resources.authenticator.authenticate(scope["headers"])
+                customer_id = match.params.get(route.customer_param) if route.customer_param else None
+                identity.authorize(route.roles, scope=route.scope, customer_id=customer_id)
+                decision = await resources.rate_limits.check(identity, customer_id)
+                extra_headers = decision.headers(resources.rate_limits.policies)
             if not decision.allowed:
                 resources.metrics.rate_limited.labels(decision.policy).inc()
                 raise Problem(429, "Too Many Requests",
@@ -68,6 +75,7 @@ class FrontDoor:
                               f"retry in {max(1, decision.reset_s)} s", type_=PROBLEM_BASE + "rate-limited")
             body = await _read_body(scope, receive, resources.settings.max_body_bytes)
             if route.upstream is None:
+                assert identity is not None  # the gateway serves no public route itself
                 await self._serve_locally(scope, body, identity, send, extra_headers)
             else:
                 await self._proxy(scope, route, body, identity, send, extra_headers, resources)
@@ -93,7 +101,7 @@ class FrontDoor:
 
         await self.app(scope, replay, send_with_headers)
 
-    async def _proxy(self, scope: Scope, route: Route, body: bytes, identity: Identity, send: Send,
+    async def _proxy(self, scope: Scope, route: Route, body: bytes, identity: Identity | None, send: Send,
                      extra_headers: list[tuple[bytes, bytes]], resources: GatewayResources) -> None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
                    if k not in _DROPPED_REQUEST_HEADERS]
@@ -113,9 +121,11 @@ class FrontDoor:
         await send({"type": "http.response.body", "body": response.body})
 
 
-def forwarding_headers(identity: Identity, resources: GatewayResources, service: str) -> list[tuple[str, str]]:
-    """What every call to ``service`` carries: the identity signed for it alone, request id and trace context."""
-    headers = [(IDENTITY_HEADER, resources.identity_codec.encode(identity, service))]
+def forwarding_headers(identity: Identity | None, resources: GatewayResources,
+                       service: str) -> list[tuple[str, str]]:
+    """What every call to ``service`` carries: the identity signed for it alone (none on a public
+    route), request id and trace context."""
+    headers = [(IDENTITY_HEADER, resources.identity_codec.encode(identity, service))] if identity else []
     traceparent = current_traceparent.get()
     if traceparent:
         headers.append(("traceparent", traceparent))
@@ -123,6 +133,11 @@ def forwarding_headers(identity: Identity, resources: GatewayResources, service:
     if request_id:
         headers.append((REQUEST_ID_HEADER, request_id))
     return headers
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

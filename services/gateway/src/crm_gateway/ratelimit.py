@@ -9,7 +9,8 @@ replica shares the counters. Headers follow the IETF RateLimit header draft: ``R
 The "client" budget of a person (customer, agent, supervisor) is their own within the app that
 holds the token: keyed by the token's ``azp`` and ``sub``, so one shopper who uses theirs up
 does not lock every other shopper of the same storefront out. A server-side integration (API
-key, service token) has one budget per client.
+key, service token) has one budget per client. Public routes (nobody authenticated) count
+against the calling address's "address" budget.
 """
 
 from __future__ import annotations
@@ -121,15 +122,24 @@ class RateLimits:
         self._limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.client_limit: RateLimitItem = parse(settings.rate_limit_client)
         self.customer_limit: RateLimitItem = parse(settings.rate_limit_customer)
+        self.address_limit: RateLimitItem = parse(settings.rate_limit_address)
         self.policies = ", ".join(
             f'"{name}";q={item.amount};w={item.get_expiry()}'
             for name, item in (("client", self.client_limit), ("customer", self.customer_limit)))
+        self.public_policies = f'"address";q={self.address_limit.amount};w={self.address_limit.get_expiry()}'
 
     async def check(self, identity: Identity, customer_id: str | None) -> Decision:
         """Count this request against the caller's budget (and the customer's, if it names one)."""
         checks = [("client", self.client_limit, client_key(identity))]
         if customer_id is not None:
             checks.append(("customer", self.customer_limit, (quote(customer_id, safe=""),)))
+        return await self._hit(checks)
+
+    async def check_address(self, address: str) -> Decision:
+        """Count an unauthenticated request (a public route) against its address's budget."""
+        return await self._hit([("address", self.address_limit, (quote(address, safe=""),))])
+
+    async def _hit(self, checks: list[tuple[str, RateLimitItem, tuple[str, ...]]]) -> Decision:
         decisions = []
         for policy, item, key in checks:
             allowed = await self._limiter.hit(item, policy, *key)

@@ -26,6 +26,9 @@ class Customer360Read(BaseModel):
     loyalty: PartRead
     open_tickets: PartRead
     churn: PartRead
+    campaign_contacts: PartRead = Field(description="The customer's recent campaign contacts (at most 10): "
+                                                    '{"items": [{campaign_id, campaign_name, channel, group, '
+                                                    "status, contacted_at}]}.")
 
 
 class RejectedEvent(BaseModel):

@@ -31,11 +31,14 @@ class GatewaySettings(ServiceSettings):
     # seconds on the others.
     api_key_cache_s: Annotated[float, Field(ge=0)] = 5.0
 
-    # --- Upstreams (base URLs of the four services).
+    # --- Upstreams (base URLs of the services).
     profile_url: str = "http://127.0.0.1:8001"
     loyalty_url: str = "http://127.0.0.1:8002"
     tickets_url: str = "http://127.0.0.1:8003"
     churn_url: str = "http://127.0.0.1:8004"
+    # A deployment without the campaigns service keeps working: its routes answer 502/503
+    # problem+json, the customer 360 marks its part unavailable, readiness lists it failed.
+    campaigns_url: str = "http://127.0.0.1:8005"
     upstream_connect_timeout_s: Annotated[float, Field(gt=0)] = 1.0
     # Default whole-request timeout of a proxied route; the route table sets its own where it differs.
     upstream_timeout_s: Annotated[float, Field(gt=0)] = 5.0
@@ -61,6 +64,10 @@ class GatewaySettings(ServiceSettings):
     # whose data is touched. Storage: memory:// per process, or redis://host:6379 shared.
     rate_limit_client: str = "1200/minute"
     rate_limit_customer: str = "300/minute"
+    # Public routes (unsubscribe links, delivery callbacks) authenticate nobody: their budget is
+    # per calling address (the peer, or X-Forwarded-For from FORWARDED_ALLOW_IPS proxies, as
+    # uvicorn reads it). Generous: one delivery provider sends many callbacks from few addresses.
+    rate_limit_address: str = "3000/minute"
     rate_limit_storage_url: str = "memory://"
     # Test hook: the rate limiter's clock stands still at this instant, so a test decides where
     # its requests fall in the window. Memory storage only; allowed only with ENVIRONMENT=test.
@@ -112,7 +119,7 @@ class GatewaySettings(ServiceSettings):
     @property
     def upstream_urls(self) -> dict[str, str]:
         return {"profile": self.profile_url, "loyalty": self.loyalty_url,
-                "tickets": self.tickets_url, "churn": self.churn_url}
+                "tickets": self.tickets_url, "churn": self.churn_url, "campaigns": self.campaigns_url}
 
     def _secret_fields(self) -> list[tuple[str, SecretStr]]:
         # With a JWKS URL the HS256 secret is never used, so a placeholder there is harmless.

@@ -3,7 +3,9 @@
 One table is the whole access policy of the gateway: a request that matches no row is a 404,
 and each row names the roles allowed, the scope a service caller needs, and whether the path
 names a customer (then a customer may only use their own id). The services repeat these checks
-on the identity the gateway forwards. Pure data and matching; no I/O.
+on the identity the gateway forwards. A ``public`` row is the exception: nobody is authenticated
+and no identity is forwarded; the service behind it checks what the request carries (a signed
+token or body). Pure data and matching; no I/O.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from crm_shared.auth import ALL_ROLES, STAFF, SUPERVISOR, Role
+from crm_shared.auth import ALL_ROLES, MARKETING, STAFF, SUPERVISOR, Role
 
 from crm_gateway.domain.ingest import EVENT_SCOPES
 
 STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
+# Campaigns are run by marketers and supervisors, and by integrations with the campaigns scopes.
+MARKETING_AND_SERVICE = MARKETING | {Role.SERVICE}
+NOBODY: frozenset[Role] = frozenset()  # the roles of a public route: none is asked for
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -28,9 +33,17 @@ class Route:
     scope: str | None = None       # needed by service callers (API keys, service tokens)
     customer_param: str | None = None  # path parameter holding the customer id, if any
     timeout_s: float | None = None     # whole-request budget; None: the gateway default
+    # No authentication at the gateway and no identity forwarded (rate-limited per address): for
+    # links in messages and providers' callbacks, which the service verifies by their signature.
+    public: bool = False
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.public and (self.roles or self.scope or self.customer_param or self.upstream is None
+                            or not self.path.startswith("/v1/public/")):
+            # A public row that named roles would read as a check nobody makes; one outside
+            # /v1/public/ would reach a service prefix that demands the forwarded identity.
+            raise ValueError(f"a public route is an upstream's /v1/public/… path with no roles: {self.path}")
         # A path parameter matches one segment; ids never contain "/".
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
         object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
@@ -39,6 +52,48 @@ class Route:
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT_METHODS
 
+
+def _campaigns(method: str, path: str, roles: frozenset[Role] = MARKETING_AND_SERVICE, *,
+               timeout_s: float = 5.0) -> Route:
+    # Service callers: campaigns:read to read, campaigns:manage for anything else.
+    scope = ("campaigns:read" if method == "GET" else "campaigns:manage") if Role.SERVICE in roles else None
+    return Route(method, path, roles, upstream="campaigns", scope=scope, timeout_s=timeout_s)
+
+
+# Campaigns: marketers and supervisors build audiences, templates and campaigns; only a
+# supervisor approves one (the second pair of eyes before customers get a message). Marketers see
+# no customer's data: audiences are rules, estimates are counts, messages carry no address.
+CAMPAIGN_ROUTES: tuple[Route, ...] = (
+    _campaigns("POST", "/v1/audiences"),
+    _campaigns("GET", "/v1/audiences", timeout_s=2.0),
+    _campaigns("GET", "/v1/audiences/{audience_id}", timeout_s=2.0),
+    _campaigns("PUT", "/v1/audiences/{audience_id}"),
+    # Counts the audience's members now: a segment query, longer than a read.
+    _campaigns("GET", "/v1/audiences/{audience_id}/estimate", timeout_s=30.0),
+    _campaigns("POST", "/v1/templates"),
+    _campaigns("GET", "/v1/templates", timeout_s=2.0),
+    _campaigns("GET", "/v1/templates/{template_id}", timeout_s=2.0),
+    _campaigns("PUT", "/v1/templates/{template_id}"),
+    _campaigns("POST", "/v1/templates/{template_id}/preview"),
+    _campaigns("POST", "/v1/campaigns"),
+    _campaigns("GET", "/v1/campaigns", timeout_s=2.0),
+    _campaigns("GET", "/v1/campaigns/{campaign_id}", timeout_s=2.0),
+    _campaigns("PUT", "/v1/campaigns/{campaign_id}"),
+    *(_campaigns("POST", f"/v1/campaigns/{{campaign_id}}/{action}", MARKETING)
+      for action in ("activate", "pause", "resume")),
+    _campaigns("POST", "/v1/campaigns/{campaign_id}/approve", SUPERVISOR),
+    _campaigns("GET", "/v1/campaigns/{campaign_id}/results", MARKETING, timeout_s=10.0),
+    _campaigns("GET", "/v1/campaigns/{campaign_id}/messages", MARKETING, timeout_s=5.0),
+    # A customer's recent campaign contacts (the 360's part): the call centre sees what the customer
+    # was sent; ?customer_id= is in the query, so the service checks it, and customers are not let in.
+    Route("GET", "/v1/campaign-contacts", frozenset({Role.AGENT, Role.SUPERVISOR, Role.MARKETER, Role.SERVICE}),
+          upstream="campaigns", scope="campaigns:read", timeout_s=2.0),
+    # Public: a message's unsubscribe link (GET and POST; what each does is the campaigns service's
+    # business) and delivery providers' status callbacks. The token or body is HMAC-signed.
+    Route("GET", "/v1/public/unsubscribe/{token}", NOBODY, upstream="campaigns", timeout_s=2.0, public=True),
+    Route("POST", "/v1/public/unsubscribe/{token}", NOBODY, upstream="campaigns", timeout_s=5.0, public=True),
+    Route("POST", "/v1/public/delivery-status", NOBODY, upstream="campaigns", timeout_s=5.0, public=True),
+)
 
 ROUTES: tuple[Route, ...] = (
     # Served by the gateway.
@@ -172,6 +227,7 @@ ROUTES: tuple[Route, ...] = (
     # Fits the model and rescores every customer before answering: long on a large base
     # (bench/churn.py, docs/benchmarks.md), hence its own timeout.
     Route("POST", "/v1/churn/model/refit", SUPERVISOR, upstream="churn", timeout_s=600.0),
+    *CAMPAIGN_ROUTES,
 )
 
 # Permissions a service checks itself rather than the route table: pii:read lets agents and
