@@ -42,11 +42,17 @@ class Role(StrEnum):
     AGENT = "agent"            # call-centre agent: any customer, works tickets, small adjustments
     SUPERVISOR = "supervisor"  # rules, reports, audit log, model refit, API keys
     SERVICE = "service"        # server-to-server integration, limited by scopes
+    MARKETER = "marketer"      # audiences, templates, campaigns; no customer's data, no PII
 
 
-ALL_ROLES = frozenset(Role)
+# The roles of the routes open to "everyone": a customer (their own data), the call centre and
+# integrations. Written out rather than frozenset(Role): a marketer manages campaigns and must not
+# inherit every route that was open to all roles (profiles, loyalty accounts, tickets), nor see
+# PII; a role added later is let in route by route, never by default.
+ALL_ROLES = frozenset({Role.CUSTOMER, Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR})  # the shop's people
 SUPERVISOR = frozenset({Role.SUPERVISOR})
+MARKETING = frozenset({Role.MARKETER, Role.SUPERVISOR})  # who runs campaigns (supervisors also approve them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,16 +201,25 @@ class RequireIdentity:
     """ASGI middleware of every service except the gateway: ``/v1/…`` needs a forwarded identity.
 
     Health, metrics and the OpenAPI document stay open: probes and Prometheus need them, and
-    they hold no customer data.
+    they hold no customer data. Paths under ``open_prefixes`` (e.g. ``("/v1/public/",)``) pass
+    without an identity too: the gateway forwards its public routes (unsubscribe links, delivery
+    callbacks) with none, and the service authenticates those requests itself (signed tokens).
     """
 
-    def __init__(self, app: ASGIApp, verifier: IdentityVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: IdentityVerifier, open_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.verifier = verifier
+        if any(not p.startswith("/v1/") or not p.endswith("/") for p in open_prefixes):
+            # "/v1/public" would also open "/v1/publicity/…"; a prefix outside /v1/ is open anyway.
+            raise ValueError("open prefixes are /v1/… paths ending with '/'")
+        self.open_prefixes = open_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
+            return
+        if self.open_prefixes and scope["path"].startswith(self.open_prefixes):
+            await self.app(scope, receive, send)  # no identity on the request: routes there need none
             return
         token = next((v for k, v in scope["headers"] if k == IDENTITY_HEADER.encode()), None)
         try:

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "replay":
             action.add_argument("--limit", type=int, default=None, help="replay at most this many records")
     token = sub.add_parser("token", help="print a dev bearer token (HS256, signed with the gateway's JWT_SECRET)")
-    token.add_argument("--role", required=True, choices=["customer", "agent", "supervisor", "service"])
+    token.add_argument("--role", required=True, choices=["customer", "agent", "supervisor", "service", "marketer"])
     token.add_argument("--sub", required=True, help="subject: agent id, or the customer id for --role customer")
     token.add_argument("--customer-id", help="customer tokens only; defaults to --sub")
     token.add_argument("--scope", action="append", default=[], help="service tokens: a scope (repeatable)")

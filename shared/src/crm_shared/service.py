@@ -174,7 +174,7 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
               description: str = "",
               resources: Callable[[ServiceRuntime], AbstractAsyncContextManager[Any]] | None = None,
               middleware: Sequence[tuple[type, dict[str, Any]]] = (), public: bool = False,
-              openapi_url: str | None = "/openapi.json",
+              openapi_url: str | None = "/openapi.json", open_prefixes: tuple[str, ...] = (),
               before_start: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
     """The FastAPI app every service returns from ``create_app``.
 
@@ -182,6 +182,8 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
     runtime and stores it as ``app.state.resources``. ``middleware`` is added inside the
     observability layer, innermost first. Services behind the gateway require its forwarded
     identity on ``/v1/…``; the gateway (``public=True``) authenticates callers itself.
+    ``open_prefixes`` (e.g. ``("/v1/public/",)``) are the paths the gateway forwards without an
+    identity (its public routes); the service authenticates those requests itself.
     ``before_start`` runs once the schema is known to be migrated, before anything consumes or
     serves: a check that must refuse the start (it raises), such as the profile's PII key check.
     """
@@ -210,7 +212,8 @@ def build_app(spec: ServiceSpec, settings: ServiceSettings, *, routers: Sequence
         app.include_router(router)
     if not public:
         app.add_middleware(RequireIdentity, verifier=IdentityVerifier(settings.identity_verification_key(),
-                                                                      settings.service_name))
+                                                                      settings.service_name),
+                           open_prefixes=open_prefixes)
     for cls, options in middleware:
         app.add_middleware(cls, **options)
     app.add_middleware(_LazyObservability)
