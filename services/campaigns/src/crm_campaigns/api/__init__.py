@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-routers: list[APIRouter] = []
+from crm_campaigns.api import definitions, results
+
+routers: list[APIRouter] = [definitions.router, results.router]
