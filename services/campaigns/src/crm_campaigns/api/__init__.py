@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from crm_campaigns.api import public
+from crm_campaigns.api import definitions, public, results
 
-routers: list[APIRouter] = [public.router]
+routers: list[APIRouter] = [definitions.router, results.router, public.router]
