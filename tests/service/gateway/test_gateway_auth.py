@@ -23,7 +23,7 @@ from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 from tests.service.gateway.conftest import CAMPAIGNS_INSTALLED, TEST_JWT_SECRET, UPSTREAMS, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
-              "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
+              "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "loyalty:bonus", "tickets:read", "tickets:write", "churn:read",
               "orders:read", "coupons:issue", "coupons:validate", "campaigns:read", "campaigns:manage")
 
 CALLERS = ("customer_a", "customer_b", "agent", "supervisor", "service", "service_without_scope", "marketer")
@@ -66,6 +66,7 @@ EXPECTED = {
     ("GET", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/loyalty/accounts/{customer_id}/adjustments"): {"agent", "supervisor"},
+    ("POST", "/v1/loyalty/accounts/{customer_id}/bonuses"): {"supervisor", "service"},
     ("GET", "/v1/loyalty/programme"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
     ("GET", "/v1/loyalty/programme/versions"): {"supervisor"},
     ("GET", "/v1/loyalty/reports/liability"): {"supervisor"},
@@ -193,6 +194,7 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/loyalty/accounts/{customer_id}/redemptions":
             {"points": 1, "kind": "gift", "gift_sku": "MUG"} if method == "POST" else None,
         "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 1, "reason": "matrix test"},
+        "/v1/loyalty/accounts/{customer_id}/bonuses": {"points": 1, "reason": "matrix test", "reference": "matrix"},
         "/v1/loyalty/programme": {"config": {}, "note": "matrix test"} if method == "PUT" else None,
         "/v1/loyalty/rewards": {"reward_id": f"matrix-{uuid.uuid4().hex[:8]}", "name": "Mug", "kind": "gift",
                                 "points_price": 100} if method == "POST" else None,

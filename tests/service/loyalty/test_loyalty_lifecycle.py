@@ -154,7 +154,11 @@ async def test_a_member_gets_the_tier_s_birthday_bonus_where_it_has_one_and_no_g
             (500, "birthday bonus 2027")]
 
 
-async def test_a_birthday_corrected_in_the_profile_moves_the_greeting_and_only_month_and_day_are_kept(loyalty):
+async def test_a_birthday_corrected_in_the_profile_moves_the_bonus_and_only_month_and_day_are_kept(loyalty):
+    async with loyalty.service.client(SUPERVISOR) as http:
+        programme = (await http.get("/v1/loyalty/programme")).json()["config"]
+        programme["tiers"]["levels"][0]["birthday_bonus"] = 100
+        assert (await http.put("/v1/loyalty/programme", json={"config": programme})).status_code == 200
     customer = new_customer_id()  # registered as born 4 March 1991
     await loyalty.publish(TOPIC_CUSTOMERS, customer_registered(customer))
     await loyalty.applied(1)
@@ -164,7 +168,7 @@ async def test_a_birthday_corrected_in_the_profile_moves_the_greeting_and_only_m
     await loyalty.applied(2)
     assert str(await loyalty.database.fetchval(stored, customer)) == "2000-07-15"
     assert (await loyalty.job("birthdays", datetime(2027, 3, 10, tzinfo=UTC)))["members"] == 0
-    assert (await loyalty.job("birthdays", datetime(2027, 7, 1, tzinfo=UTC)))["members"] == 1
+    assert (await loyalty.job("birthdays", datetime(2027, 7, 1, tzinfo=UTC)))["points"] == 100
     # A day that does not exist is bad input: dead-lettered, the birthday stays.
     await loyalty.publish(TOPIC_PROFILE, birthday_corrected(customer, 2, 30))
 

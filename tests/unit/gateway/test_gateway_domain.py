@@ -58,7 +58,7 @@ def test_only_reads_and_deletes_count_as_idempotent():
 
 def test_scopes_are_the_ones_the_route_table_asks_for():
     assert SCOPES == {"customers:read", "profiles:read", "pii:read", "loyalty:read", "loyalty:redeem",
-                      "loyalty:fulfil", "tickets:read", "tickets:write", "churn:read",
+                      "loyalty:fulfil", "loyalty:bonus", "tickets:read", "tickets:write", "churn:read",
                       "interactions:write", "orders:write", "customers:write", "orders:read",
                       "coupons:issue", "coupons:validate", "campaigns:read", "campaigns:manage"}
 

@@ -50,5 +50,5 @@ def create_app(settings: CampaignsSettings | None = None) -> FastAPI:
             yield CampaignsResources(settings=settings, channels=channels, units=units,
                                      metrics=CampaignsMetrics(runtime.metrics.registry, election))
 
-    return build_app(SERVICE, settings, routers=api.routers, resources=resources,
+    return build_app(SERVICE, settings, routers=api.routers, resources=resources, open_prefixes=("/v1/public/",),
                      description="Audiences, the care calendar, triggered journeys, delivery and measured lift.")

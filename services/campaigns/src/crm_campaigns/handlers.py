@@ -42,6 +42,17 @@ async def on_customer(resources: CampaignsResources, uow: Uow, events: list[Inbo
         consent_sms=e.data.consents.sms if e.data.consents else None) for e in events])
 
 
+async def on_consent_changed(resources: CampaignsResources, uow: Uow, events: list[Inbound[Any]]) -> None:
+    await projection.consents(uow, [(e.data.customer_id, e.data.channel, e.data.granted) for e in events])
+
+
+def on_coupon(released: bool) -> Callable[..., Any]:
+    async def handle(resources: CampaignsResources, uow: Uow, events: list[Inbound[Any]]) -> None:
+        await projection.coupon_uses(uow, [{"coupon_id": e.data.coupon_id, "order_id": e.data.order_id,
+                                            "at": e.data.at} for e in events], released=released)
+    return handle
+
+
 async def on_birthday_changed(resources: CampaignsResources, uow: Uow, events: list[Inbound[Any]]) -> None:
     await projection.birthdays(uow, [(e.data.customer_id, e.data.month, e.data.day) for e in events])
 
@@ -128,11 +139,14 @@ HANDLERS: dict[str, ServiceHandler] = resolving_merged({
     "commerce.order.refunded": on_order_refunded,
     "crm.profile.customer.updated": on_profile_updated,
     "crm.profile.customer.birthday_changed": on_birthday_changed,
+    "crm.profile.consent.changed": on_consent_changed,
     "crm.profile.segment.entered": on_segment(True),
     "crm.profile.segment.exited": on_segment(False),
     "crm.profile.customer.erased": on_customer_erased,
     "crm.loyalty.tier.changed": on_tier_changed,
     **{f"crm.loyalty.points.{verb}": on_points for verb in ("earned", "redeemed", "reversed", "expired", "adjusted")},
+    "crm.loyalty.coupon.used": on_coupon(False),
+    "crm.loyalty.coupon.released": on_coupon(True),
     "crm.churn.risk.changed": on_churn,
     "crm.tickets.ticket.resolved": on_ticket_resolved,
     "crm.notification.requested": on_notification,

@@ -53,3 +53,15 @@ class CampaignUnsubscribedData(EventData):
     campaign_id: CampaignRef
     message_id: CampaignRef
     at: AwareDatetime
+
+
+class LoyaltyCouponUseData(EventData):
+    """``crm.loyalty.coupon.used`` / ``crm.loyalty.coupon.released``: a paid order used a coupon (its
+    discount applied), or a cancelled order gave the use back. Never the code. The campaigns service
+    counts the coupons its campaigns issued that were redeemed."""
+
+    coupon_id: CampaignRef
+    pool_id: CampaignRef
+    customer_id: CustomerId
+    order_id: CampaignRef
+    at: AwareDatetime

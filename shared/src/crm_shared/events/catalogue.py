@@ -16,6 +16,7 @@ from pydantic import Field, StringConstraints
 from crm_shared.events.campaigns import (
     CampaignMessageStatusChangedData,
     CampaignUnsubscribedData,
+    LoyaltyCouponUseData,
     ProfileConsentChangedData,
 )
 from crm_shared.events.fields import (
@@ -189,8 +190,10 @@ class CsatSubmittedData(EventData):
     recorded_by: ShortText | None = None
 
 
+# campaign_message: the campaigns service's messages on the notification channel (for shops that
+# deliver themselves); birthday_greeting is no longer requested by loyalty (a campaign greets).
 NotificationKind = Literal["win_back_offer", "tier_upgrade", "points_expiring", "birthday_greeting",
-                           "follow_up"]
+                           "follow_up", "campaign_message"]
 
 
 class NotificationRequestedData(EventData):
@@ -302,6 +305,8 @@ CATALOGUE: dict[str, EventType] = {
         EventType("crm.profile.consent.changed", TOPIC_PROFILE, ProfileConsentChangedData),
         EventType("crm.campaigns.message.status_changed", TOPIC_CAMPAIGNS, CampaignMessageStatusChangedData),
         EventType("crm.campaigns.unsubscribed", TOPIC_CAMPAIGNS, CampaignUnsubscribedData),
+        EventType("crm.loyalty.coupon.used", TOPIC_LOYALTY, LoyaltyCouponUseData),
+        EventType("crm.loyalty.coupon.released", TOPIC_LOYALTY, LoyaltyCouponUseData),
     )
 }
 

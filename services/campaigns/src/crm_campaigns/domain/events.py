@@ -15,6 +15,8 @@ NOTIFICATION = "crm.notification.requested"
 
 def message_status(message_id: str, campaign_id: str, customer_id: str, channel: str, status: str,
                    at: datetime) -> CloudEvent:
+    # A message skipped at send time (no consent, no address, erased) is "suppressed" on the bus.
+    status = "suppressed" if status == "skipped" else status
     return CloudEvent.new(type=MESSAGE_STATUS, source=SOURCE, subject=customer_id, time=at, data={
         "message_id": message_id, "campaign_id": campaign_id, "customer_id": customer_id, "channel": channel,
         "status": status, "at": at.isoformat()})

@@ -147,6 +147,9 @@ ROUTES: tuple[Route, ...] = (
           scope="loyalty:redeem", customer_param="customer_id", timeout_s=5.0),
     Route("POST", "/v1/loyalty/accounts/{customer_id}/adjustments", STAFF, upstream="loyalty",
           customer_param="customer_id", timeout_s=5.0),
+    # Bonus points a campaign grants (once per member and reference): the campaigns service's credential.
+    Route("POST", "/v1/loyalty/accounts/{customer_id}/bonuses", frozenset({Role.SUPERVISOR, Role.SERVICE}),
+          upstream="loyalty", scope="loyalty:bonus", customer_param="customer_id", timeout_s=5.0),
     Route("GET", "/v1/loyalty/programme", ALL_ROLES, upstream="loyalty", scope="loyalty:read", timeout_s=2.0),
     Route("GET", "/v1/loyalty/programme/versions", SUPERVISOR, upstream="loyalty", timeout_s=2.0),
     Route("PUT", "/v1/loyalty/programme", SUPERVISOR, upstream="loyalty", timeout_s=5.0),

@@ -41,6 +41,8 @@ from crm_loyalty.usecases.common import Uow
 log = get_logger(__name__)
 
 COUPON_ISSUED = "crm.loyalty.coupon.issued"
+COUPON_USED = "crm.loyalty.coupon.used"
+COUPON_RELEASED = "crm.loyalty.coupon.released"
 MAX_ISSUE = 1000
 _INSERT_ATTEMPTS = 5  # a code collision is ~1 in 10^18 per code: a retry is a formality
 
@@ -302,6 +304,8 @@ async def use_coupons(uow: Uow, orders: list[CouponOrder]) -> dict[str, CouponsA
             results[order.order_id] = CouponsApplied(taken, tuple(lines))
     await repo.record_uses(uses)
     await repo.count_uses(coupon_deltas, pool_deltas)
+    await uow.publish([use_event(COUPON_USED, {**u, "pool_id": coupons[u["coupon_id"]]["pool_id"]}, u["at"])
+                       for u in uses if u["status"] == "applied"])
     return results
 
 
@@ -321,4 +325,12 @@ async def release_coupons(uow: Uow, order_ids: list[str], at: datetime) -> int:
         pool_deltas[use["pool_id"]] -= 1
     await repo.release_uses([(u["coupon_id"], u["order_id"]) for u in applied], at)
     await repo.count_uses(coupon_deltas, pool_deltas)
+    await uow.publish([use_event(COUPON_RELEASED, u, at) for u in applied])
     return len(applied)
+
+
+def use_event(type_: str, use: dict[str, Any], at: datetime) -> CloudEvent:
+    """A coupon's use by an order, or its release: ids only, never the code (campaigns count them)."""
+    return CloudEvent.new(type=type_, source=SOURCE, subject=use["customer_id"], data={
+        "coupon_id": use["coupon_id"], "pool_id": use["pool_id"], "customer_id": use["customer_id"],
+        "order_id": use["order_id"], "at": at.isoformat()})
