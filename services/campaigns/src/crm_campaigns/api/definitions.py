@@ -28,7 +28,10 @@ router = APIRouter(prefix="/v1", tags=["campaigns"])
 # Integrations act as service callers with scopes; people by role.
 MANAGERS = frozenset({*MARKETING, Role.SERVICE})
 MANAGE, READ = "campaigns:manage", "campaigns:read"
-IdPath = Path(min_length=1, max_length=64)
+# One Path per parameter: FastAPI binds a Path object to the first parameter it is used for.
+AudienceIdPath = Path(min_length=1, max_length=64)
+TemplateIdPath = Path(min_length=1, max_length=64)
+CampaignIdPath = Path(min_length=1, max_length=64)
 Limit = Annotated[int, Query(ge=1, le=500)]
 _WRITE_ERRORS = {404: _PROBLEM, 409: _PROBLEM, 422: _PROBLEM}
 
@@ -73,14 +76,14 @@ async def list_audiences(uow: ReadUow, identity: CurrentIdentity, limit: Limit =
 
 
 @router.get("/audiences/{audience_id}", response_model=AudienceRead, responses={404: _PROBLEM})
-async def get_audience(uow: ReadUow, identity: CurrentIdentity, audience_id: str = IdPath) -> AudienceRead:
+async def get_audience(uow: ReadUow, identity: CurrentIdentity, audience_id: str = AudienceIdPath) -> AudienceRead:
     identity.authorize(MANAGERS, scope=READ)
     return AudienceRead.model_validate(await definitions.get_audience(uow, audience_id))
 
 
 @router.put("/audiences/{audience_id}", response_model=AudienceRead, responses=_WRITE_ERRORS)
 async def replace_audience(body: AudienceUpdate, uow: Uow, identity: CurrentIdentity,
-                           audience_id: str = IdPath) -> AudienceRead:
+                           audience_id: str = AudienceIdPath) -> AudienceRead:
     """Replace an audience's name and definition; campaigns using it see the change at their next run."""
     identity.authorize(MANAGERS, scope=MANAGE)
     row = await definitions.update_audience(uow, audience_id, {"name": body.name,
@@ -91,7 +94,7 @@ async def replace_audience(body: AudienceUpdate, uow: Uow, identity: CurrentIden
 
 
 @router.get("/audiences/{audience_id}/estimate", response_model=EstimateRead, responses={404: _PROBLEM})
-async def estimate(uow: ReadUow, identity: CurrentIdentity, audience_id: str = IdPath,
+async def estimate(uow: ReadUow, identity: CurrentIdentity, audience_id: str = AudienceIdPath,
                    channel: Literal["email", "sms", "webhook", "notification"] | None = None) -> EstimateRead:
     """How many members match now; with a channel that needs consent (email, sms), only those who gave it."""
     identity.authorize(MANAGERS, scope=READ)
@@ -128,14 +131,14 @@ async def list_templates(uow: ReadUow, identity: CurrentIdentity, limit: Limit =
 
 
 @router.get("/templates/{template_id}", response_model=TemplateRead, responses={404: _PROBLEM})
-async def get_template(uow: ReadUow, identity: CurrentIdentity, template_id: str = IdPath) -> TemplateRead:
+async def get_template(uow: ReadUow, identity: CurrentIdentity, template_id: str = TemplateIdPath) -> TemplateRead:
     identity.authorize(MANAGERS, scope=READ)
     return TemplateRead.model_validate(await definitions.get_template(uow, template_id))
 
 
 @router.put("/templates/{template_id}", response_model=TemplateRead, responses=_WRITE_ERRORS)
 async def replace_template(body: TemplateUpdate, uow: Uow, identity: CurrentIdentity,
-                           template_id: str = IdPath) -> TemplateRead:
+                           template_id: str = TemplateIdPath) -> TemplateRead:
     identity.authorize(MANAGERS, scope=MANAGE)
     row = await definitions.update_template(uow, template_id, _template_fields(body), version=body.version,
                                             at=_now())
@@ -145,7 +148,7 @@ async def replace_template(body: TemplateUpdate, uow: Uow, identity: CurrentIden
 
 @router.post("/templates/{template_id}/preview", response_model=PreviewRead, responses={404: _PROBLEM, 422: _PROBLEM})
 async def preview(body: PreviewRequest, request: Request, uow: ReadUow, identity: CurrentIdentity,
-                  template_id: str = IdPath) -> PreviewRead:
+                  template_id: str = TemplateIdPath) -> PreviewRead:
     """The template rendered with sample values; with ``customer_id``, that member's tier, points
     balance and locale (the name stays the sample's: no personal data is shown). Changes nothing."""
     identity.authorize(MANAGERS, scope=READ)
@@ -178,14 +181,14 @@ async def list_campaigns(uow: ReadUow, identity: CurrentIdentity, limit: Limit =
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignRead, responses={404: _PROBLEM})
-async def get_campaign(uow: ReadUow, identity: CurrentIdentity, campaign_id: str = IdPath) -> CampaignRead:
+async def get_campaign(uow: ReadUow, identity: CurrentIdentity, campaign_id: str = CampaignIdPath) -> CampaignRead:
     identity.authorize(MANAGERS, scope=READ)
     return CampaignRead.model_validate(await definitions.get_campaign(uow, campaign_id))
 
 
 @router.put("/campaigns/{campaign_id}", response_model=CampaignRead, responses=_WRITE_ERRORS)
 async def replace_campaign(body: CampaignUpdate, uow: Uow, identity: CurrentIdentity,
-                           campaign_id: str = IdPath) -> CampaignRead:
+                           campaign_id: str = CampaignIdPath) -> CampaignRead:
     """Replace a draft's or a paused campaign's definition (409 otherwise); its estimate and any
     approval are dropped, so it must be activated again."""
     identity.authorize(MANAGERS, scope=MANAGE)
@@ -199,7 +202,7 @@ async def replace_campaign(body: CampaignUpdate, uow: Uow, identity: CurrentIden
 
 def _lifecycle(action: str, roles: frozenset[Role], summary: str) -> None:
     async def route(request: Request, uow: Uow, identity: CurrentIdentity, key: IdempotencyKey,
-                    campaign_id: str = IdPath) -> Any:
+                    campaign_id: str = CampaignIdPath) -> Any:
         identity.authorize(roles, scope=MANAGE)
         threshold = resources(request).settings.approval_audience_size
 

@@ -20,14 +20,14 @@ router = APIRouter(prefix="/v1", tags=["campaigns"])
 READERS = frozenset({*MARKETING, Role.SERVICE})
 CONTACT_READERS = frozenset({*MARKETING, Role.AGENT, Role.SERVICE})
 READ = "campaigns:read"
-IdPath = Path(min_length=1, max_length=64)
+CampaignIdPath = Path(min_length=1, max_length=64)
 MessageStatus = Literal["queued", "sending", "sent", "delivered", "bounced", "failed", "opened", "clicked",
                         "unsubscribed", "suppressed", "skipped"]
 
 
 @router.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, responses={404: _PROBLEM})
 async def campaign_results(request: Request, uow: ReadUow, identity: CurrentIdentity,
-                           campaign_id: str = IdPath) -> ResultsRead:
+                           campaign_id: str = CampaignIdPath) -> ResultsRead:
     """Contacts by group (skipped by reason), messages by the stages they reached, coupons issued
     and redeemed, points granted, and the lift of the treatment over the control: conversion
     within ``conversion_days`` of the contact with its confidence interval, and revenue per
@@ -39,7 +39,7 @@ async def campaign_results(request: Request, uow: ReadUow, identity: CurrentIden
 
 @router.get("/campaigns/{campaign_id}/messages", response_model=MessagePage,
             responses={404: _PROBLEM, 422: _PROBLEM})
-async def campaign_messages(uow: ReadUow, identity: CurrentIdentity, campaign_id: str = IdPath,
+async def campaign_messages(uow: ReadUow, identity: CurrentIdentity, campaign_id: str = CampaignIdPath,
                             status: MessageStatus | None = None,
                             limit: Annotated[int, Query(ge=1, le=500)] = 100,
                             cursor: Annotated[str | None, Query(max_length=200)] = None) -> MessagePage:
