@@ -30,7 +30,7 @@ def birthday_on(day: date) -> str:
 
 @pytest.fixture
 def mail(tmp_path):
-    sink = MailSink(tmp_path / "mail").start()
+    sink = MailSink(tmp_path).start()
     yield sink
     sink.stop()
 

@@ -23,7 +23,8 @@ from tests.harness.infra import TEST_AUTH_SECRET, identity_headers, wait_until
 from tests.service.gateway.conftest import CAMPAIGNS_INSTALLED, TEST_JWT_SECRET, UPSTREAMS, bearer, token
 
 ALL_SCOPES = ("customers:read", "profiles:read", "interactions:write", "orders:write", "customers:write",
-              "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "loyalty:bonus", "tickets:read", "tickets:write", "churn:read",
+              "loyalty:read", "loyalty:redeem", "loyalty:fulfil", "loyalty:bonus", "tickets:read", "tickets:write",
+              "churn:read",
               "orders:read", "coupons:issue", "coupons:validate", "campaigns:read", "campaigns:manage")
 
 CALLERS = ("customer_a", "customer_b", "agent", "supervisor", "service", "service_without_scope", "marketer")
