@@ -192,10 +192,8 @@ async def replace_campaign(body: CampaignUpdate, uow: Uow, identity: CurrentIden
     """Replace a draft's or a paused campaign's definition (409 otherwise); its estimate and any
     approval are dropped, so it must be activated again."""
     identity.authorize(MANAGERS, scope=MANAGE)
-    fields = body.model_dump(mode="json", exclude_none=True, exclude={"version"})
-    fields.setdefault("audience_id", None)
-    fields.setdefault("template_id", None)
-    row = await definitions.update_campaign(uow, campaign_id, fields, version=body.version, at=_now())
+    row = await definitions.update_campaign(uow, campaign_id, body.stored(exclude={"version"}), version=body.version,
+                                            at=_now())
     await uow.commit()
     return CampaignRead.model_validate(row)
 

@@ -127,8 +127,10 @@ class CampaignSettings(Body):
         self.schedule = schedule.model_dump(mode="json", exclude_none=True)
         return self
 
-    def stored(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+    def stored(self, *, exclude: set[str] | None = None) -> dict[str, Any]:
+        """As kept: options left out rather than null, but the audience and template always named."""
+        return {"audience_id": None, "template_id": None,
+                **self.model_dump(mode="json", exclude_none=True, exclude=exclude)}
 
 
 class CampaignCreate(CampaignSettings):

@@ -189,7 +189,8 @@ def _transition(action: str, campaign: Mapping[str, Any]) -> None:
     try:
         check_transition(action, campaign["status"])
     except CampaignRuleError as error:
-        raise ConflictError(str(error), code="campaign-transition", status=campaign["status"]) from None
+        raise ConflictError(str(error), code="campaign-transition",
+                            campaign_status=campaign["status"]) from None
 
 
 async def activate(uow: Uow, campaign_id: str, *, approval_threshold: int, at: datetime) -> dict[str, Any]:
