@@ -93,7 +93,7 @@ async def test_a_churn_warning_issues_one_coupon_and_one_email_and_the_lift_coun
 
 async def test_an_sms_webhook_that_fails_three_times_then_succeeds_gets_the_message_once(
         make_database, start_service, broker, mail, tmp_path):
-    receiver = WebhookReceiver(tmp_path / "sms", secret=WEBHOOK_SECRET, fail_first=3).start()
+    receiver = WebhookReceiver(tmp_path, secret=WEBHOOK_SECRET, fail_first=3).start()
     try:
         stack = start_campaigns_stack(make_database, start_service, smtp_port=mail.port,
                                       sms_webhook_url=receiver.url)
