@@ -236,3 +236,61 @@ def test_choose_locale_falls_back_to_default_then_first_sorted():
     assert choose_locale(["zh-CN"], "de") == "zh-CN"
     with pytest.raises(ValueError):
         choose_locale([], "en")
+
+
+# --- resource limits ----------------------------------------------------------------------------
+
+# One expression each that would allocate hundreds of megabytes (or spin) without the hardened sandbox.
+BOMBS = [
+    "{{ '%999999999s'|format('') }}", "{{ '%*s'|format(999999999, '') }}", "{{ '%.999999999f'|format(1.0) }}",
+    "{{ '%999999999s' % '' }}", "{{ '{:>999999999}'.format('') }}", "{{ '{:>{w}}'.format('', w=999999999) }}",
+    "{{ '{0:{1}}'.format('', 999999999) }}", "{{ name.center(999999999) }}", "{{ name.ljust(999999999) }}",
+    "{{ name.zfill(999999999) }}", "{{ name|center(999999999) }}", "{{ name|indent(999999999) }}",
+    "{{ ('x'*9999)|replace('x', 'y'*9999) }}", "{{ ('x'*9999).replace('x', 'y'*9999) }}",
+    "{{ ('y'*9999).join('x'*9999) }}", "{{ ('x'*9999)|join('y'*9999) }}", "{{ ('\t'*9999).expandtabs(9999) }}",
+    "{{ ('x'*999)|map('upper')|join('y'*9999) }}", "{{ ('x'*9999)|wordwrap(1, wrapstring='y'*9999) }}",
+    "{{ [1]|batch(999999999, 0)|list }}", "{{ [1]|slice(999999999)|list }}", "{{ 2**64**64 }}",
+    "{{ (2**4000)*(2**4000) }}", "{{ name|map('center', 999999999)|list }}", "{{ ('\n'*9999)|indent('y'*999) }}",
+]
+
+
+@pytest.mark.parametrize("source", BOMBS)
+def test_size_multiplying_operations_are_refused_before_they_run(source):
+    with pytest.raises(RenderFailed, match="not allowed"):
+        render("sms", TemplateContent(text=source), {"name": "Alex"})
+    with pytest.raises(TemplateInvalid):
+        validate("sms", TemplateContent(text=source))
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "macro"),
+    ("{% block a %}{{ self.a() }}{% endblock %}", "block"),
+    ("{% for x in range(3) recursive %}{{ loop(range(3)) }}{% endfor %}", "not recursive"),
+    ("{% for c in 'x' * 9999 %}{% for d in 'x' * 9999 %}{% endfor %}{% endfor %}", "range"),
+    ("{% for c in name %}{% endfor %}", "range"),
+    ("{% set a = 'x' * 9999 %}" + "{% set a = a ~ a %}" * 5 + "{{ a }}", "set statements"),
+])
+def test_constructs_without_a_bound_are_refused(source, says):
+    with pytest.raises(TemplateInvalid, match=says):
+        validate("sms", TemplateContent(text=source))
+
+
+def test_recursion_that_slips_past_validation_fails_cleanly_at_render():
+    with pytest.raises(RenderFailed, match="Recursion"):
+        render("sms", TemplateContent(text="{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"), {})
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{{ '%05.1f'|format(points_balance) }}", "1280.0"),
+    ("{{ '%s has %d points' % (name, points_balance) }}", "Alex Sample has 1280 points"),
+    ("{{ '{} / {:>6}'.format(tier, points_balance) }}", "gold /   1280"),
+    ("{{ name|center(15) }}", "  Alex Sample  "),
+    ("{{ name|replace('Sample', 'S.') }}", "Alex S."),
+    ("{{ [tier, shop_name]|join(', ') }}", "gold, Sample Shop"),
+    ("{% set greeting = 'Dear ' ~ name %}{{ greeting }}", "Dear Alex Sample"),
+    ("{% for i in range(2) %}{% for j in range(2) %}{{ i }}{{ j }} {% endfor %}{% endfor %}", "00 01 10 11 "),
+    ("{{ tier|upper }} {{ name|length }} {{ points_balance * 2 }}", "GOLD 11 2560"),
+])
+def test_ordinary_formatting_still_works(source, expected):
+    validate("sms", TemplateContent(text=source))
+    assert render("sms", TemplateContent(text=source), SAMPLE_VARIABLES["en"]).text == expected

@@ -1,15 +1,16 @@
 """Message templates: what each channel needs, validation when a marketer saves one, rendering at send time.
 
-Templates are Jinja2, compiled and run in ``ImmutableSandboxedEnvironment``: a template can read the
-variables it is given and call safe methods on them, nothing else. On top of the sandbox:
+Templates are Jinja2, run in ``ImmutableSandboxedEnvironment`` hardened by sandbox.py (no globals but a
+capped ``range``, unsafe attributes fail, size-multiplying operations are checked before they run): a
+template can read the variables it is given and call safe methods on them, nothing else. Validation
+adds what bounds a render's work:
 
-- no loader, so ``include``/``extends``/``import`` are refused at validation;
-- the default globals (``lipsum``, ``cycler``, ``joiner``, ``namespace``, ``dict``) are removed; only a
-  ``range`` capped at ``MAX_RANGE`` items stays;
-- ``*`` and ``**`` are intercepted so ``{{ 'x' * 10**9 }}`` cannot exhaust memory, loops nest at most
-  ``MAX_LOOP_NESTING`` deep, and output is streamed and cut at ``MAX_OUTPUT_BYTES``;
-- a template may use only the names in ``VARIABLES`` (checked at validation); at render an absent
-  variable renders as an empty string, so a template never fails for want of an optional value.
+- only the names in ``VARIABLES``; at render an absent variable renders as an empty string, so a
+  template never fails for want of an optional value;
+- no ``include``/``extends``/``import`` (there is no loader), no macros, call blocks or blocks (they
+  allow recursion), at most ``MAX_ASSIGNMENTS`` ``set`` statements;
+- loops only over ``range(…)``, not recursive, nested at most ``MAX_LOOP_NESTING`` deep;
+- output is streamed and cut at ``MAX_OUTPUT_BYTES`` per part.
 
 Escaping follows the output: HTML is autoescaped; subject, plain text and SMS are not (they are not
 HTML), and the subject is folded to one line (CR/LF in a header would let a value inject headers).
@@ -24,12 +25,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
+
+from crm_campaigns.domain.sandbox import HardenedEnvironment, printable
 
 Channel = Literal["email", "sms", "webhook", "notification"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "webhook", "notification")
@@ -43,11 +45,8 @@ MAX_SOURCE_CHARS = 100_000      # per part, as stored
 MAX_OUTPUT_BYTES = 256 * 1024   # per rendered part, UTF-8
 MAX_SMS_CHARS = 1_000           # about six concatenated segments; longer is a mistake, not a message
 MAX_SUBJECT_CHARS = 500
-MAX_RANGE = 100                 # a message never needs to count further
-MAX_SEQUENCE = 10_000           # longest string or list ``*`` may build
-MAX_EXPONENT = 64
-MAX_INTEGER_BITS = 4_096        # integer ``*``/``**`` results; marketing copy has no use for bigger numbers
-MAX_LOOP_NESTING = 2
+MAX_LOOP_NESTING = 2            # loops go over range() only: at most MAX_RANGE² iterations
+MAX_ASSIGNMENTS = 5             # ``set`` statements; each may at most double a value's size
 
 # The parts each channel requires (at least one of each tuple) and allows.
 _REQUIRED: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -104,28 +103,9 @@ class Rendered:
     body: dict[str, Any] | None = None
 
 
-def _capped_range(*args: int) -> range:
-    numbers = range(*args)
-    if len(numbers) > MAX_RANGE:
-        raise SecurityError(f"range is limited to {MAX_RANGE} items")
-    return numbers
-
-
-# What ``{{ … }}`` may print: data. Printing a function or an internal object (``{{ self }}``,
-# ``{{ name.format }}``) is never meant and would show internals, so it fails the render.
-_PRINTABLE = (str, int, float, Decimal, date, datetime, list, tuple, dict, Undefined, type(None))
-
-
-def _printable(value: object) -> object:
-    """``finalize`` of text and HTML: lets data through, refuses anything else."""
-    if not isinstance(value, _PRINTABLE):
-        raise SecurityError(f"cannot print a {type(value).__name__}")
-    return value
-
-
 def _json_string_inner(value: object) -> object:
     """``finalize`` of JSON bodies: a value printed by ``{{ }}`` is safe inside a JSON string literal."""
-    _printable(value)
+    printable(value)
     if isinstance(value, Undefined) or value is None:
         return ""
     if isinstance(value, bool):
@@ -135,42 +115,13 @@ def _json_string_inner(value: object) -> object:
     return json.dumps(str(value), ensure_ascii=False)[1:-1]
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.globals.clear()
-        self.globals["range"] = _capped_range
-
-    def unsafe_undefined(self, obj: Any, attribute: Any) -> Undefined:
-        # The stock sandbox returns an Undefined that fails only when used further, so ``{{ x.__class__ }}``
-        # would print "". Failing at once tells the author at validation that the template is refused.
-        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} is not allowed")
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and (
-                abs(right) > MAX_EXPONENT
-                or (isinstance(left, int) and left.bit_length() * abs(right) > MAX_INTEGER_BITS)):
-            raise SecurityError("number too large")
-        if operator == "*":
-            if isinstance(left, int) and isinstance(right, int) \
-                    and left.bit_length() + right.bit_length() > MAX_INTEGER_BITS:
-                raise SecurityError("number too large")
-            for sequence, count in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(count, int) \
-                        and len(sequence) * count > MAX_SEQUENCE:
-                    raise SecurityError("result too long")
-        return super().call_binop(context, operator, left, right)
+_HTML = HardenedEnvironment(autoescape=True, undefined=Undefined, finalize=printable)
+_PLAIN = HardenedEnvironment(autoescape=False, undefined=Undefined, finalize=printable)
+_JSON = HardenedEnvironment(autoescape=False, undefined=Undefined, finalize=_json_string_inner)
+_ANALYSIS = HardenedEnvironment(autoescape=False, undefined=StrictUndefined)  # parses only; never renders
 
 
-_HTML = _Environment(autoescape=True, undefined=Undefined, finalize=_printable)
-_PLAIN = _Environment(autoescape=False, undefined=Undefined, finalize=_printable)
-_JSON = _Environment(autoescape=False, undefined=Undefined, finalize=_json_string_inner)
-_ANALYSIS = _Environment(autoescape=False, undefined=StrictUndefined)  # parses only; never renders
-
-
-def _environment(part: str) -> _Environment:
+def _environment(part: str) -> HardenedEnvironment:
     return {"html": _HTML, "body": _JSON}.get(part, _PLAIN)
 
 
@@ -213,8 +164,19 @@ def _check_source(part: str, source: str) -> None:
         raise TemplateInvalid(f"{part} uses unknown variables: {', '.join(sorted(unknown))}")
     if any(True for _ in tree.find_all((nodes.Include, nodes.Extends, nodes.Import, nodes.FromImport))):
         raise TemplateInvalid(f"{part}: include, extends and import are not available")
+    if any(True for _ in tree.find_all((nodes.Macro, nodes.CallBlock, nodes.Block))):
+        raise TemplateInvalid(f"{part}: macro, call and block are not available")
+    if sum(1 for _ in tree.find_all((nodes.Assign, nodes.AssignBlock))) > MAX_ASSIGNMENTS:
+        raise TemplateInvalid(f"{part}: at most {MAX_ASSIGNMENTS} set statements")
+    for loop in tree.find_all(nodes.For):
+        if loop.recursive or not _is_range_call(loop.iter):
+            raise TemplateInvalid(f"{part}: loops go over range(...) only, and are not recursive")
     if _loop_depth(tree) > MAX_LOOP_NESTING:
         raise TemplateInvalid(f"{part}: loops nest at most {MAX_LOOP_NESTING} deep")
+
+
+def _is_range_call(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range"
 
 
 def _loop_depth(node: nodes.Node) -> int:
@@ -227,7 +189,8 @@ def render(channel: str, content: TemplateContent, variables: Mapping[str, objec
 
     Guarantees: HTML values are escaped; the subject is one line; each part is at most
     ``MAX_OUTPUT_BYTES`` (SMS ``MAX_SMS_CHARS``); ``body`` is a JSON object. Any failure, including a
-    sandbox violation, raises ``RenderFailed``.
+    sandbox violation, raises ``RenderFailed``. Render only what ``validate`` accepted: the work bound
+    (loops over ``range`` only, no macros) is checked there, not here.
     """
     context = {name: value for name, value in variables.items() if name in VARIABLES}
     out: dict[str, Any] = {}
@@ -259,7 +222,8 @@ def _render_part(part: str, source: str, context: Mapping[str, object]) -> str:
         raise
     except SecurityError as error:
         raise RenderFailed(f"{part}: not allowed in a template: {error}") from error
-    except (TemplateError, ArithmeticError, TypeError, ValueError, AttributeError, LookupError) as error:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, AttributeError, LookupError,
+            RecursionError, MemoryError) as error:
         raise RenderFailed(f"{part}: {type(error).__name__}: {error}") from error
     return "".join(chunks)
 
