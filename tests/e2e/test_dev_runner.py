@@ -1,4 +1,4 @@
-"""`crm dev` as a new user runs it: nothing configured, embedded PostgreSQL and Tansu, five services."""
+"""`crm dev` as a new user runs it: nothing configured, embedded PostgreSQL and Tansu, a mail sink, six services."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from crm_shared.devstack import port_is_free
 from tests.harness.infra import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
+SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004, "campaigns": 8005}
 
 
 def _free_low_port() -> int:
@@ -29,7 +29,7 @@ def _free_low_port() -> int:
 
 def _free_offset() -> int:
     for _ in range(100):
-        # Service ports 8000–8004 + offset stay below Linux's ephemeral range (32768–60999): a
+        # Service ports 8000–8005 + offset stay below Linux's ephemeral range (32768–60999): a
         # restart's own outgoing connections once took the gateway's port (CI: "address already
         # in use", crm dev exited).
         offset = random.randrange(10_000, 24_000, 10)
@@ -77,20 +77,24 @@ async def _profile(offset: int, customer_id: str, token: str):
 
 async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path):
     offset = _free_offset()
-    broker_port = _free_low_port()
+    broker_port, smtp_port = _free_low_port(), _free_low_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     env.update({"CRM_PORT_OFFSET": str(offset), "CRM_DEV_POSTGRES_PORT": str(_free_low_port()),
-                "CRM_DEV_BROKER_PORT": str(broker_port), "KAFKA_SESSION_TIMEOUT_MS": "2000",
+                "CRM_DEV_BROKER_PORT": str(broker_port), "CRM_DEV_SMTP_PORT": str(smtp_port),
+                "KAFKA_SESSION_TIMEOUT_MS": "2000",
                 "KAFKA_HEARTBEAT_INTERVAL_MS": "500"})
     data_dir, log = tmp_path / "crm", tmp_path / "dev.log"
     dev = _start_dev(data_dir, env, log)
     try:
         await wait_until(lambda: _all_ready(offset, dev, log), timeout_s=120, interval_s=0.5,
-                         what="all five services ready")
+                         what="all six services ready")
         output = log.read_text()
         for name, port in SERVICES.items():
             assert f"http://127.0.0.1:{port + offset}" in output, f"{name} URL printed"
         assert "[profile]" in output  # logs are streamed with a service prefix
+        # The mail sink campaigns sends to, started before the services, and where its messages go.
+        assert f"  mail     {data_dir / 'mail'}  (messages sent by campaigns, one .eml each)" in output
+        assert f"listening on 127.0.0.1:{smtp_port}" in output and "[mail]" in output
 
         publish = subprocess.run(
             [sys.executable, "-m", "crm_shared.cli", "publish", str(ROOT / "examples" / "first-order.jsonl")],
@@ -108,6 +112,7 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
         exit_code = dev.wait(60)
     assert exit_code == 0
     assert all(port_is_free(port + offset) for port in SERVICES.values()), "every service stopped"
+    assert port_is_free(smtp_port), "the mail sink stopped"
     assert "stopped." in log.read_text()
 
     # The database lives under the data folder: a restart still knows the customer.

@@ -1,7 +1,7 @@
 """The ``crm`` command: run the whole system locally and poke at it.
 
     crm dev                 embedded PostgreSQL + Tansu (unless configured), migrations, topics,
-                            the five services on 8000-8004, logs prefixed; Ctrl-C stops all
+                            a mail sink, the six services on 8000-8005, logs prefixed; Ctrl-C stops all
     crm serve NAME          one service process (what the Dockerfiles run)
     crm migrate [NAME ...]  apply migrations (DATABASE_URL names the server)
     crm topics              create the topics (KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PARTITIONS,
@@ -27,8 +27,10 @@ DEV_DIR_NAME = ".crm"
 # Fixed dev ports so a restart finds the same database; movable for running two stacks at once.
 DEV_POSTGRES_PORT = int(os.environ.get("CRM_DEV_POSTGRES_PORT", "54329"))
 DEV_BROKER_PORT = int(os.environ.get("CRM_DEV_BROKER_PORT", "19092"))
-# Added to every service's default port (8000-8004).
+# Added to every service's default port (8000-8005).
 PORT_OFFSET = int(os.environ.get("CRM_PORT_OFFSET", "0"))
+# The mail sink's SMTP port (another free one if taken: it keeps no state a restart must find).
+DEV_SMTP_PORT = int(os.environ.get("CRM_DEV_SMTP_PORT", str(1025 + PORT_OFFSET)))
 TOPIC_PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", "4"))
 TOPIC_REPLICATION_FACTOR = int(os.environ.get("KAFKA_TOPIC_REPLICATION_FACTOR", "1"))
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--client", help="the calling application (azp claim)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     key = sub.add_parser("identity-key", help="print a service's IDENTITY_KEY, derived from AUTH_SECRET")
-    key.add_argument("name", help="profile, loyalty, tickets or churn")
+    key.add_argument("name", help="profile, loyalty, tickets, churn or campaigns")
     args = parser.parse_args(argv)
 
     if args.command == "dev":
@@ -277,6 +279,7 @@ def run_dev(data_dir: Path) -> int:
     services = discover_services()
     postgres = broker = None
     children: list[tuple[str, subprocess.Popen]] = []
+    sink, mail_dir = None, data_dir / "mail"
     stopping = threading.Event()
 
     def on_signal(signum, _frame):
@@ -304,6 +307,21 @@ def run_dev(data_dir: Path) -> int:
         asyncio.run(create_topics(kafka))
         _say("databases migrated, topics created")
 
+        # Campaigns (which ships the sink) mails a local sink keeping each message as a .eml file, and
+        # calls the gateway with a service token; its links point at the gateway.
+        campaigns_env: dict[str, str] = {}
+        if "campaigns" in services:
+            from crm_shared.devstack import free_port
+
+            smtp_port = DEV_SMTP_PORT if port_is_free(DEV_SMTP_PORT) else free_port()
+            sink = subprocess.Popen([sys.executable, "-m", "crm_campaigns.devmail", "--dir", str(mail_dir),
+                                     "--port", str(smtp_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            threading.Thread(target=_stream, args=("mail", sink), daemon=True).start()
+            wait_for_port(smtp_port, timeout_s=30, process=sink)
+            campaigns_env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
+                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{8000 + PORT_OFFSET}", **_campaigns_token()}
+
         # Every service learns where the others listen (the gateway calls them).
         service_urls = {f"{spec.name.upper()}_URL": f"http://127.0.0.1:{spec.default_port + PORT_OFFSET}"
                         for spec in services.values()}
@@ -311,7 +329,8 @@ def run_dev(data_dir: Path) -> int:
             env = {**os.environ, **service_urls, "PII_KEY_FILE": str(data_dir / "profile-pii.key"),
                    "DATABASE_URL": database_urls[spec.name],
                    "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "HTTP_PORT": str(spec.default_port + PORT_OFFSET),
-                   "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev")}
+                   "ENVIRONMENT": os.environ.get("ENVIRONMENT", "dev"),
+                   **(campaigns_env if spec.name == "campaigns" else {})}
             process = subprocess.Popen([sys.executable, "-m", "crm_shared.cli", "serve", spec.name], env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
             threading.Thread(target=_stream, args=(spec.name, process), daemon=True).start()
@@ -322,13 +341,15 @@ def run_dev(data_dir: Path) -> int:
         for spec in services.values():
             url = f"http://127.0.0.1:{spec.default_port + PORT_OFFSET}"
             _say(f"  {spec.name:<8} {url}   (docs /docs, metrics /metrics)")
+        if sink:
+            _say(f"  mail     {mail_dir}  (messages sent by campaigns, one .eml each)")
         gateway = f"http://127.0.0.1:{8000 + PORT_OFFSET}"
         _say("try:  TOKEN=$(crm token --role agent --sub agent-1)")
         _say(f"      curl -H \"Authorization: Bearer $TOKEN\" {gateway}/v1/customers/c-1001")
         _say("Ctrl-C stops everything.")
         failed = False
         while not stopping.is_set():
-            for name, process in children:
+            for name, process in children + ([("mail", sink)] if sink else []):
                 if process.poll() is not None:
                     _say(f"{name} exited with {process.returncode}; stopping")
                     failed = True
@@ -337,10 +358,11 @@ def run_dev(data_dir: Path) -> int:
         return 1 if failed else 0  # a service that died is a failure, not a normal stop
     finally:
         _say("stopping…")
-        for _name, process in children:
+        processes = [process for _name, process in children] + ([sink] if sink else [])
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for _name, process in children:
+        for process in processes:
             try:
                 process.wait(15)
             except subprocess.TimeoutExpired:
@@ -350,6 +372,20 @@ def run_dev(data_dir: Path) -> int:
         if postgres:
             postgres.stop()
         _say("stopped.")
+
+
+def _campaigns_token() -> dict[str, str]:
+    """A service token as `crm token` mints it, for campaigns' calls through the gateway (not with a JWKS)."""
+    from crm_shared.auth import mint_user_token
+    from crm_shared.devstack import discover_services
+
+    gateway = discover_services()["gateway"].settings()
+    if gateway.jwt_jwks_url:
+        return {}
+    return {"GATEWAY_TOKEN": mint_user_token(
+        secret=gateway.jwt_secret.get_secret_value(), issuer=gateway.jwt_issuer, audience=gateway.jwt_audience,
+        role="service", subject="campaigns", ttl_s=30 * 24 * 3600,
+        scopes=("profiles:read", "pii:read", "coupons:issue", "loyalty:bonus", "tickets:write"))}
 
 
 def _say(message: str) -> None:

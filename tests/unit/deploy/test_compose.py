@@ -18,9 +18,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
-SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
+SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004, "campaigns": 8005}
 # Published on the host but bound to the loopback interface only (an operator console).
-LOOPBACK_CONSOLES = {"grafana"}
+LOOPBACK_CONSOLES = {"grafana", "mailpit"}
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +239,7 @@ def test_topics_job_takes_partitions_and_replication_from_config(services):
 @pytest.mark.parametrize("job", ["topics"])
 def test_jobs_use_an_image_with_every_service_installed(services, job):
     # `crm topics` finds each group's dead-letter topics through installed entry points: the job
-    # image must hold all five packages.
+    # image must hold all six packages.
     build = services[job]["build"]
     stages = dockerfile_stages(ROOT / build["dockerfile"])
     stage = stage_named(stages, build["target"]) if "target" in build else stages[-1]
@@ -262,7 +262,9 @@ def test_only_the_gateway_is_published_on_the_host(services):
 def test_secrets_come_from_the_env_file(compose, services):
     text = COMPOSE_FILE.read_text()
     for variable in ("POSTGRES_PASSWORD", "AUTH_SECRET", "GRAFANA_ADMIN_PASSWORD", "PROFILE_IDENTITY_KEY",
-                     "LOYALTY_IDENTITY_KEY", "TICKETS_IDENTITY_KEY", "CHURN_IDENTITY_KEY"):
+                     "LOYALTY_IDENTITY_KEY", "TICKETS_IDENTITY_KEY", "CHURN_IDENTITY_KEY",
+                     "CAMPAIGNS_IDENTITY_KEY", "CAMPAIGNS_WEBHOOK_SECRET", "CAMPAIGNS_CALLBACK_SECRET",
+                     "CAMPAIGNS_LINK_KEY"):
         # Required (":?"), never defaulted (":-") to a value baked into the file.
         assert "${" + variable + ":?" in text
         assert "${" + variable + ":-" not in text
@@ -275,6 +277,23 @@ def test_secrets_come_from_the_env_file(compose, services):
         else:
             assert env["IDENTITY_KEY"].startswith("${" + name.upper() + "_IDENTITY_KEY:?")
             assert "AUTH_SECRET" not in env
+
+
+def test_campaigns_reaches_the_gateway_and_sends_mail_to_mailpit_unless_a_relay_is_configured(services):
+    env = environment(services["campaigns"])
+    assert env["GATEWAY_URL"] == "http://gateway:8000"
+    assert environment(services["gateway"])["CAMPAIGNS_URL"] == "http://campaigns:8005"
+    # A supervisor creates the API key once the gateway runs, so it cannot be required to start.
+    assert env["GATEWAY_API_KEY"] == "${CAMPAIGNS_GATEWAY_API_KEY:-}"
+    assert env["PUBLIC_BASE_URL"].startswith("${PUBLIC_BASE_URL:-http")
+    # The default relay is the compose file's own catcher, on the SMTP port it listens on.
+    assert env["SMTP_HOST"] == "${SMTP_HOST:-mailpit}" and env["SMTP_PORT"] == "${SMTP_PORT:-1025}"
+    mailpit = services["mailpit"]
+    assert mailpit["image"].startswith("axllent/mailpit:")
+    assert "1025" in [str(p) for p in mailpit.get("expose", [])]
+    assert published_ports(mailpit) == [("127.0.0.1", "8025")]  # its UI shows whole messages: loopback only
+    for variable in ("WEBHOOK_SECRET", "CALLBACK_SECRET", "LINK_KEY"):
+        assert env[variable].startswith("${CAMPAIGNS_" + variable + ":?")
 
 
 def test_prometheus_scrapes_every_service(services):

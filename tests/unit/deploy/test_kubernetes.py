@@ -33,7 +33,7 @@ KEDA = K8S / "components" / "keda"
 NAMESPACE = "crm"
 SECRET = "crm-secrets"
 
-SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004}
+SERVICES = {"gateway": 8000, "profile": 8001, "loyalty": 8002, "tickets": 8003, "churn": 8004, "campaigns": 8005}
 RECOMMENDED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component")
 # The oldest Kubernetes these manifests claim (PDB unhealthyPodEvictionPolicy is GA there) and the newest
 # schemas kubernetes-validate ships.
@@ -841,7 +841,8 @@ def test_only_the_gateway_admits_traffic_from_outside_and_backends_only_the_gate
                     and not p["spec"].get("ingress")]
     assert default_deny, "no namespace-wide default-deny ingress policy"
     expected = {"gateway": set(SOURCES), "profile": {"gateway", "prometheus"}, "loyalty": {"gateway", "prometheus"},
-                "tickets": {"gateway", "prometheus"}, "churn": {"gateway", "prometheus"}}
+                "tickets": {"gateway", "prometheus"}, "churn": {"gateway", "prometheus"},
+                "campaigns": {"gateway", "prometheus"}}
     for owner, _template in pod_templates(objects):
         name = owner["metadata"]["name"]
         port = SERVICES[service_of(owner)]
@@ -852,6 +853,67 @@ def test_only_the_gateway_admits_traffic_from_outside_and_backends_only_the_gate
             assert admitted == expected[name], f"{name} on its http port admits {sorted(admitted)}"
             other_port = {label for label, source in SOURCES.items() if admits(objects, owner, 5432, source)}
             assert other_port == set(), f"{name} on a port it does not serve admits {other_port}"
+
+
+def egress_allowed(objects: list[dict], source: dict, port: int, protocol: str = "TCP",
+                   destination: dict | None = None) -> bool:
+    """Whether the Egress NetworkPolicies let a pod of ``source`` (a workload) connect out on ``port``.
+
+    ``destination`` is {"namespace", "labels"} for a pod, or None for an address outside the cluster.
+    Same semantics as ``admits``: no Egress policy selecting the pod, everything is allowed; a rule
+    without `to` allows any destination on its ports.
+    """
+    namespace = source["metadata"]["namespace"]
+    labels = source["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in of_kind(objects, "NetworkPolicy").values()
+                if p["metadata"]["namespace"] == namespace and selector_matches(p["spec"]["podSelector"], labels)
+                and "Egress" in p["spec"].get("policyTypes", [])]
+    if not policies:
+        return True
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            ports = rule.get("ports", [])
+            if any("endPort" in p or isinstance(p.get("port"), str) for p in ports):
+                raise AssertionError("port ranges and named ports are not modelled by this test")
+            if ports and not any(p.get("protocol", "TCP") == protocol and p.get("port", port) == port for p in ports):
+                continue
+            peers = rule.get("to", [])
+            if not peers:
+                return True
+            for peer in peers:
+                if "ipBlock" in peer:
+                    raise AssertionError("ipBlock peers are not modelled by this test")
+                if destination is None:
+                    continue
+                in_namespace = (selector_matches(peer["namespaceSelector"],
+                                                 {"kubernetes.io/metadata.name": destination["namespace"]})
+                                if "namespaceSelector" in peer else destination["namespace"] == namespace)
+                if in_namespace and selector_matches(peer.get("podSelector", {}), destination["labels"]):
+                    return True
+    return False
+
+
+@pytest.mark.parametrize("build", ["base", "overlay+keda"])
+def test_campaigns_reaches_pii_only_through_the_gateway_and_its_infrastructure_and_providers(builds, build):
+    objects = builds[build]
+    deployments, services = of_kind(objects, "Deployment"), of_kind(objects, "Service")
+    campaigns = deployments["campaigns"]
+    config = of_kind(objects, "ConfigMap")["crm-campaigns-config"]["data"]
+    gateway_url = urlsplit(config["GATEWAY_URL"])
+    assert gateway_url.hostname == "gateway" and gateway_url.port == services["gateway"]["spec"]["ports"][0]["port"]
+    assert egress_allowed(objects, campaigns, SERVICES["gateway"], destination=SOURCES["gateway"])
+    for name in SERVICES.keys() - {"gateway", "campaigns"}:  # the profile's PII only through the gateway
+        target = pod("crm", name=name, part_of="crm")
+        assert not egress_allowed(objects, campaigns, SERVICES[name], destination=target), name
+    assert egress_allowed(objects, campaigns, 53, "UDP") and egress_allowed(objects, campaigns, 53, "TCP")
+    kafka_ports = {int(a.rpartition(":")[2]) for a in
+                   of_kind(objects, "ConfigMap")["crm-config"]["data"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")}
+    for port in {5432, int(config["SMTP_PORT"]), 443, *kafka_ports}:
+        assert egress_allowed(objects, campaigns, port), f"campaigns cannot reach port {port}"
+    # Every other workload keeps open egress (their destinations are per environment).
+    for owner, _template in pod_templates(objects):
+        if owner is not campaigns:
+            assert egress_allowed(objects, owner, 8001, destination=SOURCES["profile"]), owner["metadata"]["name"]
 
 
 # --- labels and namespace -----------------------------------------------------------------------
