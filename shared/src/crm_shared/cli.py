@@ -273,7 +273,14 @@ async def publish_file(path: Path, kafka) -> int:
 
 def run_dev(data_dir: Path) -> int:
     """Start the stack in the foreground; Ctrl-C (or SIGTERM) stops everything cleanly."""
-    from crm_shared.devstack import EmbeddedBroker, EmbeddedPostgres, discover_services, port_is_free, wait_for_port
+    from crm_shared.devstack import (
+        EmbeddedBroker,
+        EmbeddedPostgres,
+        campaigns_gateway_token,
+        discover_services,
+        port_is_free,
+        wait_for_port,
+    )
 
     data_dir.mkdir(parents=True, exist_ok=True)
     services = discover_services()
@@ -320,7 +327,7 @@ def run_dev(data_dir: Path) -> int:
             threading.Thread(target=_stream, args=("mail", sink), daemon=True).start()
             wait_for_port(smtp_port, timeout_s=30, process=sink)
             campaigns_env = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{8000 + PORT_OFFSET}", **_campaigns_token()}
+                             "PUBLIC_BASE_URL": f"http://127.0.0.1:{8000 + PORT_OFFSET}", **campaigns_gateway_token()}
 
         # Every service learns where the others listen (the gateway calls them).
         service_urls = {f"{spec.name.upper()}_URL": f"http://127.0.0.1:{spec.default_port + PORT_OFFSET}"
@@ -372,20 +379,6 @@ def run_dev(data_dir: Path) -> int:
         if postgres:
             postgres.stop()
         _say("stopped.")
-
-
-def _campaigns_token() -> dict[str, str]:
-    """A service token as `crm token` mints it, for campaigns' calls through the gateway (not with a JWKS)."""
-    from crm_shared.auth import mint_user_token
-    from crm_shared.devstack import discover_services
-
-    gateway = discover_services()["gateway"].settings()
-    if gateway.jwt_jwks_url:
-        return {}
-    return {"GATEWAY_TOKEN": mint_user_token(
-        secret=gateway.jwt_secret.get_secret_value(), issuer=gateway.jwt_issuer, audience=gateway.jwt_audience,
-        role="service", subject="campaigns", ttl_s=30 * 24 * 3600,
-        scopes=("profiles:read", "pii:read", "coupons:issue", "loyalty:bonus", "tickets:write"))}
 
 
 def _say(message: str) -> None:

@@ -234,3 +234,16 @@ async def drop_database(server_url: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def campaigns_gateway_token() -> dict[str, str]:
+    """A service token as `crm token` mints it, for campaigns' calls through the gateway (not with a JWKS)."""
+    from crm_shared.auth import mint_user_token
+
+    gateway = discover_services()["gateway"].settings()
+    if gateway.jwt_jwks_url:
+        return {}
+    return {"GATEWAY_TOKEN": mint_user_token(
+        secret=gateway.jwt_secret.get_secret_value(), issuer=gateway.jwt_issuer, audience=gateway.jwt_audience,
+        role="service", subject="campaigns", ttl_s=30 * 24 * 3600,
+        scopes=("profiles:read", "pii:read", "coupons:issue", "loyalty:bonus", "tickets:write"))}

@@ -46,9 +46,10 @@ class Contact:
 class GatewayClient:
     def __init__(self, settings: CampaignsSettings) -> None:
         headers = {"user-agent": "crm-campaigns"}
-        if settings.gateway_api_key is not None:
+        # An empty value counts as unset (compose passes GATEWAY_API_KEY= until a key is created).
+        if settings.gateway_api_key is not None and settings.gateway_api_key.get_secret_value():
             headers["x-api-key"] = settings.gateway_api_key.get_secret_value()
-        elif settings.gateway_token is not None:
+        elif settings.gateway_token is not None and settings.gateway_token.get_secret_value():
             headers["authorization"] = f"Bearer {settings.gateway_token.get_secret_value()}"
         self._http = httpx.AsyncClient(base_url=settings.gateway_url, headers=headers,
                                        timeout=settings.gateway_timeout_s,
