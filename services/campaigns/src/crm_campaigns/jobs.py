@@ -25,8 +25,10 @@ def periodic_jobs(runtime: ServiceRuntime, resources: CampaignsResources) -> lis
                    holdout_share=settings.global_holdout_share, chunk=settings.planner_chunk)
 
     async def worker() -> None:
-        while await deliver_due(resources):
-            pass
+        # Batch after batch while contacts are due; the interval only paces an idle worker.
+        claimed = await deliver_due(resources)
+        while claimed:
+            claimed = await deliver_due(resources)
 
     async def metrics() -> None:
         await resources.metrics.refresh(runtime.engine)
