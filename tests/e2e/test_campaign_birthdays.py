@@ -14,7 +14,7 @@ import pytest
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
 from crm_shared.events.envelope import from_kafka
 
-from tests.harness.campaigns import EMAIL_TEMPLATE, registration, start_campaigns_stack
+from tests.harness.campaigns import AGENT, EMAIL_TEMPLATE, registration, start_campaigns_stack
 from tests.harness.infra import wait_until
 from tests.harness.mail import MailSink
 
@@ -103,14 +103,21 @@ async def test_a_birthday_campaign_greets_each_consenting_customer_once_in_their
         assert page.status_code == 200 and "<form" in page.text
         done = await http.post(link, data={"confirm": "1"})
         assert done.status_code == 200
-    # Withdrawn here at once, and announced for the profile (crm.campaigns.unsubscribed, in the outbox
-    # with the message's status). The profile's side is tests/service/profile/test_profile_consents.py.
+    # Withdrawn here at once, announced (crm.campaigns.unsubscribed, in the outbox with the message's
+    # status), and withdrawn in the profile on that event, with the unsubscribe as its source.
     assert await stack.db.fetchval("SELECT consent_email FROM members WHERE customer_id = $1", leaver) is False
 
     async def announced() -> bool:
         events = [from_kafka(r.value, r.headers) for r in await broker.read_to_end(["crm.campaigns"])]
         return any(e.type == "crm.campaigns.unsubscribed" and e.data["customer_id"] == leaver for e in events)
     await wait_until(announced, timeout_s=30, what="the unsubscribe announced")
+
+    async def withdrawn_in_profile() -> bool:
+        async with stack.client(AGENT) as http:
+            response = await http.get(f"/v1/profiles/{leaver}")
+        consent = response.json()["consents"]["email"] if response.status_code == 200 else {}
+        return (consent.get("granted"), consent.get("source")) == (False, "unsubscribe")
+    await wait_until(withdrawn_in_profile, timeout_s=30, what="the consent withdrawn in the profile")
 
     # The next campaign to everyone skips the customer who left (and the one who never agreed).
     news = await stack.post("/v1/campaigns", {
