@@ -1,7 +1,7 @@
 """bench/campaigns.py's stack: the profile, campaigns and gateway services as ``crm serve`` processes
 on fresh databases of their own and a fresh Tansu, wired as tests/harness/campaigns.py wires them (the
 campaigns service reads contacts through the gateway with a service token); and the processes' RSS and
-CPU seconds, the embedded PostgreSQL's and the whole machine's busy CPU included."""
+CPU seconds, and the whole machine's busy CPU."""
 
 from __future__ import annotations
 
@@ -44,7 +44,6 @@ class Stack:
     gateway_url: str = ""
     campaigns_url: str = ""
 
-    postgres: object = None  # the embedded server, whose CPU is counted too (not DATABASE_URL's)
 
     def usage(self, sink: Sink) -> dict[str, dict[str, float]]:
         """RSS and CPU seconds so far of each process; ``machine``: busy CPU seconds of all cores."""
@@ -53,21 +52,14 @@ class Stack:
             p = psutil.Process(process.pid)
             cpu = p.cpu_times()
             out[name] = {"rss_mb": round(p.memory_info().rss / 2**20, 1), "cpu_s": cpu.user + cpu.system}
-        if self.postgres is not None:  # the server and its backends alive now (they are pooled)
-            server = psutil.Process(self.postgres.process.pid)
-            out["postgres"] = {"rss_mb": None, "cpu_s": sum(_cpu_s(p) for p in [server, *server.children(True)])}
         t = psutil.cpu_times()
         out["machine"] = {"rss_mb": None, "cpu_s": sum(getattr(t, f, 0.0) for f in (
             "user", "nice", "system", "irq", "softirq", "steal"))}
+        # PostgreSQL's backends come and go with the pools, Tansu and this process are not listed:
+        # what the machine spent besides the processes above.
+        out["other"] = {"rss_mb": None, "cpu_s": out["machine"]["cpu_s"] - sum(
+            u["cpu_s"] for n, u in out.items() if n != "machine")}
         return out
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    try:
-        times = process.cpu_times()
-    except psutil.NoSuchProcess:  # a backend that ended between the listing and now
-        return 0.0
-    return times.user + times.system
 
 
 def cpu_delta(before: dict, after: dict) -> dict[str, float]:

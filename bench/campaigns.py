@@ -273,7 +273,6 @@ async def main(args: argparse.Namespace) -> dict:
     sink = Sink(args.sink, workdir)
     try:
         stack = await start_stack(args, workdir, server_url, sink.port)
-        stack.postgres = postgres
         log(f"services up (logs in {workdir})")
         producer = new_producer(stack.broker.bootstrap_servers, "bench")
         await producer.start()
