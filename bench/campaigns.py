@@ -31,11 +31,10 @@ The gateway's per-client rate limit (RATE_LIMIT_CLIENT, 1200/minute by default) 
 the campaigns service is one client and reads one contact per message, so at the default it could not
 send more than 20 messages/s (see docs/benchmarks.md). ``--gateway-client-limit`` sets it.
 
-The sink: ``--sink count`` (default) is an aiosmtpd server (this file, ``--serve-sink``) that only
-appends "receive time, recipient" to one file per message, a thing outside the system standing for a
-mail relay; ``--sink devmail`` is crm_campaigns.devmail (``crm dev``'s sink), which writes and fsyncs
-one .eml file per message — at 100,000 messages on a 2-core machine that sink, not the service, is
-what is measured (docs/benchmarks.md has both).
+The sink: ``--sink count`` (default) is bench/_mailsink.py, an aiosmtpd server that only appends
+"receive time, recipient" to one file per message, a thing outside the system standing for a mail
+relay; ``--sink devmail`` is crm_campaigns.devmail (``crm dev``'s sink), which writes and fsyncs one
+.eml file per message, so that at 100,000 messages the figures would include the sink's disk.
 
 Uses bench/backbone.py's embedded PostgreSQL (or DATABASE_URL's server) and embedded Tansu. Prints one
 JSON line on stdout (with each process's RSS and CPU seconds per phase); progress goes to stderr.
