@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python bench/churn.py
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/campaigns.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench
