@@ -20,8 +20,11 @@ $(STAMP): $(PYPROJECTS) requirements-dev.txt
 run: install
 	$(BIN)/crm dev
 
+# test: the whole suite, on TEST_WORKERS pytest-xdist workers (worksteal: a slow e2e test does not hold
+# back a queue of others). Each worker has its own embedded PostgreSQL; each test its own databases and broker.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # unit: the domain and use-case tests only, no PostgreSQL or broker (under a minute).
 unit: install

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,17 +26,22 @@ from tests.service.gateway.conftest import gateway_stack  # noqa: F401  (gateway
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """A PostgreSQL server: ``DATABASE_URL`` if set, else an embedded one for this session."""
     configured = os.environ.get("DATABASE_URL")
     if configured:
         yield configured.replace("postgresql+asyncpg://", "postgresql://", 1)
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), fast=True).start()
+    # Not under pytest's tmp_path: pytest deletes all but the last three runs' folders when a run
+    # starts, and PostgreSQL shuts down when its data folder goes, so another pytest run on this
+    # machine (a developer's, beside `make test`) would take this session's server down with it.
+    folder = Path(tempfile.mkdtemp(prefix="crm-test-pg-"))
+    server = EmbeddedPostgres(folder / "data", free_port(), fast=True).start()
     try:
         yield server.admin_url
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

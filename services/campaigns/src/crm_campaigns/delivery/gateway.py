@@ -20,6 +20,15 @@ class GatewayError(Exception):
     """A call that failed for a passing reason (network, 5xx, 429): try again later."""
 
 
+class GatewayBusy(GatewayError):
+    """The gateway's rate limit said 429: wait ``retry_after_s`` (its Retry-After) before the next call.
+    Not a failure of the contact: it does not count as one of its attempts."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ActionRefused(Exception):
     """The other service refused for good (4xx other than 429): the action is recorded as failed."""
 
@@ -63,7 +72,9 @@ class GatewayClient:
             answer = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise GatewayError(f"{method} {path.split('?')[0]}: {type(exc).__name__}") from None
-        if answer.status_code >= 500 or answer.status_code == 429:
+        if answer.status_code == 429:
+            raise GatewayBusy(f"{method} {path.split('?')[0]}: HTTP 429", _retry_after_s(answer))
+        if answer.status_code >= 500:
             raise GatewayError(f"{method} {path.split('?')[0]}: HTTP {answer.status_code}")
         return answer
 
@@ -76,9 +87,10 @@ class GatewayClient:
         if answer.status_code != 200:
             raise ActionRefused(f"profile read: HTTP {answer.status_code}")
         body = answer.json()
+        # The profile states each consent as {"granted", "changed_at", "source"}.
         consents = body.get("consents") or {}
         return Contact(customer_id, body.get("email"), body.get("phone"), body.get("name"),
-                       bool(consents.get("email")), bool(consents.get("sms")), body.get("locale"))
+                       _granted(consents, "email"), _granted(consents, "sms"), body.get("locale"))
 
     async def issue_coupon(self, pool_id: str, customer_id: str, key: str) -> tuple[str, str]:
         """(coupon id, code): the code travels only in this answer and the message."""
@@ -105,6 +117,18 @@ class GatewayClient:
         if answer.status_code not in (200, 201):
             raise ActionRefused(f"call-back task: HTTP {answer.status_code} {_detail(answer)}")
         return answer.json()["ticket_id"]
+
+
+def _granted(consents: dict, channel: str) -> bool:
+    return (consents.get(channel) or {}).get("granted") is True
+
+
+def _retry_after_s(answer: httpx.Response) -> float:
+    """The gateway's Retry-After in seconds (it sends whole seconds); one second when it says none."""
+    try:
+        return max(1.0, float(answer.headers.get("retry-after", "1")))
+    except ValueError:
+        return 1.0
 
 
 def _detail(answer: httpx.Response) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_shared.logging import get_logger
 
-from crm_campaigns.delivery.gateway import ActionRefused, GatewayError
+from crm_campaigns.delivery.gateway import ActionRefused, GatewayBusy, GatewayError
 from crm_campaigns.domain.campaigns import CONSENTED_CHANNELS, ordered_actions
 from crm_campaigns.domain.pacing import backoff_delay, next_allowed_time
 from crm_campaigns.usecases import messages
@@ -28,21 +28,25 @@ log = get_logger(__name__)
 
 
 class _Pacer:
-    """Spaces the contacts this process starts by 1/rate seconds (a provider's rate limit)."""
+    """Spaces the contacts this process starts by 1/rate seconds (a provider's rate limit), and holds
+    them all while the gateway has asked to wait (its 429 and Retry-After)."""
 
     def __init__(self) -> None:
         self._next = 0.0
         self._lock = asyncio.Lock()
 
     async def wait(self, rate: float | None) -> None:
-        if rate is None:
-            return
         async with self._lock:
             loop = asyncio.get_running_loop()
             delay = self._next - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._next = max(self._next, loop.time()) + 1 / rate
+            if rate is not None:
+                self._next = max(self._next, loop.time()) + 1 / rate
+
+    def hold(self, seconds: float) -> None:
+        """No contact starts in this process for ``seconds`` from now."""
+        self._next = max(self._next, asyncio.get_running_loop().time() + seconds)
 
 
 _PACER = _Pacer()
@@ -101,13 +105,21 @@ async def handle_contact(res: CampaignsResources, campaign: dict[str, Any], cont
             if action["kind"] == "message":
                 outcome = await messages.send(res, campaign, contact, member, coupon_code=coupon_code)
                 if outcome == "retry":
-                    await _retry(res, key, contact)
+                    await _retry(res, key, contact, channel)
                     return
             else:
                 coupon_code = await _act(res, campaign, contact, action) or coupon_code
+    except GatewayBusy as exc:
+        # The gateway's rate limit: every contact of this process waits, and this one is due again
+        # after the wait without losing an attempt (a send bigger than the budget is slowed, never dropped).
+        _PACER.hold(exc.retry_after_s)
+        async with res.units() as uow:
+            await uow.repo.defer_contact(key, datetime.now(UTC) + timedelta(seconds=exc.retry_after_s))
+            await uow.commit()
+        return
     except GatewayError as exc:
         log.info("contact retried", campaign_id=campaign["campaign_id"], reason=str(exc))
-        await _retry(res, key, contact)
+        await _retry(res, key, contact, channel)
         return
     async with res.units() as uow:
         await uow.repo.finish_contact(key, state="done", reason=None, at=datetime.now(UTC))
@@ -177,13 +189,15 @@ async def _act(res: CampaignsResources, campaign: dict[str, Any], contact: dict[
     return code
 
 
-async def _retry(res: CampaignsResources, key: dict[str, str], contact: dict[str, Any]) -> None:
+async def _retry(res: CampaignsResources, key: dict[str, str], contact: dict[str, Any], channel: str | None) -> None:
     settings = res.settings
     attempt = int(contact.get("attempts") or 0) + 1
     now = datetime.now(UTC)
     async with res.units() as uow:
         if attempt >= settings.delivery_max_attempts:
             await uow.repo.finish_contact(key, state="skipped", reason="failed_after_retries", at=now)
+            if channel is not None:
+                await messages.fail_unsent(uow, contact, channel, "failed_after_retries")
         else:
             delay = backoff_delay(attempt, settings.delivery_backoff_base_s, settings.delivery_backoff_cap_s,
                                   random.random())

@@ -164,6 +164,15 @@ async def _record(uow, message_id: str, contact: dict[str, Any], channel: str, s
                                       state="done", reason=None, at=now)
 
 
+async def fail_unsent(uow, contact: dict[str, Any], channel: str, reason: str) -> None:
+    """The contact gave up after its retries: a message it started and never sent is ``failed``
+    (and announced so), not left ``sending``."""
+    message_id = message_id_for(contact["campaign_id"], contact["occurrence_key"], contact["customer_id"], channel)
+    row = await uow.repo.message(message_id)
+    if row is not None and row.status in ("sending", "queued"):
+        await _record(uow, message_id, contact, channel, "failed", digest=None, error=reason)
+
+
 async def _final(res, message_id: str, status: str, reason: str | None) -> None:
     async with res.units() as uow:
         row = await uow.repo.set_message_status(message_id, status, at=datetime.now(UTC), error=reason)
