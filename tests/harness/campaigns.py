@@ -89,7 +89,7 @@ class CampaignsStack:
 
 
 def start_campaigns_stack(make_database, start_service, *, smtp_port: int, sms_webhook_url: str | None = None,
-                          **campaigns_env: str) -> CampaignsStack:
+                          gateway_env: dict[str, str] | None = None, **campaigns_env: str) -> CampaignsStack:
     names = ("profile", "loyalty", "tickets", "campaigns")
     databases = {name: make_database(name) for name in (*names, "gateway")}
     ports = {name: free_port() for name in (*names, "gateway")}
@@ -105,7 +105,8 @@ def start_campaigns_stack(make_database, start_service, *, smtp_port: int, sms_w
     specs = [(name, databases[name], env if name == "campaigns" else {"HTTP_PORT": str(ports[name])})
              for name in names]
     specs.append(("gateway", databases["gateway"], {"JWT_SECRET": TEST_JWT_SECRET, "BREAKER_RECOVERY_S": "2",
-                                                    "HTTP_PORT": str(ports["gateway"]), **urls}))
+                                                    "HTTP_PORT": str(ports["gateway"]), **urls,
+                                                    **(gateway_env or {})}))
     *services, gateway = start_service.together(specs)
     return CampaignsStack(gateway, dict(zip(names, services, strict=True)), databases, env, start_service)
 
