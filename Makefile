@@ -6,9 +6,13 @@ STAMP  := $(VENV)/.installed
 PACKAGES := shared services/profile services/loyalty services/tickets services/churn services/campaigns services/gateway
 PYPROJECTS := $(addsuffix /pyproject.toml,$(PACKAGES))
 
-.PHONY: install run test unit soak bench lint clean
+.PHONY: install browser run test unit soak bench lint clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# browser: Debian's Chromium for the browser tests (a no-op when one is installed; see the script).
+browser:
+	sh deploy/install-browser.sh
 
 $(STAMP): $(PYPROJECTS) requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +21,7 @@ $(STAMP): $(PYPROJECTS) requirements-dev.txt
 	sh deploy/prometheus/fetch-promtool.sh $(BIN)
 	touch $(STAMP)
 
-run: install
+run: $(STAMP)
 	$(BIN)/crm dev
 
 # test: the whole suite, on TEST_WORKERS pytest-xdist workers (worksteal: a slow e2e test does not hold

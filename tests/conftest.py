@@ -21,6 +21,13 @@ from crm_shared.devstack import (
 )
 from crm_shared.migrations import upgrade
 
+from tests.harness.browser import (  # noqa: F401  (browser tests: Debian's chromium through Playwright)
+    browser,
+    browser_artifacts,
+    browser_context_args,
+    page,
+    pytest_runtest_makereport,
+)
 from tests.harness.infra import Broker, Database, ServiceProcess, database_url_for, leaks_in, service_env
 from tests.service.gateway.conftest import gateway_stack  # noqa: F401  (gateway tests, and services behind it)
 

@@ -5,7 +5,6 @@ withdraws the consent in the profile, and the next campaign skips that customer.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +15,7 @@ from crm_shared.events.envelope import from_kafka
 
 from tests.harness.campaigns import AGENT, EMAIL_TEMPLATE, registration, start_campaigns_stack
 from tests.harness.infra import wait_until
-from tests.harness.mail import MailSink
+from tests.harness.mail import MailSink, unsubscribe_link
 
 ZONES = ("Asia/Shanghai", "America/New_York", "Europe/London")
 
@@ -97,7 +96,7 @@ async def test_a_birthday_campaign_greets_each_consenting_customer_once_in_their
 
     # An unsubscribe click (the link in the mail; the page's button posts it) withdraws the consent.
     leaver = sorted(treated)[0]
-    link = _unsubscribe_link(by_recipient[f"{leaver}@example.com"][0])
+    link = unsubscribe_link(by_recipient[f"{leaver}@example.com"][0])
     async with stack.client() as http:
         page = await http.get(link)
         assert page.status_code == 200 and "<form" in page.text
@@ -135,9 +134,3 @@ def _at_least(mail: MailSink, count: int):
     async def probe() -> bool:
         return len(mail.messages()) >= count
     return probe()
-
-
-def _unsubscribe_link(message) -> str:
-    found = re.search(r"<(http[^>]+/v1/public/unsubscribe/[^>]+)>", str(message["List-Unsubscribe"]))
-    assert found, message["List-Unsubscribe"]
-    return found.group(1)

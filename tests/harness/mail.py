@@ -114,3 +114,12 @@ class MailSink:
                 raise TimeoutError(f"{len(found)} of {count} messages arrived in {timeout_s}s")
             await asyncio.sleep(0.02)
         return found
+
+
+def unsubscribe_link(message: EmailMessage) -> str:
+    """The unsubscribe address a campaign e-mail names in its List-Unsubscribe header (RFC 2369)."""
+    import re
+
+    found = re.search(r"<(http[^>]+/v1/public/unsubscribe/[^>]+)>", str(message["List-Unsubscribe"]))
+    assert found, message["List-Unsubscribe"]
+    return found.group(1)
