@@ -89,12 +89,14 @@ class CampaignsStack:
 
 
 def start_campaigns_stack(make_database, start_service, *, smtp_port: int, sms_webhook_url: str | None = None,
-                          gateway_env: dict[str, str] | None = None, **campaigns_env: str) -> CampaignsStack:
-    names = ("profile", "loyalty", "tickets", "campaigns")
+                          gateway_env: dict[str, str] | None = None, churn: bool = False,
+                          **campaigns_env: str) -> CampaignsStack:
+    """The campaigns service, profile, loyalty, tickets (and churn when asked) behind a gateway."""
+    names = ("profile", "loyalty", "tickets", "campaigns", *(("churn",) if churn else ()))
     databases = {name: make_database(name) for name in (*names, "gateway")}
     ports = {name: free_port() for name in (*names, "gateway")}
     urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in names}
-    urls["CHURN_URL"] = f"http://127.0.0.1:{free_port()}"  # not started: nothing listens there
+    urls.setdefault("CHURN_URL", f"http://127.0.0.1:{free_port()}")  # not started: nothing listens there
     gateway_url = f"http://127.0.0.1:{ports['gateway']}"
     env = {"HTTP_PORT": str(ports["campaigns"]), "GATEWAY_URL": gateway_url, "PUBLIC_BASE_URL": gateway_url,
            "GATEWAY_TOKEN": token("service", "campaigns", scopes=CAMPAIGNS_SCOPES),

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from crm_gateway import api, openapi
+from crm_gateway.console import routes as console
 from crm_gateway.authn import ApiKeyStore, Authenticator, TokenVerifier
 from crm_gateway.domain.routes import RouteTable
 from crm_gateway.handlers import HANDLERS
@@ -89,6 +90,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "expose_headers": ["x-request-id", "traceparent", "ratelimit-limit", "ratelimit-remaining",
                                "ratelimit-reset", "ratelimit-policy", "retry-after", "location"],
             "max_age": 600}))
-    return build_app(SERVICE, settings, routers=[api.router, openapi.router], resources=resources,
+    return build_app(SERVICE, settings, routers=[api.router, openapi.router, console.router], resources=resources,
                      middleware=middleware, public=True, openapi_url=None,
                      description="The one public entry for storefront and call-centre apps.")
