@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from crm_gateway import api, openapi
-from crm_gateway.console import routes as console
 from crm_gateway.authn import ApiKeyStore, Authenticator, TokenVerifier
+from crm_gateway.console import routes as console
 from crm_gateway.domain.routes import RouteTable
 from crm_gateway.handlers import HANDLERS
 from crm_gateway.jobs import periodic_jobs
