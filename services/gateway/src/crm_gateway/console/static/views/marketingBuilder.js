@@ -21,7 +21,7 @@ export const messages = {
     "marketing.audience.locales": "Languages", "marketing.audience.value_min": "Spent at least",
     "marketing.audience.orders_min": "Orders at least", "marketing.audience.no_order_for_days": "No order for (days)",
     "marketing.audience.save": "Save audience and estimate", "marketing.audience.saved": "Audience {id} saved.",
-    "marketing.audience.size": "{size} customers match now and consent to {channel}",
+    "marketing.audience.size": "Customers matching now who consent to {channel}: {size}",
     "marketing.audience.consent_note": "The channel's consent is always required.",
     "marketing.template.name": "Template name", "marketing.template.channel": "Channel",
     "marketing.template.subject": "Subject ({locale})", "marketing.template.text": "Text ({locale})",
@@ -60,7 +60,7 @@ export const messages = {
     "marketing.audience.locales": "语言", "marketing.audience.value_min": "消费至少",
     "marketing.audience.orders_min": "订单至少", "marketing.audience.no_order_for_days": "未下单天数",
     "marketing.audience.save": "保存受众并估算", "marketing.audience.saved": "受众 {id} 已保存。",
-    "marketing.audience.size": "当前有 {size} 位客户符合条件并同意接收{channel}",
+    "marketing.audience.size": "当前符合条件并同意接收{channel}的客户：{size}",
     "marketing.audience.consent_note": "始终要求客户同意该渠道。",
     "marketing.template.name": "模板名称", "marketing.template.channel": "渠道",
     "marketing.template.subject": "主题（{locale}）", "marketing.template.text": "文本（{locale}）",
@@ -263,9 +263,9 @@ function campaignStep(state, outcome) {
     submitLabel: t("marketing.campaign.activate"),
     fields: [h("div", { class: "row" },
       ui.field(t("marketing.campaign.name"), h("input", { name: "campaign_name", required: true, maxlength: 200 })),
-      ui.field(t("marketing.campaign.kind"), kind)), when,
+      ui.field(t("marketing.campaign.kind"), kind),
       ui.field(t("marketing.rules.control"), h("input", { name: "control_share", type: "number", min: 0, max: 50, step: 1,
-        value: "10", required: true }), t("marketing.rules.control_hint"))],
+        value: "10", required: true }), t("marketing.rules.control_hint"))), when],
     onsubmit: async (data) => {
       outcome.replaceChildren();
       if (!state.template || (!state.audience && kind.value !== "triggered")) {
