@@ -20,6 +20,7 @@ from crm_gateway.domain.routes import RouteTable
 from crm_gateway.handlers import HANDLERS
 from crm_gateway.jobs import periodic_jobs
 from crm_gateway.metrics import GatewayMetrics
+from crm_gateway.oidc import OidcProvider, StateCookie
 from crm_gateway.proxy import FrontDoor
 from crm_gateway.ratelimit import RateLimits
 from crm_gateway.repository import GatewayRepository
@@ -42,6 +43,8 @@ class GatewayResources:
     rate_limits: RateLimits
     identity_codec: IdentityCodec
     routes: RouteTable = field(default_factory=RouteTable)
+    oidc: OidcProvider | None = None  # the console's identity provider, when OIDC_ISSUER_URL is set
+    oidc_state: StateCookie | None = None
     openapi: openapi.MergedOpenApi = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,8 @@ async def resources(runtime: ServiceRuntime) -> AsyncIterator[GatewayResources]:
                                         CsrfTokens(settings.auth_secret.get_secret_value())),
             rate_limits=RateLimits(settings),
             identity_codec=IdentityCodec(settings.auth_secret.get_secret_value()),
+            oidc=OidcProvider(settings, session) if settings.oidc_enabled else None,
+            oidc_state=StateCookie(settings.auth_secret.get_secret_value()),
         )
     finally:
         await close_session(session)
