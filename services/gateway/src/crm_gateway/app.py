@@ -13,13 +13,15 @@ from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from crm_gateway import api, openapi
-from crm_gateway.authn import ApiKeyStore, Authenticator, TokenVerifier
+from crm_gateway import api, openapi, session_oidc
+from crm_gateway import session as session_routes
+from crm_gateway.authn import ApiKeyStore, Authenticator, CsrfTokens, TokenVerifier
 from crm_gateway.console import routes as console
 from crm_gateway.domain.routes import RouteTable
 from crm_gateway.handlers import HANDLERS
 from crm_gateway.jobs import periodic_jobs
 from crm_gateway.metrics import GatewayMetrics
+from crm_gateway.oidc import OidcProvider, StateCookie
 from crm_gateway.proxy import FrontDoor
 from crm_gateway.ratelimit import RateLimits
 from crm_gateway.repository import GatewayRepository
@@ -42,6 +44,8 @@ class GatewayResources:
     rate_limits: RateLimits
     identity_codec: IdentityCodec
     routes: RouteTable = field(default_factory=RouteTable)
+    oidc: OidcProvider | None = None  # the console's identity provider, when OIDC_ISSUER_URL is set
+    oidc_state: StateCookie | None = None
     openapi: openapi.MergedOpenApi = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,9 +72,12 @@ async def resources(runtime: ServiceRuntime) -> AsyncIterator[GatewayResources]:
             upstreams={name: Upstream(name, url, session, settings, metrics)
                        for name, url in settings.upstream_urls.items()},
             authenticator=Authenticator(TokenVerifier(settings, session),
-                                        ApiKeyStore(runtime.engine, settings.api_key_cache_s)),
+                                        ApiKeyStore(runtime.engine, settings.api_key_cache_s),
+                                        CsrfTokens(settings.auth_secret.get_secret_value())),
             rate_limits=RateLimits(settings),
             identity_codec=IdentityCodec(settings.auth_secret.get_secret_value()),
+            oidc=OidcProvider(settings, session) if settings.oidc_enabled else None,
+            oidc_state=StateCookie(settings.auth_secret.get_secret_value()),
         )
     finally:
         await close_session(session)
@@ -90,6 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "expose_headers": ["x-request-id", "traceparent", "ratelimit-limit", "ratelimit-remaining",
                                "ratelimit-reset", "ratelimit-policy", "retry-after", "location"],
             "max_age": 600}))
-    return build_app(SERVICE, settings, routers=[api.router, openapi.router, console.router], resources=resources,
-                     middleware=middleware, public=True, openapi_url=None,
+    routers = [api.router, session_routes.router, session_oidc.router, openapi.router, console.router]
+    return build_app(SERVICE, settings, routers=routers, resources=resources, middleware=middleware, public=True,
+                     openapi_url=None,
                      description="The one public entry for storefront and call-centre apps.")
