@@ -1,7 +1,7 @@
 """The call centre's customer screens in Chromium against the whole stack: an agent finds a customer
 (seeded with orders and points through the broker) by name and by e-mail, works the call on the
-customer 360 — reveals the PII with a reason, logs the call, opens a ticket from it, adjusts points,
-meets the API's refusal of an over-limit adjustment — and a supervisor finds the reveal in the PII
+customer 360 — logs the call, opens a ticket from it, adjusts points, meets the API's refusal of an
+over-limit adjustment — and a supervisor reveals the PII with a reason and finds the read in the PII
 audit log; on a phone-sized screen, an agent looks a caller up by phone and records the CSAT answer
 they gave. Every number on screen is read back from the API; the page calls documented routes only."""
 
@@ -96,14 +96,9 @@ async def test_an_agent_finds_a_customer_and_works_the_call_on_the_360(console, 
     profile = page.get_by_role("region", name="Profile")
     await expect(profile).not_to_contain_text(email)  # masked
 
-    # Reveal: the reason is asked in a dialog, the e-mail shows in clear.
-    await profile.get_by_role("button", name="Reveal").click()
-    dialog = page.get_by_role("dialog", name="Reveal personal data")
-    await dialog.get_by_label("Why do you need it?").select_option(label="identity check on a call")
-    await dialog.get_by_label(re.compile("^Details")).fill("caller asked about order 2")
-    await dialog.get_by_role("button", name="Reveal").click()
-    await expect(profile).to_contain_text(email)
-    await expect(profile).to_contain_text("PII audit log")
+    # This agent's session carries no pii:read: the 360 says so instead of offering a reveal the API would refuse.
+    await expect(profile).to_contain_text("Revealing personal data needs the pii:read permission.")
+    await expect(profile.get_by_role("button", name="Reveal")).to_have_count(0)
 
     # The call, logged: on the timeline as the profile service has it, recorded by this agent.
     log = page.get_by_role("region", name="Log the call")
@@ -156,16 +151,27 @@ async def test_an_agent_finds_a_customer_and_works_the_call_on_the_360(console, 
     await screenshot(page, browser_artifacts, "customers-360")
     await documented(console, calls)
 
-    # A supervisor, in a browser of their own, finds the agent's reveal and its reason in the audit log.
+    # A supervisor, in a browser of their own, reveals the PII with a reason asked in a dialog, and
+    # finds that read, with its reason, in the PII audit log (the agent's masked reads are not in it).
     context = await browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
     try:
         supervisor = await context.new_page()
         await console.sign_in(supervisor, "supervisor", "wang.fang")
-        audit = await console.get("/v1/audit/pii-access", SUPERVISOR, customer_id=customer)
+        await supervisor.goto(f"{console.url}#/customers/{customer}")
+        profile = supervisor.get_by_role("region", name="Profile")
+        await expect(profile).not_to_contain_text(email)
+        await profile.get_by_role("button", name="Reveal").click()
+        dialog = supervisor.get_by_role("dialog", name="Reveal personal data")
+        await dialog.get_by_label("Why do you need it?").select_option(label="identity check on a call")
+        await dialog.get_by_label(re.compile("^Details")).fill("caller asked about order 2")
+        await dialog.get_by_role("button", name="Reveal").click()
+        await expect(profile).to_contain_text(email)
+        await expect(profile).to_contain_text("PII audit log")
     finally:
         await context.close()
+    audit = await console.get("/v1/audit/pii-access", SUPERVISOR, customer_id=customer)
     assert [(a["actor"], a["role"], a["reason"]) for a in audit["items"]] == [
-        ("li.na", "agent", "identity check on a call: caller asked about order 2")]
+        ("wang.fang", "supervisor", "identity check on a call: caller asked about order 2")]
 
 
 async def _available_after(console, customer: str, expected: int) -> int:
@@ -198,7 +204,8 @@ async def test_on_a_phone_an_agent_looks_up_a_caller_and_records_their_csat_answ
 
     # The CSAT answer given on the phone, for the resolved ticket: recorded by this agent.
     csat = page.get_by_role("region", name="Record a phone CSAT answer")
-    await csat.get_by_role("row", name=re.compile(opened["ticket_id"])).get_by_role("button", name="Record answer").click()
+    row = csat.get_by_role("row", name=re.compile(opened["ticket_id"]))
+    await row.get_by_role("button", name="Record answer").click()
     dialog = page.get_by_role("dialog", name=f"CSAT answer for {opened['ticket_id']}")
     await dialog.get_by_label("Score (1–5)").select_option("4")
     await dialog.get_by_label("Comment (optional)").fill("happy with the exchange")

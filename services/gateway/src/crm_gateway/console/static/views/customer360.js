@@ -18,7 +18,8 @@ export const messages = {
     "customers.profile.orders": "Paid orders", "customers.profile.spent": "Spent",
     "customers.profile.last_order": "Last order", "customers.profile.segment": "RFM segment",
     "customers.profile.consents": "Consents", "customers.profile.locale": "Language",
-    "customers.reveal": "Reveal", "customers.loyalty": "Loyalty", "customers.loyalty.tier": "Tier",
+    "customers.reveal": "Reveal", "customers.reveal.not_allowed": "Revealing personal data needs the pii:read permission.",
+    "customers.loyalty": "Loyalty", "customers.loyalty.tier": "Tier",
     "customers.loyalty.available": "Available points", "customers.loyalty.pending": "Pending points",
     "customers.loyalty.debt": "Debt", "customers.loyalty.lifetime": "Earned in total",
     "customers.loyalty.expiring": "Expiring in 30 days", "customers.loyalty.not_member": "Not a loyalty member yet.",
@@ -43,7 +44,8 @@ export const messages = {
     "customers.profile.orders": "已付款订单", "customers.profile.spent": "消费金额",
     "customers.profile.last_order": "最近订单", "customers.profile.segment": "RFM 分群",
     "customers.profile.consents": "营销许可", "customers.profile.locale": "语言",
-    "customers.reveal": "显示明文", "customers.loyalty": "会员积分", "customers.loyalty.tier": "等级",
+    "customers.reveal": "显示明文", "customers.reveal.not_allowed": "显示个人信息明文需要 pii:read 权限。",
+    "customers.loyalty": "会员积分", "customers.loyalty.tier": "等级",
     "customers.loyalty.available": "可用积分", "customers.loyalty.pending": "待生效积分",
     "customers.loyalty.debt": "欠分", "customers.loyalty.lifetime": "累计获得",
     "customers.loyalty.expiring": "30 天内到期", "customers.loyalty.not_member": "尚未成为会员。",
@@ -102,7 +104,12 @@ export function profileFields(p) {
     [t("customers.profile.segment"), p.rfm ? p.rfm.segment : null], [t("customers.profile.consents"), consents || null]]);
 }
 
-function profileCard(id, part) {
+// Who may reveal, as the profile service decides it: supervisors, and agents whose session carries pii:read.
+function mayReveal(identity) {
+  return identity.role === "supervisor" || (identity.scopes || []).includes("pii:read");
+}
+
+function profileCard(id, part, ctx) {
   const body = h("div", {});
   const status = h("p", { class: "muted", "data-pii": "masked" }, t("customers.profile.masked"));
   const reveal = h("button", { type: "button", class: "secondary" }, t("customers.reveal"));
@@ -117,7 +124,8 @@ function profileCard(id, part) {
     status.dataset.pii = "clear";
     reveal.hidden = true;
   });
-  return card(t("customers.profile"), status, body, h("div", { class: "row" }, reveal), shown);
+  return card(t("customers.profile"), status, body, mayReveal(ctx.identity) ? h("div", { class: "row" }, reveal)
+    : h("p", { class: "muted" }, t("customers.reveal.not_allowed")), shown);
 }
 
 export function loyaltyFields(a) {
@@ -208,7 +216,7 @@ async function render360(main, { customer_id: id }, ctx) {
     parts.loyaltyBody = loyaltyBody;
     return h("div", {}, doc.complete ? null : h("p", { class: "problem", role: "alert" }, t("customers.360.incomplete")),
       h("div", { class: "grid customers-360" },
-        profileCard(id, doc.profile), card(t("customers.loyalty"), loyaltyBody), churnCard(doc.churn), tickets,
+        profileCard(id, doc.profile, ctx), card(t("customers.loyalty"), loyaltyBody), churnCard(doc.churn), tickets,
         contactsCard(doc.campaign_contacts), ...actionCards(id, parts, ctx), ledger, timeline));
   });
 }
