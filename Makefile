@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/backfill.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/campaigns.py
+	$(BIN)/python bench/console.py
 
 lint: install
 	$(BIN)/ruff check shared services tests bench

@@ -95,6 +95,12 @@ async def test_crm_dev_runs_everything_and_an_order_reaches_the_profile(tmp_path
         # The mail sink campaigns sends to, started before the services, and where its messages go.
         assert f"  mail     {data_dir / 'mail'}  (messages sent by campaigns, one .eml each)" in output
         assert f"listening on 127.0.0.1:{smtp_port}" in output and "[mail]" in output
+        # The console, where a new user signs in: printed, and served by the gateway.
+        console = f"http://127.0.0.1:{SERVICES['gateway'] + offset}/console/"
+        assert f"  console  {console}" in output
+        async with httpx.AsyncClient(timeout=5) as http:
+            page = await http.get(console)
+        assert page.status_code == 200 and "static/app.js" in page.text
 
         publish = subprocess.run(
             [sys.executable, "-m", "crm_shared.cli", "publish", str(ROOT / "examples" / "first-order.jsonl")],

@@ -351,6 +351,8 @@ def run_dev(data_dir: Path) -> int:
         if sink:
             _say(f"  mail     {mail_dir}  (messages sent by campaigns, one .eml each)")
         gateway = f"http://127.0.0.1:{8000 + PORT_OFFSET}"
+        if "gateway" in services:
+            _say(f"  console  {gateway}/console/  (sign in as an agent, marketer or supervisor)")
         _say("try:  TOKEN=$(crm token --role agent --sub agent-1)")
         _say(f"      curl -H \"Authorization: Bearer $TOKEN\" {gateway}/v1/customers/c-1001")
         _say("Ctrl-C stops everything.")

@@ -3,9 +3,12 @@ gateway, a mail sink) and signs in through the console's own sign-in screen."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 
-from tests.harness.console import start_console_stack
+from tests.harness.console import ApiCalls, start_console_stack
 from tests.harness.mail import MailSink
 
 
@@ -21,3 +24,20 @@ def console(make_database, start_service, mail):
     """The running stack with the console: ``console.url``, ``await console.sign_in(page, role, name)``,
     and the campaigns stack's helpers (``post``, ``get``, ``members``, ``profiles``, ``db`` …)."""
     return start_console_stack(make_database, start_service, mail)
+
+
+@pytest.fixture(autouse=True)
+async def only_documented_routes(console, page):
+    """The console uses no private route: every API call a page made in a console test is an
+    operation of the gateway's published OpenAPI document (method and path template)."""
+    calls = ApiCalls(page, console.stack.gateway.url)
+    yield calls
+    async with httpx.AsyncClient(base_url=console.stack.gateway.url, timeout=10) as http:
+        document = (await http.get("/openapi.json")).json()
+    operations = [(method.upper(), re.compile("^" + re.sub(r"\{[^/}]+\}", "[^/]+", path) + "$"))
+                  for path, item in document["paths"].items() for method in item
+                  if method in {"get", "post", "put", "patch", "delete"}]
+    undocumented = sorted((method, path) for method, path in calls.calls
+                          if not any(m == method and pattern.match(path) for m, pattern in operations))
+    assert calls.calls, "the console made no API call at all"
+    assert not undocumented, f"the console called routes outside the gateway's OpenAPI document: {undocumented}"
