@@ -1,9 +1,10 @@
 """The call centre's customer screens in Chromium against the whole stack: an agent finds a customer
-(seeded with orders and points through the broker) by name and by e-mail, works the call on the
+(seeded with orders and points through the broker) by name and by e-mail and works the call on the
 customer 360 — logs the call, opens a ticket from it, adjusts points, meets the API's refusal of an
-over-limit adjustment — and a supervisor reveals the PII with a reason and finds the read in the PII
-audit log; on a phone-sized screen, an agent looks a caller up by phone and records the CSAT answer
-they gave. Every number on screen is read back from the API; the page calls documented routes only."""
+over-limit adjustment and asks a supervisor to approve it instead — and a supervisor reveals the PII
+with a reason and finds the read in the PII audit log; on a phone-sized screen, an agent looks a
+caller up by phone and records the CSAT answer they gave. Every number on screen is read back from
+the API (conftest.py checks that the page called documented routes only)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
 from playwright.async_api import Page, expect
 
 from tests.harness.campaigns import AGENT, SUPERVISOR
-from tests.harness.console import ApiCalls, screenshot
+from tests.harness.console import screenshot
 from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
 from tests.service.gateway.conftest import bearer
@@ -43,7 +44,18 @@ async def seed_customer(console, broker, name: str) -> tuple[str, str]:
         return (ledger.status_code == 200 and len(ledger.json()["items"]) >= 2
                 and timeline.status_code == 200 and len(timeline.json()["items"]) >= 2)
     await wait_until(settled, timeout_s=30, what="points and orders of the seeded customer")
+    await openapi_complete(console)
     return customer, email
+
+
+async def openapi_complete(console) -> None:
+    """The gateway's OpenAPI document merges the services' own, each fetched within 2 s; on a loaded
+    machine one can miss that, and the page's calls would look undocumented to conftest.py's check.
+    A complete document is kept for good: wait for one."""
+    async def complete() -> bool:
+        async with console.client() as http:
+            return "x-crm-missing-upstreams" not in (await http.get("/openapi.json")).json()["info"]
+    await wait_until(complete, timeout_s=60, interval_s=1, what="the gateway's complete OpenAPI document")
 
 
 async def search(page: Page, by: str, value: str) -> None:
@@ -52,24 +64,12 @@ async def search(page: Page, by: str, value: str) -> None:
     await page.get_by_role("button", name="Search").click()
 
 
-async def documented(console, calls: ApiCalls) -> None:
-    """Every call the page made is a route of the gateway's OpenAPI document."""
-    async with console.client() as http:
-        paths = (await http.get("/openapi.json")).json()["paths"]
-    patterns = [(method.upper(), re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", path) + "$"))
-                for path, methods in paths.items() for method in methods]
-    missing = [c for c in calls.calls if not any(m == c[0] and p.match(c[1]) for m, p in patterns)]
-    assert not missing, f"calls outside the OpenAPI document: {missing}"
-
-
 async def test_an_agent_finds_a_customer_and_works_the_call_on_the_360(console, broker, browser, page,
                                                                        browser_artifacts):
     customer, email = await seed_customer(console, broker, "Zhou Meilin")
-    calls = ApiCalls(page, console.gateway.url)
     await console.sign_in(page, "agent", "li.na")
 
-    # Found by name and by e-mail; the terms never reach the page's URL.
-    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Find a customer").click()
+    # Found by name and by e-mail (the agent's home screen); the terms never reach the page's URL.
     await search(page, "Name", "Zhou")
     results = page.get_by_role("region", name="Customers found")
     await expect(results.get_by_role("link", name=customer)).to_be_visible()
@@ -121,6 +121,8 @@ async def test_an_agent_finds_a_customer_and_works_the_call_on_the_360(console, 
     assert (ticket["customer_id"], ticket["channel"], ticket["subject"], ticket["created_by"]) == (
         customer, "phone", "Parcel arrived damaged", "li.na")
     await expect(page.get_by_role("region", name="Open tickets").get_by_role("link", name=ticket_id)).to_be_visible()
+    await expect(page.get_by_role("region", name="Open tickets")).not_to_contain_text("null")
+    await expect(log.get_by_label("About ticket").locator("option", has_text=ticket_id)).to_have_count(1)
 
     # Points adjusted within the agent's limit: the ledger's new entry and the balance the API states.
     adjust = page.get_by_role("region", name="Adjust points")
@@ -148,8 +150,16 @@ async def test_an_agent_finds_a_customer_and_works_the_call_on_the_360(console, 
     await expect(alert).to_contain_text(refused.json()["title"])
     await expect(alert).to_contain_text(refused.json()["detail"])
     assert (await console.get(f"/v1/loyalty/accounts/{customer}", AGENT))["available"] == after
+    # The agent asks a supervisor instead: a pending request, nothing moved yet.
+    await adjust.get_by_role("button", name="Ask a supervisor to approve").click()
+    await expect(adjust.get_by_role("status")).to_contain_text("is waiting for a supervisor's approval")
+    await expect(alert).to_have_count(0)
+    request_id = re.search(r"Request (\S+) for 600 points", await adjust.get_by_role("status").inner_text())[1]
+    request = await console.get(f"/v1/loyalty/adjustment-requests/{request_id}", AGENT)
+    assert (request["status"], request["points"], request["reason"], request["requested_by"]) == (
+        "pending", 600, over["reason"], "li.na")
+    assert (await console.get(f"/v1/loyalty/accounts/{customer}", AGENT))["available"] == after
     await screenshot(page, browser_artifacts, "customers-360")
-    await documented(console, calls)
 
     # A supervisor, in a browser of their own, reveals the PII with a reason asked in a dialog, and
     # finds that read, with its reason, in the PII audit log (the agent's masked reads are not in it).
@@ -189,9 +199,8 @@ async def test_on_a_phone_an_agent_looks_up_a_caller_and_records_their_csat_answ
     await console.post(f"/v1/tickets/{opened['ticket_id']}/transitions", {"status": "resolved"}, AGENT, expect=200)
     await console.sign_in(page, "agent", "zhao.lei")
 
-    # The menu folds away on a phone; the lookup by phone number works from it.
-    await page.get_by_role("button", name="Menu").click()
-    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Find a customer").click()
+    # The lookup by phone number, on the agent's home screen (the menu folds away behind its button).
+    await expect(page.get_by_role("button", name="Menu")).to_be_visible()
     await search(page, "Phone", "139 1234 5678")
     await page.get_by_role("region", name="Customers found").get_by_role("link", name=customer).click()
     await expect(page.get_by_role("heading", name=f"Customer {customer}")).to_be_visible()

@@ -2,7 +2,7 @@
 // the PII (with a reason, audited by the profile service), log the call, open a ticket from it,
 // adjust points within the role's limit, record the CSAT answer given on the phone — and the
 // points ledger. No routes of its own: customer360.js places these cards.
-import { h, t, api, ui, formatDate, formatNumber } from "../lib/console.js";
+import { append, clear, h, t, api, ui, formatDate, formatNumber } from "../lib/console.js";
 import { card, loyaltyFields } from "./customer360.js";
 
 export const messages = {
@@ -30,6 +30,8 @@ export const messages = {
     "customers.adjust.submit": "Adjust", "customers.adjust.limit": "Your limit: {limit} points per adjustment.",
     "customers.adjust.period": "Agents: at most {limit} points per {hours} hours.",
     "customers.adjust.done": "Adjusted by {points}; available now {available}.",
+    "customers.adjust.ask": "Ask a supervisor to approve",
+    "customers.adjust.asked": "Request {id} for {points} points is waiting for a supervisor's approval.",
     "customers.csat": "Record a phone CSAT answer", "customers.csat.help": "The customer's resolved tickets:",
     "customers.csat.ticket": "Ticket", "customers.csat.subject": "Subject", "customers.csat.resolved": "Resolved",
     "customers.csat.record": "Record answer", "customers.csat.title": "CSAT answer for {id}",
@@ -42,7 +44,8 @@ export const messages = {
     "customers.kind.order.paid": "Order paid", "customers.kind.order.placed": "Order placed",
     "customers.kind.order.completed": "Order completed", "customers.kind.order.refunded": "Order refunded",
     "customers.kind.order.cancelled": "Order cancelled", "customers.kind.tickets.csat.submitted": "CSAT answer",
-    "customers.kind.earn": "Earned", "customers.kind.release": "Released", "customers.kind.redeem": "Redeemed",
+    "customers.kind.loyalty.points.earned": "Points earned", "customers.kind.loyalty.tier_changed": "Tier changed",
+    "customers.kind.churn.risk_changed": "Churn risk changed", "customers.kind.earn": "Earned", "customers.kind.release": "Released", "customers.kind.redeem": "Redeemed",
     "customers.kind.reverse": "Reversed", "customers.kind.expire": "Expired", "customers.kind.adjust": "Adjustment",
     "customers.kind.bonus": "Bonus",
   },
@@ -70,6 +73,8 @@ export const messages = {
     "customers.adjust.submit": "调整", "customers.adjust.limit": "您的权限：每次最多 {limit} 积分。",
     "customers.adjust.period": "客服：每 {hours} 小时最多 {limit} 积分。",
     "customers.adjust.done": "已调整 {points}；当前可用 {available}。",
+    "customers.adjust.ask": "提交主管审批",
+    "customers.adjust.asked": "申请 {id}（{points} 积分）正在等待主管审批。",
     "customers.csat": "记录电话满意度回答", "customers.csat.help": "客户已解决的工单：",
     "customers.csat.ticket": "工单", "customers.csat.subject": "主题", "customers.csat.resolved": "解决时间",
     "customers.csat.record": "记录回答", "customers.csat.title": "工单 {id} 的满意度",
@@ -82,7 +87,8 @@ export const messages = {
     "customers.kind.order.paid": "订单已付款", "customers.kind.order.placed": "已下单",
     "customers.kind.order.completed": "订单已完成", "customers.kind.order.refunded": "订单已退款",
     "customers.kind.order.cancelled": "订单已取消", "customers.kind.tickets.csat.submitted": "满意度回答",
-    "customers.kind.earn": "获得积分", "customers.kind.release": "积分生效", "customers.kind.redeem": "兑换",
+    "customers.kind.loyalty.points.earned": "获得积分", "customers.kind.loyalty.tier_changed": "等级变更",
+    "customers.kind.churn.risk_changed": "流失风险变化", "customers.kind.earn": "获得积分", "customers.kind.release": "积分生效", "customers.kind.redeem": "兑换",
     "customers.kind.reverse": "冲回", "customers.kind.expire": "过期", "customers.kind.adjust": "人工调整",
     "customers.kind.bonus": "奖励积分",
   },
@@ -166,7 +172,7 @@ function logCallCard(id, parts) {
   const ticket = h("select", { name: "ticket_id" }, ticketOptions(parts.tickets));
   const minutes = h("input", { name: "minutes", type: "number", min: 0, max: 1440, value: "5" });
   const done = h("p", { class: "muted", role: "status" });
-  parts.refreshTicketOptions = () => ticket.replaceChildren(...ticketOptions(parts.tickets));
+  parts.refreshTicketOptions = () => append(clear(ticket), ticketOptions(parts.tickets));
   return card(t("customers.call"), ui.form({
     fields: [h("div", { class: "row" }, ui.field(t("customers.call.kind"), select("kind", ["call", "chat"], "customers.call.kind")),
       ui.field(t("customers.call.direction"), select("direction", ["inbound", "outbound"], "customers.call.direction")),
@@ -210,6 +216,8 @@ function ticketCard(id, parts) {
 function adjustCard(id, parts, ctx) {
   const hint = h("p", { class: "muted" });
   const done = h("p", { role: "status" });
+  const ask = h("button", { type: "button", class: "secondary", hidden: true }, t("customers.adjust.ask"));
+  let refused = null;  // the adjustment the API refused as over this agent's limit: a supervisor may make it
   api.get("/v1/loyalty/programme").then((programme) => {
     const rules = programme.config.adjustments;
     const supervisor = ctx.identity.role === "supervisor";
@@ -217,22 +225,46 @@ function adjustCard(id, parts, ctx) {
       !supervisor && rules.agent_period_limit ? ` ${t("customers.adjust.period", {
         limit: formatNumber(rules.agent_period_limit), hours: rules.agent_period_hours })}` : "");
   }).catch(() => hint.remove());  // the limit is a hint: the API enforces it and says so
-  return card(t("customers.adjust"), hint, ui.form({
+  const form = ui.form({
     fields: [ui.field(t("customers.adjust.points"), h("input", { name: "points", type: "number", required: true, step: 1 })),
       ui.field(t("customers.adjust.reason"), h("input", { name: "reason", required: true, minlength: 3, maxlength: 200 })),
       ui.field(t("customers.adjust.ticket"), h("input", { name: "ticket_id", maxlength: 200 }))],
     submitLabel: t("customers.adjust.submit"),
-    onsubmit: async (data, form) => {
+    secondary: ask,
+    onsubmit: async (data, element) => {
       done.textContent = "";
-      const result = await api.post(path(id, "/adjustments"), { points: Number(data.get("points")),
-        reason: data.get("reason"), ticket_id: data.get("ticket_id") || null });
+      ask.hidden = true;
+      const body = { points: Number(data.get("points")), reason: data.get("reason"), ticket_id: data.get("ticket_id") || null };
+      let result;
+      try {
+        result = await api.post(path(id, "/adjustments"), body);
+      } catch (error) {
+        refused = error.status === 403 && ctx.identity.role === "agent" ? body : null;
+        ask.hidden = !refused;
+        throw error;  // the form shows the API's problem
+      }
       done.textContent = t("customers.adjust.done", { points: `${result.points > 0 ? "+" : ""}${formatNumber(result.points)}`,
                                                       available: formatNumber(result.available_after) });
-      form.reset();
+      element.reset();
       parts.ledger.reload();
       parts.loyaltyBody.replaceChildren(loyaltyFields(await api.get(path(id))));
     },
-  }), done);
+  });
+  ask.addEventListener("click", async () => {
+    ask.disabled = true;
+    try {
+      const request = await api.post(path(id, "/adjustment-requests"), refused);
+      form.lastElementChild.replaceChildren();  // the refusal is answered
+      ask.hidden = true;
+      done.textContent = t("customers.adjust.asked", { id: request.request_id, points: formatNumber(request.points) });
+      form.reset();
+    } catch (error) {
+      form.lastElementChild.replaceChildren(ui.problem(error));
+    } finally {
+      ask.disabled = false;
+    }
+  });
+  return card(t("customers.adjust"), hint, form, done);
 }
 
 async function recordCsat(ticket, cell, status) {

@@ -3,7 +3,7 @@
 // that is unavailable or forbidden says so in its own card. The ledger and the timeline are read
 // page by page; the actions (log the call, create a ticket, adjust points, record a CSAT answer)
 // are in customer360-actions.js.
-import { h, t, api, ui, formatDate, formatNumber } from "../lib/console.js";
+import { append, h, t, api, ui, formatDate, formatMoney, formatNumber } from "../lib/console.js";
 import { actionCards, ledgerCard, revealDialog } from "./customer360-actions.js";
 
 export const messages = {
@@ -142,7 +142,7 @@ function churnCard(part) {
   return card(t("customers.churn"), kv([
     [t("customers.churn.level"), ui.badge(label("customers.level", c.level), c.level)],
     [t("customers.churn.score"), formatNumber(c.score, { style: "percent", maximumFractionDigits: 0 })],
-    [t("customers.churn.value_at_risk"), c.currency ? `${c.value_at_risk} ${c.currency}` : String(c.value_at_risk)],
+    [t("customers.churn.value_at_risk"), c.currency ? formatMoney(c.value_at_risk, c.currency) : formatNumber(Number(c.value_at_risk))],
     [t("customers.churn.scored"), formatDate(c.scored_at)]]),
   h("h3", {}, t("customers.churn.reasons")),
   c.reasons.length ? h("ul", { class: "customers-reasons" }, c.reasons.map((r) => h("li", { "data-factor": r.factor },
@@ -159,9 +159,9 @@ function ticketsCard(part) {
   const list = h("ul", { class: "customers-tickets" });
   const none = h("p", { class: "muted" }, t("customers.tickets.none"));
   node.items = part.status === "ok" ? [...(part.data.items || [])] : [];
-  list.append(node.items.map(ticketLink));
+  append(list, node.items.map(ticketLink));
   none.hidden = node.items.length > 0 || part.status !== "ok";
-  node.append(part.status === "ok" ? null : partNote(part), none, list);
+  append(node, [part.status === "ok" ? null : partNote(part), none, list]);
   // A ticket created from this call joins the list.
   node.addTicket = (ticket) => { node.items.push(ticket); none.hidden = true; list.append(ticketLink(ticket)); };
   return node;
