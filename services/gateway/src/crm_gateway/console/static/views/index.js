@@ -1,4 +1,6 @@
 // Every view module of the console, one line each.
 import * as customers from "./customers.js";
+import * as customer360 from "./customer360.js";
+import * as customer360Actions from "./customer360-actions.js";
 
-export const modules = [customers];
+export const modules = [customers, customer360, customer360Actions];
