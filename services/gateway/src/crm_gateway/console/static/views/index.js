@@ -1,4 +1,5 @@
 // Every view module of the console, one line each.
 import * as customers from "./customers.js";
+import * as tickets from "./tickets.js";
 
-export const modules = [customers];
+export const modules = [customers, tickets];
