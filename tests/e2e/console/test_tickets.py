@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from crm_gateway.domain.routes import RouteTable
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS
@@ -148,3 +149,56 @@ async def test_an_agent_opens_answers_takes_and_resolves_a_ticket_on_screen(cons
     assert {(m, p) for m, p in calls.calls if not p.startswith("/v1/session")
             and table.match(m, p).route is None} == set()
     assert ("POST", f"/v1/tickets/{ticket_id}/transitions") in calls.calls
+
+
+async def test_a_supervisor_sees_what_breaches_soon_soonest_first_in_chinese(console, page):
+    # Round the clock, so the due times are minutes away whatever the hour of the run.
+    async with console.client(SUPERVISOR) as http:
+        current = (await http.get("/v1/ticketing/policy")).json()
+        week = {str(day): [{"start": "00:00", "end": "23:59:59"}] for day in range(7)}
+        sla = [{"priority": p, "first_response_minutes": f, "resolution_minutes": r}
+               for p, f, r in (("urgent", 20, 60), ("high", 120, 600), ("normal", 480, 2880), ("low", 1440, 5760))]
+        saved = await http.put("/v1/ticketing/policy", headers={"If-Match": str(current["version"])}, json={
+            "config": {**current["config"], "calendar": {"timezone": "Asia/Shanghai", "week": week}, "sla": sla}})
+        assert saved.status_code == 200, saved.text
+    await put(console, "/v1/ticketing/groups/general", {"group_id": "general", "name": "General desk"})
+    await put(console, f"/v1/ticketing/agents/{AGENT_NAME}", {"name": "Li Na", "groups": ["general"],
+                                                              "available": False})
+    ids = {}
+    for priority in ("urgent", "normal", "high"):
+        ticket = await console.post("/v1/tickets", {
+            "customer_id": new_customer_id(), "kind": "enquiry", "channel": "chat", "subject": f"{priority} one",
+            "priority": priority}, headers=AGENT)
+        ids[priority] = ticket["ticket_id"]
+
+    await console.sign_in(page, "supervisor", "sup.zhou")
+    await page.get_by_label("Language").select_option("zh-CN")
+    await page.goto(f"{console.url}#/tickets")
+    await page.get_by_role("tab", name="即将超时").click()
+    rows = page.get_by_role("tabpanel").get_by_role("row").filter(has=page.locator("td"))
+    await expect(rows).to_have_count(2)
+    # The same tickets the API's due times say: a running clock due within 4 hours, soonest first.
+    listed = (await console.get("/v1/tickets", headers=AGENT, status="active"))["items"]
+    mine = [t for t in listed if t["ticket_id"] in ids.values()]
+    due = {t["ticket_id"]: min(c["due_at"] for c in t["sla"].values() if c["due_at"]) for t in mine}
+    soon = sorted((d, i) for i, d in due.items()
+                  if datetime.fromisoformat(d) - datetime.now(UTC) < timedelta(hours=4))
+    assert [i for _, i in soon] == [ids["urgent"], ids["high"]]
+    await expect(rows.locator("td:first-child a")).to_have_text([i for _, i in soon])
+    await expect(rows.first.locator("[data-clock=first_response]")).to_contain_text(re.compile(r"剩余 1\dm \d\ds"))
+
+    # A supervisor picks any queue; theirs is not on the agents list, so nothing is assigned to them.
+    await page.get_by_role("tab", name="我的团队").click()
+    await expect(page.get_by_label("队列")).to_have_value("general")
+    await expect(rows).to_have_count(3)
+    await page.get_by_role("link", name=ids["urgent"]).click()
+    await expect(page.get_by_role("heading", name="urgent one")).to_be_visible()
+    await expect(page.get_by_role("button", name="分配给我")).to_be_disabled()
+    moves = page.get_by_role("button", name=re.compile("^改为："))
+    await expect(moves).to_have_text(["改为：处理中", "改为：等待客户", "改为：已解决"])
+    await page.get_by_label("客服").select_option(AGENT_NAME)
+    await page.get_by_role("button", name="分配给该客服").click()
+    await expect(page.locator("dd[data-field=assignee]")).to_have_text(AGENT_NAME)
+    taken = await ticket_of(console, ids["urgent"])
+    assert (taken["assignee"], taken["status"]) == (AGENT_NAME, "open")
+    await expect(moves).to_have_text(["改为：等待客户", "改为：已解决"])
