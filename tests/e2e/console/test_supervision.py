@@ -1,7 +1,8 @@
 """The supervisor's screens in Chromium against the whole stack: the reports' charts show the numbers
 of the tickets report (read from the API in the same test), the SLA policy is edited and saved (and
 read back), an invalid edit shows the API's problem; a campaign over the approval size waits on the
-approvals screen and is approved there (its state read back from the API)."""
+approvals screen and is approved there (its state read back from the API); the programme's adjustment
+limit is raised on its settings screen (read back)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(consol
     assert (await console.get("/v1/ticketing/policy", headers=SUPERVISOR))["version"] == 2
 
 
-async def test_a_campaign_over_the_approval_size_is_approved_on_the_approvals_screen(
+async def test_a_campaign_over_the_approval_size_is_approved_and_the_programme_is_edited(
         console, page, broker, browser_artifacts):
     run = uuid.uuid4().hex[:6]
     customers = [f"c-ap-{run}-{i}" for i in range(2)]
@@ -152,6 +153,18 @@ async def test_a_campaign_over_the_approval_size_is_approved_on_the_approvals_sc
     await expect(page.get_by_text("No campaign is waiting for approval.")).to_be_visible()
     approved = await console.get(f"/v1/campaigns/{campaign['campaign_id']}")
     assert approved["status"] == "active" and "wang.wei" in approved["approved_by"], approved
+
+    # The limits agents adjust points within are the programme's: raise one and save it.
+    await page.get_by_role("link", name="Programme settings").click()
+    await expect(page.get_by_text(re.compile(r"^Version 1, saved by"))).to_be_visible()
+    await page.get_by_label("Agent limit per adjustment (points)").fill("800")
+    main_form = page.locator("section", has=page.get_by_role("heading", name="Main settings"))
+    await main_form.get_by_label("Note for this version").fill("agents may adjust up to 800")
+    await main_form.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text(re.compile(r"^Version 2, saved by wang\.wei"))).to_be_visible()
+    programme = await console.get("/v1/loyalty/programme", headers=SUPERVISOR)
+    assert (programme["version"], programme["config"]["adjustments"]["agent_limit"], programme["note"]) \
+        == (2, 800, "agents may adjust up to 800")
 
     # The menu link is "审批" in Chinese.
     await page.get_by_label("Language").select_option("zh-CN")
