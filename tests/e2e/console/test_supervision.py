@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from crm_shared.events.catalogue import TOPIC_CUSTOMERS
+from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
 from playwright.async_api import Page, expect
 
 from tests.harness.campaigns import AGENT, EMAIL_TEMPLATE, SUPERVISOR, registration
 from tests.harness.console import start_console_stack
+from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
 
 
@@ -52,6 +54,19 @@ async def _seed_tickets(console) -> None:
             await _request(console, "POST", f"{path}/csat", AGENT, 201, json={"score": score})
 
 
+async def _seed_points(console, broker) -> dict[str, Any]:
+    """A member with a paid order: its points pending (the return window is open). The liability then."""
+    member = new_customer_id()
+    await broker.publish(TOPIC_CUSTOMERS, [customer_registered(member)])
+    await broker.publish(TOPIC_ORDERS, [order_event("paid", member, f"o-{uuid.uuid4().hex[:8]}", amount="250.00",
+                                                    at=datetime.now(UTC))])
+
+    async def owed() -> dict[str, Any] | None:
+        liability = await console.get("/v1/loyalty/reports/liability", headers=SUPERVISOR)
+        return liability if liability["points"]["pending"] or liability["points"]["available"] else None
+    return await wait_until(owed, timeout_s=30, interval_s=0.3, what="points pending in the liability")
+
+
 async def _openapi_complete(console) -> None:
     """The gateway's OpenAPI document with every service in it (it asks each with a 2 s timeout; on a
     loaded machine a first answer may miss one), so that the conftest's documented-routes check
@@ -73,8 +88,9 @@ async def _chart_numbers(page: Page, chart: str) -> dict[str, dict[str, float]]:
     }""", chart)
 
 
-async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(console, page, browser_artifacts):
+async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(console, page, broker, browser_artifacts):
     await _seed_tickets(console)
+    liability = await _seed_points(console, broker)
     await _openapi_complete(console)
     await console.sign_in(page, "supervisor", "chen.jing")
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports", exact=True).click()
@@ -101,6 +117,11 @@ async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(consol
     assert csat == {"agent-7": {"Average (1–5)": 4.5}, "agent-8": {"Average (1–5)": 2.0}}
     sla = await _chart_numbers(page, "sla-met")
     assert sla["Resolution"]["Met %"] == report["sla"]["resolution_met_pct"]
+    points = await _chart_numbers(page, "points-liability")
+    assert points == {label: {"Points": liability["points"][key]} for label, key in [
+        ("Available", "available"), ("Pending", "pending"), ("Debt owed back", "debt"),
+        ("Expiring within 30 days", "expiring_30d"), ("Expiring within 90 days", "expiring_90d")]}
+    assert points["Pending"] == {"Points": 250}
     await expect(page.get_by_role("region", name="Backlog: open tickets").get_by_text("About price")).to_be_visible()
     await page.screenshot(path=str(browser_artifacts / "supervision-reports.png"), full_page=True)
 

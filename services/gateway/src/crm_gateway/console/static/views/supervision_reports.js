@@ -76,7 +76,11 @@ export const messages = {
 const DAY_MS = 86_400_000;
 const MAX_BUCKETS = 12;
 
-function isoDate(date) { return date.toISOString().slice(0, 10); }
+// The local calendar day (yyyy-mm-dd) of an instant, for a date input.
+function isoDate(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
 
 // Local midnight of a yyyy-mm-dd, as an instant (the API wants times with a zone).
 function startOfDay(day) { return new Date(`${day}T00:00:00`); }
