@@ -8,6 +8,10 @@ import * as marketingBuilder from "./marketingBuilder.js";
 import * as marketing from "./marketing.js";
 import * as marketingInsights from "./marketingInsights.js";
 import * as marketingLoyalty from "./marketingLoyalty.js";
+import * as supervisionReports from "./supervision_reports.js";
+import * as supervisionApprovals from "./supervision_approvals.js";
+import * as supervisionSettings from "./supervision_settings.js";
 
 export const modules = [customers, customer360, customer360Actions, tickets, marketingBuilder, marketing,
-                        marketingInsights, marketingLoyalty];
+                        marketingInsights, marketingLoyalty, supervisionReports, supervisionApprovals,
+                        supervisionSettings];
