@@ -228,3 +228,10 @@ async def test_on_a_phone_an_agent_looks_up_a_caller_and_records_their_csat_answ
     assert [(e["details"]["score"], e["details"]["recorded_by"]) for e in await rating()] == [(4, "zhao.lei")]
     # Recorded once: a second answer for the same ticket is the API's conflict.
     await console.post(f"/v1/tickets/{opened['ticket_id']}/csat", {"score": 5}, AGENT, expect=409)
+
+    # The same screen in Chinese.
+    await page.get_by_label("Language").select_option("zh-CN")
+    await expect(page.get_by_role("heading", name=f"客户 {customer}")).to_be_visible()
+    await expect(page.get_by_role("region", name="会员积分").locator("[data-points=available]")).to_have_text(
+        f"{account['available']:,}")
+    await expect(page.get_by_role("region", name="记录电话满意度回答")).to_be_visible()
