@@ -54,7 +54,7 @@ function renderChrome() {
   for (const [group, label] of NAV_GROUPS) {
     const links = routes.filter((r) => r.nav && (r.group || "agent") === group && allowed(r));
     if (!links.length) continue;
-    nav.append(h("h2", {}, t(label)), links.map((r) => h("a", {
+    nav.append(h("h2", {}, t(label)), ...links.map((r) => h("a", {
       href: `#${r.path}`, "aria-current": current === r.path || current.startsWith(`${r.path}/`) ? "page" : null,
     }, t(r.nav))));
   }

@@ -1,0 +1,182 @@
+// Marketing: who the customers are. Segments with their sizes (the profile API: staff only, so a
+// supervisor's screen), the churn risk distribution (counted through campaign audiences, which a
+// marketer may estimate) and the valuable-at-risk list with its reasons (the churn API: staff only).
+// Customer ids and counts only, never a name or an address.
+import { h, t, api, ui, formatDate, formatMoney, formatNumber, ApiError } from "../lib/console.js";
+
+const RFM = ["champions", "loyal", "potential", "new", "at_risk", "cannot_lose", "hibernating", "lost"];
+const RFM_RULES = { cannot_lose: "R ≤ 2, F ≥ 4, M ≥ 4", champions: "R ≥ 4, F ≥ 4, M ≥ 4", loyal: "R ≥ 3, F ≥ 3",
+  new: "R ≥ 4, F = 1", potential: "R ≥ 3", at_risk: "R ≤ 2, F ≥ 3", hibernating: "R = 2", lost: "R = 1" };
+const LEVELS = ["low", "medium", "high"];
+const staff = (ctx) => ctx.identity.role === "supervisor";
+
+export const messages = {
+  en: {
+    "marketing.segments": "Segments", "marketing.segments.rfm": "RFM segments (customers)",
+    "marketing.segments.custom": "Custom segments", "marketing.segments.id": "Segment id", "marketing.segments.name": "Name",
+    "marketing.segments.members": "Customers", "marketing.segments.rule": "Rule", "marketing.segments.updated": "Updated",
+    "marketing.segments.rules_title": "How RFM names customers (scores 1–5: recency, frequency, money)",
+    "marketing.segments.role_note": "Segment sizes come from the profile API, which only staff may read. As a marketer, "
+      + "use the segment names in an audience: its estimate gives the size.",
+    "marketing.segments.grid_gap": "A 5×5 R×F grid of customers and value needs per-score counts, which the API does not "
+      + "expose yet: the named RFM segments are shown instead.",
+    "marketing.churn": "Churn risk", "marketing.churn.distribution": "Customers by churn risk level",
+    "marketing.churn.count": "Count customers by level", "marketing.churn.unscored": "No level yet",
+    "marketing.churn.count_note": "Counted by campaign audiences (one per level, created once: {ids}); no personal data.",
+    "marketing.churn.at_risk": "Valuable customers at risk", "marketing.churn.level": "Level",
+    "marketing.churn.any": "Any level", "marketing.churn.sort": "Order by", "marketing.churn.sort.value_at_risk": "Value at risk",
+    "marketing.churn.sort.score": "Score", "marketing.churn.customer": "Customer id", "marketing.churn.score": "Score",
+    "marketing.churn.value_12m": "Spend, 12 months", "marketing.churn.value_at_risk": "Value at risk",
+    "marketing.churn.reasons": "Reasons", "marketing.churn.scored": "Scored",
+    "marketing.churn.model": "Model in force", "marketing.churn.version": "Version", "marketing.churn.kind": "Kind",
+    "marketing.churn.trained": "Trained", "marketing.churn.auc": "Holdout AUC",
+    "marketing.churn.role_note": "The churn API (the scores, their reasons and the model) is for staff only: a "
+      + "marketer sees the distribution, and targets a level in an audience.",
+    "marketing.churn.show": "Show",
+  },
+  "zh-CN": {
+    "marketing.segments": "客户分群", "marketing.segments.rfm": "RFM 分群（客户数）",
+    "marketing.segments.custom": "自定义分群", "marketing.segments.id": "分群 ID", "marketing.segments.name": "名称",
+    "marketing.segments.members": "客户数", "marketing.segments.rule": "规则", "marketing.segments.updated": "更新时间",
+    "marketing.segments.rules_title": "RFM 如何命名客户（1–5 分：最近购买、频率、金额）",
+    "marketing.segments.role_note": "分群人数来自客户档案接口，仅员工可读。营销人员请在受众中使用分群名称：受众估算会给出人数。",
+    "marketing.segments.grid_gap": "5×5 的 R×F 客户与价值网格需要按分数统计的人数，接口尚未提供：此处显示 RFM 命名分群。",
+    "marketing.churn": "流失风险", "marketing.churn.distribution": "各流失风险等级的客户数",
+    "marketing.churn.count": "按等级统计客户", "marketing.churn.unscored": "尚无等级",
+    "marketing.churn.count_note": "通过营销受众统计（每个等级一个，只创建一次：{ids}）；不含个人数据。",
+    "marketing.churn.at_risk": "有流失风险的高价值客户", "marketing.churn.level": "等级",
+    "marketing.churn.any": "所有等级", "marketing.churn.sort": "排序", "marketing.churn.sort.value_at_risk": "风险价值",
+    "marketing.churn.sort.score": "分数", "marketing.churn.customer": "客户 ID", "marketing.churn.score": "分数",
+    "marketing.churn.value_12m": "近 12 个月消费", "marketing.churn.value_at_risk": "风险价值",
+    "marketing.churn.reasons": "原因", "marketing.churn.scored": "评分时间",
+    "marketing.churn.model": "当前模型", "marketing.churn.version": "版本", "marketing.churn.kind": "类型",
+    "marketing.churn.trained": "训练时间", "marketing.churn.auc": "验证集 AUC",
+    "marketing.churn.role_note": "流失接口（分数、原因和模型）仅员工可用：营销人员可查看分布，并在受众中按等级定位。",
+    "marketing.churn.show": "显示",
+  },
+};
+
+function rfmRules() {
+  return h("details", { class: "card" }, h("summary", {}, t("marketing.segments.rules_title")),
+    ui.table([{ key: "name", label: t("marketing.segments.name") }, { key: "id", label: t("marketing.segments.id") },
+              { key: "rule", label: t("marketing.segments.rule") }],
+    Object.entries(RFM_RULES).map(([name, rule]) => ({ name: t(`marketing.rfm.${name}`), id: `rfm:${name}`, rule }))));
+}
+
+async function segments(main, params, ctx) {
+  main.append(h("h1", {}, t("marketing.segments")));
+  if (!staff(ctx)) {
+    main.append(h("p", { class: "card muted", role: "note" }, t("marketing.segments.role_note")), rfmRules());
+    return;
+  }
+  await ui.load(main, async () => {
+    const all = await api.get("/v1/segments");
+    const bySize = Object.fromEntries(all.map((s) => [s.segment_id, s.members]));
+    const custom = all.filter((s) => !s.segment_id.startsWith("rfm:"));
+    return h("div", {},
+      h("section", { class: "card", "aria-labelledby": "rfm-title" }, h("h2", { id: "rfm-title" }, t("marketing.segments.rfm")),
+        ui.chart("bar", { labels: RFM.map((n) => t(`marketing.rfm.${n}`)),
+          datasets: [{ label: t("marketing.segments.members"), data: RFM.map((n) => bySize[`rfm:${n}`] ?? 0) }] },
+        { id: "rfm-segments", title: t("marketing.segments.rfm") }),
+        h("p", { class: "muted" }, t("marketing.segments.grid_gap"))),
+      rfmRules(),
+      h("section", { class: "card", "aria-labelledby": "custom-title" }, h("h2", { id: "custom-title" }, t("marketing.segments.custom")),
+        custom.length ? ui.table([
+          { key: "segment_id", label: t("marketing.segments.id") }, { key: "name", label: t("marketing.segments.name") },
+          { key: "members", label: t("marketing.segments.members"), num: true },
+          { key: "rule", label: t("marketing.segments.rule"), render: (row) => h("code", {}, JSON.stringify(row.rule)) },
+          { key: "updated_at", label: t("marketing.segments.updated"), render: (row) => formatDate(row.updated_at) }], custom)
+          : h("p", { class: "muted" }, t("common.empty"))));
+  });
+}
+
+// One audience per churn level (and one with no filter, for everybody), under fixed ids: created
+// the first time, estimated every time. The campaigns API is the one a marketer may count with.
+const COUNTERS = [["all", {}], ...LEVELS.map((level) => [level, { churn_levels: [level] }])];
+const counterId = (key) => `console-churn-${key}`;
+
+async function counted(key, definition) {
+  const id = counterId(key);
+  try {
+    await api.post("/v1/audiences", { audience_id: id, name: `Churn level: ${key} (console)`, definition });
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 409)) throw error;  // 409: made before
+  }
+  return (await api.get(`/v1/audiences/${id}/estimate`)).size;
+}
+
+function distribution() {
+  const out = h("div", { "aria-live": "polite" });
+  const button = h("button", { type: "button", onclick: async () => {
+    button.disabled = true;
+    out.replaceChildren();
+    await ui.load(out, async () => {
+      const sizes = Object.fromEntries(await Promise.all(COUNTERS.map(async ([key, d]) => [key, await counted(key, d)])));
+      const scored = LEVELS.reduce((sum, level) => sum + sizes[level], 0);
+      return ui.chart("bar", { labels: [...LEVELS.map((l) => t(`marketing.churn.${l}`)), t("marketing.churn.unscored")],
+        datasets: [{ label: t("marketing.segments.members"), data: [...LEVELS.map((l) => sizes[l]), Math.max(0, sizes.all - scored)] }] },
+      { id: "churn-levels", title: t("marketing.churn.distribution") });
+    });
+    button.disabled = false;
+  } }, t("marketing.churn.count"));
+  return h("section", { class: "card", "aria-labelledby": "dist-title" }, h("h2", { id: "dist-title" }, t("marketing.churn.distribution")),
+    button, h("p", { class: "muted" }, t("marketing.churn.count_note", { ids: COUNTERS.map(([k]) => counterId(k)).join(", ") })), out);
+}
+
+function reasons(row) {
+  return h("ul", { class: "reasons" }, row.reasons.slice(0, 3).map((r) => h("li", {}, r.detail || r.factor,
+    h("small", { class: "muted" }, ` (${formatNumber(r.contribution, { maximumFractionDigits: 2, signDisplay: "always" })})`))));
+}
+
+function atRisk() {
+  const level = h("select", { id: "churn-level" }, h("option", { value: "" }, t("marketing.churn.any")),
+                  LEVELS.map((l) => h("option", { value: l, selected: l === "high" }, t(`marketing.churn.${l}`))));
+  const sort = h("select", { id: "churn-sort" }, ["value_at_risk", "score"].map((s) => h("option", { value: s },
+    t(`marketing.churn.sort.${s}`))));
+  const list = h("div", {});
+  const draw = () => list.replaceChildren(ui.pager({
+    load: (cursor) => api.get("/v1/churn/customers", { level: level.value, sort: sort.value, cursor, limit: 25 }),
+    render: (items) => ui.table([
+      { key: "customer_id", label: t("marketing.churn.customer"),
+        render: (row) => h("a", { href: `#/customers/${encodeURIComponent(row.customer_id)}` }, row.customer_id) },
+      { key: "level", label: t("marketing.churn.level"), render: (row) => ui.badge(t(`marketing.churn.${row.level}`), row.level) },
+      { key: "score", label: t("marketing.churn.score"), num: true,
+        render: (row) => formatNumber(row.score, { maximumFractionDigits: 2 }) },
+      { key: "value_12m", label: t("marketing.churn.value_12m"), num: true,
+        render: (row) => formatMoney(row.value_12m, row.currency || "CNY") },
+      { key: "value_at_risk", label: t("marketing.churn.value_at_risk"), num: true,
+        render: (row) => formatMoney(row.value_at_risk, row.currency || "CNY") },
+      { key: "reasons", label: t("marketing.churn.reasons"), render: reasons },
+      { key: "scored_at", label: t("marketing.churn.scored"), render: (row) => formatDate(row.scored_at) }], items),
+  }));
+  level.value = "high";
+  level.addEventListener("change", draw);
+  sort.addEventListener("change", draw);
+  draw();
+  return h("section", { class: "card", "aria-labelledby": "risk-title" }, h("h2", { id: "risk-title" }, t("marketing.churn.at_risk")),
+    h("div", { class: "row" }, ui.field(t("marketing.churn.level"), level), ui.field(t("marketing.churn.sort"), sort)), list);
+}
+
+function model() {
+  const card = h("section", { class: "card", "aria-labelledby": "model-title" }, h("h2", { id: "model-title" }, t("marketing.churn.model")));
+  ui.load(card, async () => {
+    const m = await api.get("/v1/churn/model");
+    return h("dl", { class: "kv" }, h("dt", {}, t("marketing.churn.version")), h("dd", {}, m.version),
+      h("dt", {}, t("marketing.churn.kind")), h("dd", {}, m.kind), h("dt", {}, t("marketing.churn.trained")),
+      h("dd", {}, formatDate(m.trained_at)), h("dt", {}, t("marketing.churn.auc")),
+      h("dd", {}, formatNumber(m.report?.holdout?.auc ?? null, { maximumFractionDigits: 3 })));
+  });
+  return card;
+}
+
+async function churn(main, params, ctx) {
+  main.append(h("h1", {}, t("marketing.churn")), distribution());
+  if (staff(ctx)) main.append(atRisk(), model());
+  else main.append(h("p", { class: "card muted", role: "note" }, t("marketing.churn.role_note")));
+}
+
+export const routes = [
+  { path: "/marketing/segments", nav: "marketing.segments", group: "marketing", roles: ["marketer", "supervisor"],
+    render: segments },
+  { path: "/marketing/churn", nav: "marketing.churn", group: "marketing", roles: ["marketer", "supervisor"], render: churn },
+];
