@@ -199,8 +199,9 @@ async def test_on_a_phone_an_agent_looks_up_a_caller_and_records_their_csat_answ
     await console.post(f"/v1/tickets/{opened['ticket_id']}/transitions", {"status": "resolved"}, AGENT, expect=200)
     await console.sign_in(page, "agent", "zhao.lei")
 
-    # The lookup by phone number, on the agent's home screen (the menu folds away behind its button).
-    await expect(page.get_by_role("button", name="Menu")).to_be_visible()
+    # The menu folds away on a phone; the lookup by phone number works from it.
+    await page.get_by_role("button", name="Menu").click()
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Find a customer").click()
     await search(page, "Phone", "139 1234 5678")
     await page.get_by_role("region", name="Customers found").get_by_role("link", name=customer).click()
     await expect(page.get_by_role("heading", name=f"Customer {customer}")).to_be_visible()
@@ -228,3 +229,10 @@ async def test_on_a_phone_an_agent_looks_up_a_caller_and_records_their_csat_answ
     assert [(e["details"]["score"], e["details"]["recorded_by"]) for e in await rating()] == [(4, "zhao.lei")]
     # Recorded once: a second answer for the same ticket is the API's conflict.
     await console.post(f"/v1/tickets/{opened['ticket_id']}/csat", {"score": 5}, AGENT, expect=409)
+
+    # The same screen in Chinese.
+    await page.get_by_label("Language").select_option("zh-CN")
+    await expect(page.get_by_role("heading", name=f"客户 {customer}")).to_be_visible()
+    await expect(page.get_by_role("region", name="会员积分").locator("[data-points=available]")).to_have_text(
+        f"{account['available']:,}")
+    await expect(page.get_by_role("region", name="记录电话满意度回答")).to_be_visible()
