@@ -34,7 +34,7 @@ export const messages = {
     "supervision.model.churn_rate": "Holdout churn rate", "supervision.model.customers": "Holdout customers",
     "supervision.model.no_backtest": "This model has no backtest yet (kind {kind}).",
     "supervision.model.coefficients": "Calibration coefficients", "supervision.model.weight": "Weight",
-    "supervision.model.quality": "Backtest figures", "supervision.model.params": "BG/NBD parameters", "supervision.model.value": "Value",
+    "supervision.model.quality": "Backtest figures", "supervision.model.params": "BG/NBD parameters", "supervision.model.horizon": "Horizon (days)", "supervision.model.value": "Value",
     "supervision.model.calibration_note": "The model API reports the expected calibration error (10 equal-width bins) but not the bins themselves, so no calibration plot can be drawn.",
   },
   "zh-CN": {
@@ -68,7 +68,7 @@ export const messages = {
     "supervision.model.churn_rate": "留出集流失率", "supervision.model.customers": "留出集客户数",
     "supervision.model.no_backtest": "该模型尚无回测（类型 {kind}）。",
     "supervision.model.coefficients": "校准系数", "supervision.model.weight": "权重",
-    "supervision.model.quality": "回测指标", "supervision.model.params": "BG/NBD 参数", "supervision.model.value": "数值",
+    "supervision.model.quality": "回测指标", "supervision.model.params": "BG/NBD 参数", "supervision.model.horizon": "预测期（天）", "supervision.model.value": "数值",
     "supervision.model.calibration_note": "模型 API 只给出期望校准误差（10 个等宽分箱），不给出各分箱数据，因此无法绘制校准图。",
   },
 };
@@ -232,8 +232,9 @@ async function churnModel() {
   const fixed = (v, digits = 3) => (v === null || v === undefined ? t("common.none") : formatNumber(v, { maximumFractionDigits: digits }));
   return h("section", { class: "card", "aria-labelledby": "sup-churn" }, h("h2", { id: "sup-churn" }, t("supervision.churn")),
     kv([[t("supervision.model.version"), model.version], [t("supervision.model.kind"), model.kind],
-      [t("supervision.model.trained_at"), formatDate(model.trained_at)], [t("supervision.model.method"), report.method ?? t("common.none")],
-      [t("supervision.model.params"), Object.entries(model.params || {}).filter(([, v]) => typeof v === "number")
+      [t("supervision.model.trained_at"), formatDate(model.trained_at)],
+      [t("supervision.model.horizon"), formatNumber(model.params?.horizon_days)], [t("supervision.model.method"), report.method ?? t("common.none")],
+      [t("supervision.model.params"), Object.entries(model.params?.bgnbd || {}).filter(([, v]) => typeof v === "number")
         .map(([k, v]) => `${k} ${formatNumber(v, { maximumFractionDigits: 3 })}`).join(" · ") || t("common.none")]]),
     holdout ? h("div", { class: "grid" },
       ui.chart("bar", { labels: [t("supervision.model.auc"), t("supervision.model.precision"), t("supervision.model.ece"),
