@@ -109,6 +109,11 @@ function buckets(since, until) {
   return out;
 }
 
+// A chart with nothing to draw: its title and "Nothing here yet".
+function empty(title) {
+  return h("div", {}, h("h3", {}, title), h("p", { class: "muted" }, t("common.empty")));
+}
+
 function complaintsChart(report) {
   const label = (value, fallback) => value ?? t(fallback);
   const categories = [...new Set(report.complaints_by_category.map((r) => label(r.category, "supervision.no_category")))];
@@ -116,7 +121,7 @@ function complaintsChart(report) {
   const datasets = causes.map((cause) => ({ label: cause, data: categories.map((category) => report.complaints_by_category
     .filter((r) => label(r.category, "supervision.no_category") === category && label(r.root_cause, "supervision.no_root_cause") === cause)
     .reduce((sum, r) => sum + r.tickets, 0)) }));
-  if (!categories.length) return h("p", { class: "muted" }, t("common.empty"));
+  if (!categories.length) return empty(t("supervision.complaints"));
   return ui.chart("bar", { labels: categories, datasets }, { id: "complaints-by-category", title: t("supervision.complaints"),
     options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } } });
 }
@@ -131,7 +136,7 @@ async function overTimeReports(since, until) {
 
 function overTimeChart({ steps, reports }) {
   const categories = [...new Set(reports.flatMap((r) => r.complaints_by_category.map((c) => c.category ?? t("supervision.no_category"))))];
-  if (!categories.length) return h("p", { class: "muted" }, t("common.empty"));
+  if (!categories.length) return empty(t("supervision.over_time"));
   const datasets = categories.map((category) => ({ label: category, data: reports.map((r) => r.complaints_by_category
     .filter((c) => (c.category ?? t("supervision.no_category")) === category).reduce((sum, c) => sum + c.tickets, 0)) }));
   return ui.chart("line", { labels: steps.map(([from]) => formatDate(from, false)), datasets },
