@@ -34,7 +34,7 @@ export const messages = {
     "supervision.model.churn_rate": "Holdout churn rate", "supervision.model.customers": "Holdout customers",
     "supervision.model.no_backtest": "This model has no backtest yet (kind {kind}).",
     "supervision.model.coefficients": "Calibration coefficients", "supervision.model.weight": "Weight",
-    "supervision.model.quality": "Backtest figures", "supervision.model.params": "BG/NBD parameters", "supervision.model.value": "Value",
+    "supervision.model.quality": "Backtest figures", "supervision.model.params": "BG/NBD parameters", "supervision.model.horizon": "Horizon (days)", "supervision.model.value": "Value",
     "supervision.model.calibration_note": "The model API reports the expected calibration error (10 equal-width bins) but not the bins themselves, so no calibration plot can be drawn.",
   },
   "zh-CN": {
@@ -68,7 +68,7 @@ export const messages = {
     "supervision.model.churn_rate": "留出集流失率", "supervision.model.customers": "留出集客户数",
     "supervision.model.no_backtest": "该模型尚无回测（类型 {kind}）。",
     "supervision.model.coefficients": "校准系数", "supervision.model.weight": "权重",
-    "supervision.model.quality": "回测指标", "supervision.model.params": "BG/NBD 参数", "supervision.model.value": "数值",
+    "supervision.model.quality": "回测指标", "supervision.model.params": "BG/NBD 参数", "supervision.model.horizon": "预测期（天）", "supervision.model.value": "数值",
     "supervision.model.calibration_note": "模型 API 只给出期望校准误差（10 个等宽分箱），不给出各分箱数据，因此无法绘制校准图。",
   },
 };
@@ -109,6 +109,11 @@ function buckets(since, until) {
   return out;
 }
 
+// A chart with nothing to draw: its title and "Nothing here yet".
+function empty(title) {
+  return h("div", {}, h("h3", {}, title), h("p", { class: "muted" }, t("common.empty")));
+}
+
 function complaintsChart(report) {
   const label = (value, fallback) => value ?? t(fallback);
   const categories = [...new Set(report.complaints_by_category.map((r) => label(r.category, "supervision.no_category")))];
@@ -116,7 +121,7 @@ function complaintsChart(report) {
   const datasets = causes.map((cause) => ({ label: cause, data: categories.map((category) => report.complaints_by_category
     .filter((r) => label(r.category, "supervision.no_category") === category && label(r.root_cause, "supervision.no_root_cause") === cause)
     .reduce((sum, r) => sum + r.tickets, 0)) }));
-  if (!categories.length) return h("p", { class: "muted" }, t("common.empty"));
+  if (!categories.length) return empty(t("supervision.complaints"));
   return ui.chart("bar", { labels: categories, datasets }, { id: "complaints-by-category", title: t("supervision.complaints"),
     options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } } });
 }
@@ -131,7 +136,7 @@ async function overTimeReports(since, until) {
 
 function overTimeChart({ steps, reports }) {
   const categories = [...new Set(reports.flatMap((r) => r.complaints_by_category.map((c) => c.category ?? t("supervision.no_category"))))];
-  if (!categories.length) return h("p", { class: "muted" }, t("common.empty"));
+  if (!categories.length) return empty(t("supervision.over_time"));
   const datasets = categories.map((category) => ({ label: category, data: reports.map((r) => r.complaints_by_category
     .filter((c) => (c.category ?? t("supervision.no_category")) === category).reduce((sum, c) => sum + c.tickets, 0)) }));
   return ui.chart("line", { labels: steps.map(([from]) => formatDate(from, false)), datasets },
@@ -232,8 +237,9 @@ async function churnModel() {
   const fixed = (v, digits = 3) => (v === null || v === undefined ? t("common.none") : formatNumber(v, { maximumFractionDigits: digits }));
   return h("section", { class: "card", "aria-labelledby": "sup-churn" }, h("h2", { id: "sup-churn" }, t("supervision.churn")),
     kv([[t("supervision.model.version"), model.version], [t("supervision.model.kind"), model.kind],
-      [t("supervision.model.trained_at"), formatDate(model.trained_at)], [t("supervision.model.method"), report.method ?? t("common.none")],
-      [t("supervision.model.params"), Object.entries(model.params || {}).filter(([, v]) => typeof v === "number")
+      [t("supervision.model.trained_at"), formatDate(model.trained_at)],
+      [t("supervision.model.horizon"), formatNumber(model.params?.horizon_days)], [t("supervision.model.method"), report.method ?? t("common.none")],
+      [t("supervision.model.params"), Object.entries(model.params?.bgnbd || {}).filter(([, v]) => typeof v === "number")
         .map(([k, v]) => `${k} ${formatNumber(v, { maximumFractionDigits: 3 })}`).join(" · ") || t("common.none")]]),
     holdout ? h("div", { class: "grid" },
       ui.chart("bar", { labels: [t("supervision.model.auc"), t("supervision.model.precision"), t("supervision.model.ece"),
