@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
 from playwright.async_api import Page, expect
@@ -20,6 +21,7 @@ from tests.harness.campaigns import AGENT, EMAIL_TEMPLATE, SUPERVISOR, registrat
 from tests.harness.console import start_console_stack
 from tests.harness.events import customer_registered, new_customer_id, order_event
 from tests.harness.infra import wait_until
+from tests.harness.shop import copy_into_churn_database, synthetic_shop
 
 
 @pytest.fixture
@@ -68,6 +70,16 @@ async def _seed_points(console, broker) -> dict[str, Any]:
     return await wait_until(owed, timeout_s=30, interval_s=0.3, what="points pending in the liability")
 
 
+async def _trained_churn_model(console) -> dict[str, Any]:
+    """A shop's history in the churn database and a refit: a model with a backtest to report on."""
+    conn = await asyncpg.connect(console.databases["churn"].dsn)
+    try:
+        await copy_into_churn_database(conn, synthetic_shop(300, now=datetime.now(UTC), seed=11, prefix="sv"))
+    finally:
+        await conn.close()
+    return await _request(console, "POST", "/v1/churn/model/refit", SUPERVISOR, 200, timeout=120)
+
+
 async def _known_member(console, customer_id: str) -> bool:
     async with console.client(AGENT) as http:
         return (await http.get(f"/v1/loyalty/accounts/{customer_id}")).status_code == 200
@@ -86,6 +98,7 @@ async def _chart_numbers(page: Page, chart: str) -> dict[str, dict[str, float]]:
 async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(console, page, broker, browser_artifacts):
     await _seed_tickets(console)
     liability = await _seed_points(console, broker)
+    model = await _trained_churn_model(console)
     await console.sign_in(page, "supervisor", "chen.jing")
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports", exact=True).click()
     await expect(page.locator('figure[data-chart="complaints-by-category"] table')).to_have_count(1)
@@ -111,11 +124,26 @@ async def test_reports_show_the_apis_numbers_and_the_sla_policy_is_edited(consol
     assert csat == {"agent-7": {"Average (1–5)": 4.5}, "agent-8": {"Average (1–5)": 2.0}}
     sla = await _chart_numbers(page, "sla-met")
     assert sla["Resolution"]["Met %"] == report["sla"]["resolution_met_pct"]
+    by_agent = await _chart_numbers(page, "sla-by-agent")
+    assert by_agent == {r["agent"] or "unassigned": {"First response": r["first_response_met_pct"],
+                                                     "Resolution": r["resolution_met_pct"]}
+                        for r in report["sla_by_agent"]}
+    assert {"agent-7", "agent-8"} <= set(by_agent)
+    backlog = page.locator("[data-backlog]")
+    await expect(backlog).to_have_attribute("data-backlog", str(report["backlog"]["open"]))
+    assert report["backlog"]["open"] >= 1  # the open complaint about the price
     points = await _chart_numbers(page, "points-liability")
     assert points == {label: {"Points": liability["points"][key]} for label, key in [
         ("Available", "available"), ("Pending", "pending"), ("Debt owed back", "debt"),
         ("Expiring within 30 days", "expiring_30d"), ("Expiring within 90 days", "expiring_90d")]}
     assert points["Pending"] == {"Points": 250}
+    # The backtest's calibration plot: each score bin's mean prediction and real churn rate.
+    bins = model["report"]["holdout"]["calibration"]
+    assert bins, model["report"]
+    calibration = await _chart_numbers(page, "churn-calibration")
+    assert calibration == {f"{b['from']:.1f}–{b['to']:.1f} ({b['customers']})": {
+        "Mean predicted risk": pytest.approx(b["mean_score"], abs=6e-4),
+        "Real churn rate": pytest.approx(b["churn_rate"], abs=6e-4)} for b in bins}
     await expect(page.get_by_role("region", name="Backlog: open tickets").get_by_text("About price")).to_be_visible()
     await page.screenshot(path=str(browser_artifacts / "supervision-reports.png"), full_page=True)
 

@@ -13,12 +13,13 @@ export const messages = {
     "supervision.complaints": "Complaints by category and root cause", "supervision.no_root_cause": "not given",
     "supervision.no_category": "uncategorised", "supervision.over_time": "Complaints by category over time",
     "supervision.sla": "SLA met %", "supervision.sla.first_response": "First response", "supervision.sla.resolution": "Resolution",
-    "supervision.sla.met_pct": "Met %", "supervision.sla_note": "The report gives SLA met % for all tickets of the period; it has no per-team or per-agent SLA figures.",
+    "supervision.sla.met_pct": "Met %", "supervision.sla_note": "Of the tickets whose target was reached or missed in the period.",
+    "supervision.sla_agent": "SLA met % per agent", "supervision.sla_group": "SLA met % per team",
     "supervision.csat_agent": "CSAT by agent", "supervision.csat_group": "CSAT by queue", "supervision.csat.average": "Average (1–5)",
     "supervision.csat.responses": "Responses", "supervision.csat.satisfied": "Satisfied (4–5)",
     "supervision.csat.agent_recorded": "Recorded by an agent", "supervision.unassigned": "unassigned",
     "supervision.agent": "Agent", "supervision.queue": "Queue", "supervision.no_queue": "no queue",
-    "supervision.backlog": "Backlog: open tickets", "supervision.backlog_note": "Tickets new, open or waiting for the customer, newest first (the API lists them; it has no count).",
+    "supervision.backlog": "Backlog: open tickets", "supervision.backlog_note": "{n} tickets new, open or waiting for the customer now ({priorities}), newest first.",
     "supervision.ticket": "Ticket", "supervision.subject": "Subject", "supervision.status": "Status", "supervision.priority": "Priority",
     "supervision.category": "Category", "supervision.assignee": "Assignee", "supervision.opened": "Opened",
     "supervision.liability": "Points liability", "supervision.as_of": "As of {when}",
@@ -35,7 +36,8 @@ export const messages = {
     "supervision.model.no_backtest": "This model has no backtest yet (kind {kind}).",
     "supervision.model.coefficients": "Calibration coefficients", "supervision.model.weight": "Weight",
     "supervision.model.quality": "Backtest figures", "supervision.model.params": "BG/NBD parameters", "supervision.model.horizon": "Horizon (days)", "supervision.model.value": "Value",
-    "supervision.model.calibration_note": "The model API reports the expected calibration error (10 equal-width bins) but not the bins themselves, so no calibration plot can be drawn.",
+    "supervision.model.calibration": "Calibration: predicted against real churn, by score bin",
+    "supervision.model.predicted": "Mean predicted risk", "supervision.model.observed": "Real churn rate",
   },
   "zh-CN": {
     "supervision.reports": "报表", "supervision.period": "期间", "supervision.since": "开始",
@@ -47,12 +49,13 @@ export const messages = {
     "supervision.complaints": "按类别和根因的投诉", "supervision.no_root_cause": "未填写",
     "supervision.no_category": "未分类", "supervision.over_time": "按类别的投诉趋势",
     "supervision.sla": "SLA 达成率", "supervision.sla.first_response": "首次响应", "supervision.sla.resolution": "解决",
-    "supervision.sla.met_pct": "达成 %", "supervision.sla_note": "报表给出期间内全部工单的 SLA 达成率；没有按团队或客服的 SLA 数据。",
+    "supervision.sla.met_pct": "达成 %", "supervision.sla_note": "以期间内目标已达成或已超时的工单计。",
+    "supervision.sla_agent": "各客服 SLA 达成率", "supervision.sla_group": "各团队 SLA 达成率",
     "supervision.csat_agent": "按客服的满意度", "supervision.csat_group": "按队列的满意度", "supervision.csat.average": "平均分（1–5）",
     "supervision.csat.responses": "评价数", "supervision.csat.satisfied": "满意（4–5）",
     "supervision.csat.agent_recorded": "客服代录", "supervision.unassigned": "未分配",
     "supervision.agent": "客服", "supervision.queue": "队列", "supervision.no_queue": "无队列",
-    "supervision.backlog": "积压：未结工单", "supervision.backlog_note": "新建、处理中或等待客户的工单，最新在前（API 提供列表，不提供总数）。",
+    "supervision.backlog": "积压：未结工单", "supervision.backlog_note": "当前共 {n} 张新建、处理中或等待客户的工单（{priorities}），最新在前。",
     "supervision.ticket": "工单", "supervision.subject": "主题", "supervision.status": "状态", "supervision.priority": "优先级",
     "supervision.category": "类别", "supervision.assignee": "处理人", "supervision.opened": "创建时间",
     "supervision.liability": "积分负债", "supervision.as_of": "截至 {when}",
@@ -69,7 +72,8 @@ export const messages = {
     "supervision.model.no_backtest": "该模型尚无回测（类型 {kind}）。",
     "supervision.model.coefficients": "校准系数", "supervision.model.weight": "权重",
     "supervision.model.quality": "回测指标", "supervision.model.params": "BG/NBD 参数", "supervision.model.horizon": "预测期（天）", "supervision.model.value": "数值",
-    "supervision.model.calibration_note": "模型 API 只给出期望校准误差（10 个等宽分箱），不给出各分箱数据，因此无法绘制校准图。",
+    "supervision.model.calibration": "校准：各评分区间的预测与实际流失",
+    "supervision.model.predicted": "平均预测风险", "supervision.model.observed": "实际流失率",
   },
 };
 
@@ -156,11 +160,12 @@ function csatSection(rows, key, title, id, keyLabel, none) {
     { key: "agent_recorded", label: t("supervision.csat.agent_recorded"), num: true }], rows, { caption: title }));
 }
 
-async function ticketsReport(since, until) {
+async function ticketsReport(since, until, withReport) {
   // Everything fetched before any chart is built: a chart draws only if it is in the page by the next frame.
   const [report, overTime] = await Promise.all([
     api.get("/v1/ticketing/reports", { since: since.toISOString(), until: until.toISOString() }),
     overTimeReports(since, until)]);
+  withReport(report);
   const sla = report.sla;
   const section = h("section", { class: "supervision-report", "aria-labelledby": "sup-tickets", "data-since": report.since,
                                  "data-until": report.until },
@@ -181,6 +186,9 @@ async function ticketsReport(since, until) {
         datasets: [{ label: t("supervision.sla.met_pct"), data: [sla.first_response_met_pct, sla.resolution_met_pct] }] },
       { id: "sla-met", title: t("supervision.sla"), options: { scales: { y: { beginAtZero: true, max: 100 } } } }),
       h("p", { class: "muted" }, t("supervision.sla_note")))),
+    h("div", { class: "grid" },
+      slaBy(report.sla_by_agent, "agent", t("supervision.sla_agent"), "sla-by-agent", "supervision.unassigned"),
+      slaBy(report.sla_by_group, "group_id", t("supervision.sla_group"), "sla-by-group", "supervision.no_queue")),
     h("div", { class: "card" }, overTimeChart(overTime)),
     h("div", { class: "grid" },
       csatSection(report.csat_by_agent, "agent", t("supervision.csat_agent"), "csat-by-agent", t("supervision.agent"),
@@ -190,9 +198,20 @@ async function ticketsReport(since, until) {
   return section;
 }
 
-function backlog() {
+// SLA met % of first response and resolution for each agent (the assignee) or team.
+function slaBy(rows, key, title, id, none) {
+  if (!rows?.length) return h("div", { class: "card" }, h("h3", {}, title), h("p", { class: "muted" }, t("common.empty")));
+  return h("div", { class: "card" }, ui.chart("bar", { labels: rows.map((r) => r[key] ?? t(none)), datasets: [
+    { label: t("supervision.sla.first_response"), data: rows.map((r) => r.first_response_met_pct) },
+    { label: t("supervision.sla.resolution"), data: rows.map((r) => r.resolution_met_pct) }] },
+  { id, title, options: { scales: { y: { beginAtZero: true, max: 100 } } } }));
+}
+
+function backlog(counts) {
+  const priorities = Object.entries(counts?.by_priority || {}).map(([p, n]) => `${p} ${formatNumber(n)}`).join(" · ");
   return h("section", { class: "card", "aria-labelledby": "sup-backlog" }, h("h2", { id: "sup-backlog" }, t("supervision.backlog")),
-    h("p", { class: "muted" }, t("supervision.backlog_note")),
+    h("p", { class: "muted", "data-backlog": counts?.open ?? "" },
+      t("supervision.backlog_note", { n: formatNumber(counts?.open), priorities: priorities || t("common.none") })),
     ui.pager({ load: (cursor) => api.get("/v1/tickets", { status: "active", limit: 20, cursor }),
       render: (items) => ui.table([
         { key: "ticket_id", label: t("supervision.ticket"),
@@ -253,7 +272,18 @@ async function churnModel() {
     coefficients.length ? ui.chart("bar", { labels: coefficients.map(([name]) => name), datasets: [
       { label: t("supervision.model.weight"), data: coefficients.map(([, w]) => w) }] },
     { id: "churn-coefficients", title: t("supervision.model.coefficients"), options: { indexAxis: "y" } }) : null,
-    h("p", { class: "muted" }, t("supervision.model.calibration_note")));
+    holdout?.calibration?.length ? calibrationPlot(holdout.calibration) : null);
+}
+
+// The backtest's reliability diagram: per score bin, the mean predicted risk beside the real churn
+// rate of the same customers (equal for a calibrated model).
+function calibrationPlot(bins) {
+  const rate = (v) => Math.round(v * 1000) / 1000;
+  return ui.chart("line", { labels: bins.map((b) => `${b.from.toFixed(1)}–${b.to.toFixed(1)} (${b.customers})`),
+    datasets: [{ label: t("supervision.model.predicted"), data: bins.map((b) => rate(b.mean_score)) },
+      { label: t("supervision.model.observed"), data: bins.map((b) => rate(b.churn_rate)) }] },
+  { id: "churn-calibration", title: t("supervision.model.calibration"),
+    options: { scales: { y: { beginAtZero: true, max: 1 } } } });
 }
 
 async function reports(main) {
@@ -261,11 +291,14 @@ async function reports(main) {
   const since = h("input", { type: "date", name: "since", required: true, value: isoDate(new Date(today.getTime() - 29 * DAY_MS)) });
   const until = h("input", { type: "date", name: "until", required: true, value: isoDate(today) });
   const tickets = h("div", {});
+  const backlogBox = h("div", {});
+  // The backlog is now, whatever the period: its count comes with the report, its list page by page.
+  const withReport = (report) => backlogBox.replaceChildren(backlog(report.backlog));
   const show = () => {
     const from = startOfDay(since.value);
     const to = new Date(startOfDay(until.value).getTime() + DAY_MS);  // the API's until is exclusive
     tickets.replaceChildren();
-    return ui.load(tickets, () => ticketsReport(from, to));
+    return ui.load(tickets, () => ticketsReport(from, to, withReport));
   };
   main.append(h("h1", {}, t("supervision.reports")),
     h("div", { class: "card" }, ui.form({ submitLabel: t("supervision.show"), onsubmit: show,
@@ -275,7 +308,6 @@ async function reports(main) {
   main.append(rest);
   const liabilityBox = h("div", {});
   const churnBox = h("div", {});
-  const backlogBox = h("div", {}, backlog());
   rest.append(backlogBox, liabilityBox, churnBox);
   await Promise.all([show(), ui.load(liabilityBox, liability), ui.load(churnBox, churnModel)]);
 }
