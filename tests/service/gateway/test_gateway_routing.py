@@ -193,7 +193,7 @@ async def test_one_openapi_document_describes_every_route(gateway_stack):
     churn_read = document["paths"]["/v1/churn/customers/{customer_id}"]["get"]
     assert churn_read["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] \
         == "#/components/schemas/ChurnScoreRead"
-    assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKey"}
+    assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKey", "sessionCookie"}
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 

@@ -16,7 +16,7 @@ from crm_gateway.domain.routes import ROUTES, SCOPES, Route, RouteTable
 from crm_gateway.openapi import access_note
 from crm_gateway.ratelimit import RateLimits
 from crm_gateway.settings import GatewaySettings
-from crm_shared.auth import MARKETING, Forbidden, Identity, Role
+from crm_shared.auth import MARKETING, SUPERVISOR, Forbidden, Identity, Role
 from crm_shared.events.catalogue import validate_incoming
 from pydantic import ValidationError
 
@@ -260,6 +260,11 @@ MARKETING_ROUTES = {
 APPROVE = ("POST", "/v1/campaigns/{campaign_id}/approve")
 PUBLIC_ROUTES = {("GET", "/v1/public/unsubscribe/{token}"), ("POST", "/v1/public/unsubscribe/{token}"),
                  ("POST", "/v1/public/delivery-status")}
+# The gateway's own public routes: the console's sign-in (session.py).
+SESSION_PUBLIC_ROUTES = {("GET", "/v1/session/config"), ("POST", "/v1/session/dev"),
+                         ("GET", "/v1/session/oidc/login"), ("GET", "/v1/session/oidc/callback"),
+                         ("DELETE", "/v1/session")}
+WHO_AM_I = ("GET", "/v1/session")  # every signed-in caller, whatever the role
 
 
 def _may(identity: Identity, route) -> bool:
@@ -272,7 +277,7 @@ def _may(identity: Identity, route) -> bool:
 
 def test_a_marketer_is_refused_every_route_but_the_marketing_ones():
     allowed = {(r.method, r.path) for r in ROUTES if not r.public and _may(MARKETER, r)}
-    assert allowed == set(MARKETING_ROUTES)
+    assert allowed == set(MARKETING_ROUTES) | {WHO_AM_I}
     assert not _may(MARKETER, next(r for r in ROUTES if (r.method, r.path) == APPROVE))
     # In particular nothing that shows a customer's data: profiles, the 360, loyalty, tickets, churn.
     for path in ("/v1/customers/c-1", "/v1/profiles/c-1", "/v1/profiles", "/v1/loyalty/accounts/c-1",
@@ -304,16 +309,32 @@ def test_the_campaigns_routes_go_to_the_campaigns_service_with_their_roles_and_s
 
 def test_public_routes_name_no_role_and_only_public_paths_may_be_public():
     public = {(r.method, r.path): r for r in ROUTES if r.public}
-    assert set(public) == PUBLIC_ROUTES
-    assert all(r.roles == frozenset() and r.scope is None and r.upstream == "campaigns" for r in public.values())
+    assert set(public) == PUBLIC_ROUTES | SESSION_PUBLIC_ROUTES
+    assert all(r.roles == frozenset() and r.scope is None for r in public.values())
+    assert all(public[key].upstream == "campaigns" for key in PUBLIC_ROUTES)
+    assert all(public[key].upstream is None for key in SESSION_PUBLIC_ROUTES)
     assert RouteTable().match("POST", "/v1/public/unsubscribe/abc.def").route.public
-    assert not any(r.public for r in ROUTES if not r.path.startswith("/v1/public/"))
+    assert not any(r.public for r in ROUTES if not r.path.startswith(("/v1/public/", "/v1/session")))
     for bad in (dict(path="/v1/campaigns", roles=frozenset()), dict(path="/v1/public/x", roles=MARKETING),
-                dict(path="/v1/public/x", roles=frozenset(), scope="campaigns:read")):
+                dict(path="/v1/public/x", roles=frozenset(), scope="campaigns:read"),
+                dict(path="/v1/session/x", roles=frozenset())):  # an upstream is never the gateway's sign-in
         with pytest.raises(ValueError, match="public route"):
             Route("GET", upstream="campaigns", public=True, **bad)
+    # The gateway serves nothing without identity but its sign-in routes.
+    for path in ("/v1/public/x", "/v1/sessions", "/v1/sessionx/y", "/v1/api-keys"):
+        with pytest.raises(ValueError, match="public route"):
+            Route("GET", path, frozenset(), public=True)
     with pytest.raises(ValueError, match="public route"):
-        Route("GET", "/v1/public/x", frozenset(), public=True)  # the gateway serves nothing without identity
+        Route("GET", "/v1/session/x", SUPERVISOR, public=True)
+    assert Route("GET", "/v1/session/x", frozenset(), public=True).upstream is None
+
+
+def test_who_am_i_is_for_every_signed_in_role_and_the_gateway_answers_it():
+    route = RouteTable().match(*WHO_AM_I).route
+    assert not route.public and route.upstream is None and route.scope is None
+    assert route.roles == set(Role)
+    assert RouteTable().match("DELETE", "/v1/session").route.public
+    assert RouteTable().match("PUT", "/v1/session").allowed_methods == ("DELETE", "GET")
 
 
 def test_campaigns_is_an_upstream_with_its_own_url():
@@ -344,6 +365,7 @@ def test_public_routes_are_described_as_such_in_the_openapi_document():
     by_key = {(r.method, r.path): r for r in ROUTES}
     assert access_note(by_key[("POST", "/v1/public/unsubscribe/{token}")]).startswith("**Public:**")
     assert access_note(by_key[APPROVE]) == "**Allowed roles:** supervisor."
+    assert "sign-in" in access_note(by_key[("POST", "/v1/session/dev")])
 
 
 def test_public_traffic_counts_against_its_address_alone():

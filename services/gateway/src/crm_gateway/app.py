@@ -13,8 +13,9 @@ from crm_shared.service import ServiceRuntime, ServiceSpec, build_app
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from crm_gateway import api, openapi
-from crm_gateway.authn import ApiKeyStore, Authenticator, TokenVerifier
+from crm_gateway import api, openapi, session_oidc
+from crm_gateway import session as session_routes
+from crm_gateway.authn import ApiKeyStore, Authenticator, CsrfTokens, TokenVerifier
 from crm_gateway.console import routes as console
 from crm_gateway.domain.routes import RouteTable
 from crm_gateway.handlers import HANDLERS
@@ -68,7 +69,8 @@ async def resources(runtime: ServiceRuntime) -> AsyncIterator[GatewayResources]:
             upstreams={name: Upstream(name, url, session, settings, metrics)
                        for name, url in settings.upstream_urls.items()},
             authenticator=Authenticator(TokenVerifier(settings, session),
-                                        ApiKeyStore(runtime.engine, settings.api_key_cache_s)),
+                                        ApiKeyStore(runtime.engine, settings.api_key_cache_s),
+                                        CsrfTokens(settings.auth_secret.get_secret_value())),
             rate_limits=RateLimits(settings),
             identity_codec=IdentityCodec(settings.auth_secret.get_secret_value()),
         )
@@ -90,6 +92,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "expose_headers": ["x-request-id", "traceparent", "ratelimit-limit", "ratelimit-remaining",
                                "ratelimit-reset", "ratelimit-policy", "retry-after", "location"],
             "max_age": 600}))
-    return build_app(SERVICE, settings, routers=[api.router, openapi.router, console.router], resources=resources,
-                     middleware=middleware, public=True, openapi_url=None,
+    routers = [api.router, session_routes.router, session_oidc.router, openapi.router, console.router]
+    return build_app(SERVICE, settings, routers=routers, resources=resources, middleware=middleware, public=True,
+                     openapi_url=None,
                      description="The one public entry for storefront and call-centre apps.")

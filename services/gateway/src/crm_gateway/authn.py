@@ -1,15 +1,20 @@
-"""Authentication: who is calling. Bearer JWTs (HS256 in dev, JWKS in production) and API keys."""
+"""Authentication: who is calling. Bearer JWTs (HS256 in dev, JWKS in production), API keys, and
+the console's session cookie (a bearer JWT kept by the browser, with a CSRF check on writes)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import time
+from dataclasses import dataclass
 
 import aiohttp
 import jwt
 from crm_shared.auth import Identity, Role, Unauthenticated
 from crm_shared.logging import get_logger
-from crm_shared.problems import Problem
+from crm_shared.problems import PROBLEM_BASE, Problem
 from crm_shared.uow import unit_of_work
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +25,10 @@ from crm_gateway.settings import GatewaySettings
 log = get_logger(__name__)
 
 API_KEY_HEADER = b"x-api-key"
+CSRF_HEADER = b"x-csrf-token"
+SESSION_COOKIE = "crm_session"
+CSRF_COOKIE = "crm_csrf"
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOKEN_CACHE_MAX = 50_000
 
 
@@ -43,10 +52,14 @@ class TokenVerifier:
         self._verified: dict[str, tuple[Identity, float]] = {}
 
     async def verify(self, token: str) -> Identity:
+        return (await self.verify_with_expiry(token))[0]
+
+    async def verify_with_expiry(self, token: str) -> tuple[Identity, float]:
+        """The token's identity and its ``exp`` (seconds since the epoch)."""
         cached = self._verified.get(token)
         if cached is not None:
             if cached[1] > time.time() - self._leeway:
-                return cached[0]
+                return cached
             del self._verified[token]
         try:
             header = jwt.get_unverified_header(token)
@@ -68,8 +81,8 @@ class TokenVerifier:
             raise Unauthenticated(f"token subjects may not start with {api_keys.SUBJECT_PREFIX!r}")
         if len(self._verified) >= _TOKEN_CACHE_MAX:
             self._verified.clear()
-        self._verified[token] = (identity, float(claims["exp"]))
-        return identity
+        self._verified[token] = verified = (identity, float(claims["exp"]))
+        return verified
 
 
 class JwksKeys:
@@ -153,23 +166,86 @@ class ApiKeyStore:
         return record
 
 
-class Authenticator:
-    def __init__(self, tokens: TokenVerifier, keys: ApiKeyStore) -> None:
-        self.tokens = tokens
-        self.keys = keys
+class CsrfRefused(Problem):
+    def __init__(self) -> None:
+        super().__init__(403, "Forbidden", "CSRF token missing or wrong: send the crm_csrf cookie's value as "
+                         "X-CSRF-Token", type_=PROBLEM_BASE + "csrf")
 
-    async def authenticate(self, headers: list[tuple[bytes, bytes]]) -> Identity:
-        authorization = api_key = None
+
+class CsrfTokens:
+    """The CSRF token of a session: an HMAC of the session token, so it needs no storage, cannot be
+    guessed without the gateway's secret, and changes with every session."""
+
+    def __init__(self, auth_secret: str) -> None:
+        # Its own key, derived from AUTH_SECRET, so a CSRF token is no signature valid elsewhere.
+        self._key = hmac.new(auth_secret.encode(), b"crm console csrf v1", hashlib.sha256).digest()
+
+    def token_for(self, session_token: str) -> str:
+        digest = hmac.new(self._key, session_token.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def matches(self, session_token: str, presented: str | None) -> bool:
+        return presented is not None and hmac.compare_digest(self.token_for(session_token), presented)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents, read from its headers once."""
+
+    authorization: str | None = None
+    api_key: str | None = None
+    session_token: str | None = None  # the crm_session cookie's value
+    csrf_token: str | None = None
+
+    @classmethod
+    def of(cls, headers: list[tuple[bytes, bytes]]) -> Credentials:
+        authorization = api_key = session = csrf = None
         for name, value in headers:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == API_KEY_HEADER:
                 api_key = value.decode("latin-1")
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
+            elif name == CSRF_HEADER:
+                csrf = value.decode("latin-1").strip()
+            elif name == b"cookie" and session is None:
+                session = cookie_value(value.decode("latin-1"), SESSION_COOKIE)
+        return cls(authorization, api_key, session, csrf)
+
+    @property
+    def uses_session(self) -> bool:
+        """The cookie counts only when nothing else is presented: an app's own token always wins."""
+        return self.authorization is None and self.api_key is None and self.session_token is not None
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    for pair in header.split(";"):
+        key, sep, value = pair.strip().partition("=")
+        if sep and key == name and value:
+            return value.strip('"')
+    return None
+
+
+class Authenticator:
+    def __init__(self, tokens: TokenVerifier, keys: ApiKeyStore, csrf: CsrfTokens) -> None:
+        self.tokens = tokens
+        self.keys = keys
+        self.csrf = csrf
+
+    async def authenticate(self, headers: list[tuple[bytes, bytes]], method: str = "GET") -> Identity:
+        credentials = Credentials.of(headers)
+        if credentials.authorization is not None:
+            scheme, _, token = credentials.authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthenticated("use 'Authorization: Bearer <token>'")
             return await self.tokens.verify(token.strip())
-        if api_key is not None:
-            return await self.keys.verify(api_key.strip())
-        raise Unauthenticated("a bearer token or an API key is required")
+        if credentials.api_key is not None:
+            return await self.keys.verify(credentials.api_key.strip())
+        if credentials.session_token is not None:
+            identity = await self.tokens.verify(credentials.session_token)
+            # A browser sends the cookie with any request to this origin, also one another site's
+            # page makes it send: a write must prove it comes from a page that could read crm_csrf.
+            if method in STATE_CHANGING_METHODS and not self.csrf.matches(credentials.session_token,
+                                                                         credentials.csrf_token):
+                raise CsrfRefused()
+            return identity
+        raise Unauthenticated("a bearer token, an API key or a session cookie is required")

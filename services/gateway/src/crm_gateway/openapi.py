@@ -35,6 +35,10 @@ SECURITY_SCHEMES = {
                                   "(customers; defaults to sub), scope (service callers), exp, iss, aud."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
                "description": "An API key of a server-side integration (role service, limited to its scopes)."},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "crm_session",
+                      "description": "The console's session (set by POST /v1/session/dev or the OIDC callback), used "
+                                     "when no Authorization or X-API-Key header is sent. POST, PUT, PATCH and DELETE "
+                                     "then also need X-CSRF-Token: the crm_csrf cookie's value."},
 }
 
 
@@ -87,7 +91,7 @@ class MergedOpenApi:
                     operation["security"] = []
                     operation["x-crm-public"] = True
         document["components"]["securitySchemes"] = SECURITY_SCHEMES
-        document["security"] = [{"bearerAuth": []}, {"apiKey": []}]
+        document["security"] = [{"bearerAuth": []}, {"apiKey": []}, {"sessionCookie": []}]
         for path in ("/livez", "/readyz"):
             for operation in document["paths"].get(path, {}).values():
                 operation["security"] = []
@@ -108,6 +112,9 @@ class MergedOpenApi:
 
 
 def access_note(route) -> str:
+    if route.public and route.upstream is None:
+        return ("**Public:** no token, API key or session needed: the gateway's own sign-in route. "
+                "Rate-limited per calling address.")
     if route.public:
         return ("**Public:** no token or API key; the gateway forwards no identity, and the service checks the "
                 "request's signature. Rate-limited per calling address.")

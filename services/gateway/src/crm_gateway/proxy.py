@@ -16,7 +16,7 @@ from crm_shared.problems import PROBLEM_BASE, Problem, problem_response
 from crm_shared.tracing import current_traceparent
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm_gateway.domain.routes import Route
+from crm_gateway.domain.routes import Route, is_session_path
 from crm_gateway.upstream import response_headers
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class FrontDoor:
                 decision = await resources.rate_limits.check_address(_address(scope))
                 extra_headers = decision.headers(resources.rate_limits.public_policies)
             else:
-                identity = await resources.authenticator.authenticate(scope["headers"])
+                identity = await resources.authenticator.authenticate(scope["headers"], scope["method"])
                 customer_id = match.params.get(route.customer_param) if route.customer_param else None
                 identity.authorize(route.roles, scope=route.scope, customer_id=customer_id)
                 decision = await resources.rate_limits.check(identity, customer_id)
@@ -75,16 +75,18 @@ class FrontDoor:
                               f"retry in {max(1, decision.reset_s)} s", type_=PROBLEM_BASE + "rate-limited")
             body = await _read_body(scope, receive, resources.settings.max_body_bytes)
             if route.upstream is None:
-                assert identity is not None  # the gateway serves no public route itself
+                # Only the sign-in routes are served without an identity (Route enforces it).
+                assert identity is not None or is_session_path(route.path)
                 await self._serve_locally(scope, body, identity, send, extra_headers)
             else:
                 await self._proxy(scope, route, body, identity, send, extra_headers, resources)
         except Problem as problem:
             await _send_problem(scope, receive, send, problem, extra_headers)
 
-    async def _serve_locally(self, scope: Scope, body: bytes, identity: Identity, send: Send,
+    async def _serve_locally(self, scope: Scope, body: bytes, identity: Identity | None, send: Send,
                              extra_headers: list[tuple[bytes, bytes]]) -> None:
-        scope.setdefault("state", {})["identity"] = identity
+        if identity is not None:
+            scope.setdefault("state", {})["identity"] = identity
         delivered = False
 
         async def replay() -> Message:

@@ -89,3 +89,27 @@ class InteractionRecorded(BaseModel):
     channel: str
     occurred_at: datetime
     recorded_by: str = Field(description="The agent or supervisor whose token recorded it.")
+
+
+class SessionConfig(BaseModel):
+    environment: str = Field(description="dev, test or prod.")
+    methods: list[Literal["dev", "oidc"]] = Field(
+        description='How the console signs in: ["oidc"] when OIDC_ISSUER_URL is set, ["dev"] in dev and test '
+                    "otherwise, [] when neither is possible.")
+
+
+class DevSignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["agent", "supervisor", "marketer"] = Field(description="The console's staff roles only.")
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,60}$", description="Becomes the token's subject.",
+                      examples=["li.na"])
+
+
+class SessionRead(BaseModel):
+    subject: str
+    role: str
+    scopes: list[str]
+    expires_at: AwareDatetime | None = Field(description="When the token runs out (none for an API key).")
+    csrf_token: str | None = Field(default=None, description="What to send as X-CSRF-Token on a write; only "
+                                                             "for a session cookie (bearer callers need none).")

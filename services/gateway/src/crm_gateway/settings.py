@@ -79,6 +79,19 @@ class GatewaySettings(ServiceSettings):
     # store, and any key a web page carries is public; browsers send their user's bearer token.
     cors_allow_api_key: bool = False
 
+    # --- Console sign-in with OpenID Connect (authorization code + PKCE). Set OIDC_ISSUER_URL to
+    # turn it on; the access token it yields must verify like any bearer token (JWT_JWKS_URL,
+    # JWT_ISSUER, JWT_AUDIENCE). Without it, dev and test offer the dev sign-in instead.
+    oidc_issuer_url: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None  # confidential clients; public ones use PKCE alone
+    # Where the provider sends the browser back: this gateway's /v1/session/oidc/callback, as the
+    # browser reaches it (e.g. https://crm.example/v1/session/oidc/callback).
+    oidc_redirect_url: str | None = None
+    oidc_scopes: str = "openid profile"
+    # How long the provider's discovery document is kept.
+    oidc_discovery_cache_s: Annotated[float, Field(gt=0)] = 3600.0
+
     @field_validator("jwt_algorithms")
     @classmethod
     def _known_algorithms(cls, algorithms: list[str] | None) -> list[str] | None:
@@ -109,6 +122,32 @@ class GatewaySettings(ServiceSettings):
             if self.rate_limit_frozen_at.tzinfo is None:
                 raise ValueError("RATE_LIMIT_FROZEN_AT must carry a timezone")
         return self
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> GatewaySettings:
+        if self.oidc_issuer_url:
+            missing = [n.upper() for n in ("oidc_client_id", "oidc_redirect_url") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"OIDC_ISSUER_URL needs {', '.join(missing)}")
+            if "openid" not in self.oidc_scopes.split():
+                raise ValueError("OIDC_SCOPES must include 'openid'")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer_url)
+
+    @property
+    def dev_sign_in_enabled(self) -> bool:
+        """The console's dev sign-in: dev and test only, and only where the gateway itself can sign
+        tokens it accepts (HS256, no identity provider configured)."""
+        return (self.environment in (Environment.DEV, Environment.TEST) and not self.oidc_enabled
+                and not self.jwt_jwks_url)
+
+    @property
+    def secure_cookies(self) -> bool:
+        # Dev and test run on plain http://127.0.0.1; everywhere else cookies travel over TLS only.
+        return self.environment not in (Environment.DEV, Environment.TEST)
 
     @property
     def verification_algorithms(self) -> list[str]:

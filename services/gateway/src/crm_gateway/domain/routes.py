@@ -5,7 +5,8 @@ and each row names the roles allowed, the scope a service caller needs, and whet
 names a customer (then a customer may only use their own id). The services repeat these checks
 on the identity the gateway forwards. A ``public`` row is the exception: nobody is authenticated
 and no identity is forwarded; the service behind it checks what the request carries (a signed
-token or body). Pure data and matching; no I/O.
+token or body). The gateway's own public rows are the sign-in routes under ``/v1/session``, which
+exist to hand out a credential. Pure data and matching; no I/O.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 MARKETING_AND_SERVICE = MARKETING | {Role.SERVICE}
 NOBODY: frozenset[Role] = frozenset()  # the roles of a public route: none is asked for
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Every role, written out: the console's session is for anyone signed in, whatever their role.
+SIGNED_IN = ALL_ROLES | {Role.MARKETER}
+PUBLIC_UPSTREAM_PREFIX = "/v1/public/"
+SESSION_PATH = "/v1/session"  # the gateway's sign-in routes: this path and what is under it
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,12 @@ class Route:
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.public and (self.roles or self.scope or self.customer_param or self.upstream is None
-                            or not self.path.startswith("/v1/public/")):
+        if self.public and not _may_be_public(self):
             # A public row that named roles would read as a check nobody makes; one outside
-            # /v1/public/ would reach a service prefix that demands the forwarded identity.
-            raise ValueError(f"a public route is an upstream's /v1/public/… path with no roles: {self.path}")
+            # /v1/public/ would reach a service prefix that demands the forwarded identity; a
+            # gateway route without identity is only a sign-in route, which hands out credentials.
+            raise ValueError(f"a public route is an upstream's /v1/public/… path or a gateway {SESSION_PATH} "
+                             f"path, with no roles: {self.path}")
         # A path parameter matches one segment; ids never contain "/".
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
         object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
@@ -51,6 +57,18 @@ class Route:
     @property
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT_METHODS
+
+
+def is_session_path(path: str) -> bool:
+    return path == SESSION_PATH or path.startswith(SESSION_PATH + "/")
+
+
+def _may_be_public(route: Route) -> bool:
+    if route.roles or route.scope or route.customer_param:
+        return False
+    if route.upstream is None:
+        return is_session_path(route.path)
+    return route.path.startswith(PUBLIC_UPSTREAM_PREFIX)
 
 
 def _campaigns(method: str, path: str, roles: frozenset[Role] = MARKETING_AND_SERVICE, *,
@@ -106,6 +124,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/api-keys", SUPERVISOR),
     Route("POST", "/v1/api-keys", SUPERVISOR),
     Route("DELETE", "/v1/api-keys/{key_id}", SUPERVISOR),
+    # The console's sign-in (session.py): what the page needs to offer, the dev sign-in (dev and
+    # test only), the OIDC round trip, sign-out (public: an expired session must still be able to
+    # clear its cookies), and who is signed in.
+    *(Route(method, path, NOBODY, public=True) for method, path in (
+        ("GET", "/v1/session/config"), ("POST", "/v1/session/dev"), ("GET", "/v1/session/oidc/login"),
+        ("GET", "/v1/session/oidc/callback"), ("DELETE", SESSION_PATH))),
+    Route("GET", SESSION_PATH, SIGNED_IN),
     # Proxied to the services.
     Route("GET", "/v1/profiles/{customer_id}", ALL_ROLES, upstream="profile", scope="profiles:read",
           customer_param="customer_id", timeout_s=2.0),
