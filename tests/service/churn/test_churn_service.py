@@ -42,6 +42,9 @@ async def test_a_refit_on_a_shop_whose_churners_are_known_ranks_them_first(churn
     assert report["holdout"]["auc"] >= 0.8, report
     assert 0 <= report["holdout"]["calibration_error"] <= 0.15, report
     assert report["holdout"]["precision_at_top_10pct"] >= 0.8, report
+    bins = report["holdout"]["calibration"]  # the reliability diagram, bin by bin
+    assert sum(b["customers"] for b in bins) == report["holdout"]["customers"]
+    assert all(0 <= b["mean_score"] <= 1 and 0 <= b["churn_rate"] <= 1 for b in bins)
     assert set(model["params"]["bgnbd"]) == {"r", "alpha", "a", "b"}
     assert model["rescored"] == 400
 

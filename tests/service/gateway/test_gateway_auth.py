@@ -75,6 +75,11 @@ EXPECTED = {
     ("GET", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/loyalty/accounts/{customer_id}/redemptions"): {"customer_a", "agent", "supervisor", "service"},
     ("POST", "/v1/loyalty/accounts/{customer_id}/adjustments"): {"agent", "supervisor"},
+    # An agent asks for an adjustment above their limit; only a supervisor sees the queue and decides.
+    ("POST", "/v1/loyalty/accounts/{customer_id}/adjustment-requests"): {"agent", "supervisor"},
+    ("GET", "/v1/loyalty/adjustment-requests"): {"supervisor"},
+    ("GET", "/v1/loyalty/adjustment-requests/{request_id}"): {"agent", "supervisor"},
+    ("POST", "/v1/loyalty/adjustment-requests/{request_id}/decision"): {"supervisor"},
     ("POST", "/v1/loyalty/accounts/{customer_id}/bonuses"): {"supervisor", "service"},
     ("GET", "/v1/loyalty/programme"): {"customer_a", "customer_b", "agent", "supervisor", "service"},
     ("GET", "/v1/loyalty/programme/versions"): {"supervisor"},
@@ -188,7 +193,8 @@ def request_for(method: str, path: str, customer: str) -> dict:
            .replace("{reward_id}", "matrix-reward").replace("{redemption_id}", "r-matrix")
            .replace("{pool_id}", "matrix-pool").replace("{coupon_id}", "no-such-coupon")
            .replace("{audience_id}", "matrix-audience").replace("{template_id}", "matrix-template")
-           .replace("{campaign_id}", "matrix-campaign").replace("{token}", "not-a-signed-token"))
+           .replace("{campaign_id}", "matrix-campaign").replace("{request_id}", "AR-999999")
+           .replace("{token}", "not-a-signed-token"))
     body = {
         "/v1/events": [interaction(customer).to_structured()],
         "/v1/customers/{customer_id}/interactions": {"kind": "call", "occurred_at": "2026-11-02T10:00:00+00:00"},
@@ -203,6 +209,8 @@ def request_for(method: str, path: str, customer: str) -> dict:
         "/v1/loyalty/accounts/{customer_id}/redemptions":
             {"points": 1, "kind": "gift", "gift_sku": "MUG"} if method == "POST" else None,
         "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 1, "reason": "matrix test"},
+        "/v1/loyalty/accounts/{customer_id}/adjustment-requests": {"points": 1, "reason": "matrix test"},
+        "/v1/loyalty/adjustment-requests/{request_id}/decision": {"approve": False},
         "/v1/loyalty/accounts/{customer_id}/bonuses": {"points": 1, "reason": "matrix test", "reference": "matrix"},
         "/v1/loyalty/programme": {"config": {}, "note": "matrix test"} if method == "PUT" else None,
         "/v1/loyalty/rewards": {"reward_id": f"matrix-{uuid.uuid4().hex[:8]}", "name": "Mug", "kind": "gift",

@@ -120,4 +120,23 @@ async def test_the_report_equals_figures_computed_from_the_same_fixtures(tickets
     assert {c["agent"]: (c["responses"], c["average"]) for c in report["csat_by_agent"]} == \
         {agent: (len(s), round(sum(s) / len(s), 2)) for agent, s in scores.items()}
     assert {c["group_id"]: c["responses"] for c in report["csat_by_group"]} == {"delivery-desk": 3, "quality-desk": 1}
+    # SLA met % per agent and per team, from the stored times of each one's tickets.
+    for dimension, column, rows_key in (("sla_by_agent", "assignee", "agent"),
+                                        ("sla_by_group", "group_id", "group_id")):
+        expected = {}
+        for key in {r[column] for r in rows}:
+            own = [r for r in rows if r[column] == key]
+            fr = [r for r in own if r["first_response_at"] is not None or r["fr_breached_at"] is not None]
+            res = [r for r in own if r["resolved_at"] is not None or r["res_breached_at"] is not None]
+            fr_met = [r for r in fr if r["first_response_at"] is not None and r["fr_breached_at"] is None
+                      and r["first_response_at"] <= r["first_response_due_at"]]
+            res_met = [r for r in res if r["resolved_at"] is not None and r["res_breached_at"] is None
+                       and (r["resolution_due_at"] is None or r["resolved_at"] <= r["resolution_due_at"])]
+            expected[key] = (len(own), len(fr), round(100 * len(fr_met) / len(fr), 2) if fr else None, len(res),
+                             round(100 * len(res_met) / len(res), 2) if res else None)
+        assert {c[rows_key]: (c["tickets"], c["first_response_measured"], c["first_response_met_pct"],
+                              c["resolution_measured"], c["resolution_met_pct"]) for c in report[dimension]} == expected
+    assert {c["group_id"] for c in report["sla_by_group"]} == {"delivery-desk", "quality-desk"}
+    open_now = [r for r in rows if r["status"] in ("new", "open", "pending_customer")]
+    assert report["backlog"]["open"] == len(open_now) == sum(report["backlog"]["by_priority"].values())
     assert forbidden.status_code == 403

@@ -13,6 +13,7 @@ from crm_churn.domain.model import (
     History,
     Logistic,
     auc,
+    calibration_bins,
     calibration_error,
     fit_logistic,
     levels,
@@ -75,6 +76,19 @@ def test_quality_figures_on_known_rankings():
     assert calibration_error(np.full(10, 0.3), churned) == pytest.approx(0.0)  # 3 of 10 churn at 0.3
     assert calibration_error(np.full(10, 0.8), churned) == pytest.approx(0.5)
     assert auc(perfect[:2], churned[:2]) is None  # one class only
+
+
+def test_the_calibration_bins_are_the_reliability_diagram_behind_the_calibration_error():
+    churned = np.array([True, True, False, False, True, False, False, False, False, False])
+    score = np.array([0.95, 0.85, 0.82, 0.15, 0.55, 0.12, 0.05, 0.05, 1.0, 0.0])
+    bins = calibration_bins(score, churned)
+    assert [(b["from"], b["to"], b["customers"]) for b in bins] == [(0.0, 0.1, 3), (0.1, 0.2, 2), (0.5, 0.6, 1),
+                                                                    (0.8, 0.9, 2), (0.9, 1.0, 2)]
+    assert bins[3]["mean_score"] == pytest.approx(0.835) and bins[3]["churn_rate"] == 0.5
+    assert sum(b["customers"] for b in bins) == len(score)
+    weighted = sum(b["customers"] * abs(b["mean_score"] - b["churn_rate"]) for b in bins) / len(score)
+    assert weighted == pytest.approx(calibration_error(score, churned))
+    assert calibration_bins(np.array([]), np.array([], dtype=bool)) == []
 
 
 def test_one_time_buyers_are_alive_for_bgnbd_but_their_risk_rises_with_silence():

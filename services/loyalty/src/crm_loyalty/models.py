@@ -310,3 +310,21 @@ bonus_grants = Table(
     Column("debt_after", BigInteger, nullable=False),
     Column("granted_by", Text, nullable=False),
     Column("granted_at", DateTime(True), nullable=False))
+
+# -- adjustment requests (migration 0011) -----------------------------------------------------------
+# An adjustment above an agent's limit waits here for a supervisor's decision.
+
+adjustment_requests = Table(
+    "adjustment_requests", metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("customer_id", Text, nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("ticket_id", Text),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_at", DateTime(True), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("decided_by", Text),
+    Column("decided_at", DateTime(True)),
+    Column("note", Text),
+    Column("entry_id", BigInteger))

@@ -318,10 +318,25 @@ def calibration_error(score: np.ndarray, churned: np.ndarray, bins: int = 10) ->
     return float(error / len(score))
 
 
+def calibration_bins(score: np.ndarray, churned: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """The reliability diagram behind :func:`calibration_error`: for each non-empty equal-width bin
+    of scores, its customers, their mean score and their real churn rate (a calibrated model has
+    the two equal)."""
+    which = np.minimum((score * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            out.append({"from": round(b / bins, 4), "to": round((b + 1) / bins, 4), "customers": int(members.sum()),
+                        "mean_score": float(score[members].mean()), "churn_rate": float(churned[members].mean())})
+    return out
+
+
 def quality(score: np.ndarray, churned: np.ndarray) -> dict[str, Any]:
     return {"customers": len(score), "churn_rate": float(churned.mean()) if len(score) else None,
             "auc": auc(score, churned), "precision_at_top_10pct": precision_at(score, churned),
-            "calibration_error": calibration_error(score, churned)}
+            "calibration_error": calibration_error(score, churned),
+            "calibration": calibration_bins(score, churned)}
 
 
 def levels(score: np.ndarray, medium_at: float, high_at: float) -> list[str]:

@@ -172,6 +172,13 @@ ROUTES: tuple[Route, ...] = (
           scope="loyalty:redeem", customer_param="customer_id", timeout_s=5.0),
     Route("POST", "/v1/loyalty/accounts/{customer_id}/adjustments", STAFF, upstream="loyalty",
           customer_param="customer_id", timeout_s=5.0),
+    # Above an agent's limit: the agent asks, a supervisor approves (the adjustment is made) or rejects.
+    Route("POST", "/v1/loyalty/accounts/{customer_id}/adjustment-requests", STAFF, upstream="loyalty",
+          customer_param="customer_id", timeout_s=5.0),
+    Route("GET", "/v1/loyalty/adjustment-requests", SUPERVISOR, upstream="loyalty", timeout_s=2.0),
+    Route("GET", "/v1/loyalty/adjustment-requests/{request_id}", STAFF, upstream="loyalty", timeout_s=2.0),
+    Route("POST", "/v1/loyalty/adjustment-requests/{request_id}/decision", SUPERVISOR, upstream="loyalty",
+          timeout_s=5.0),
     # Bonus points a campaign grants (once per member and reference): the campaigns service's credential.
     Route("POST", "/v1/loyalty/accounts/{customer_id}/bonuses", frozenset({Role.SUPERVISOR, Role.SERVICE}),
           upstream="loyalty", scope="loyalty:bonus", customer_param="customer_id", timeout_s=5.0),

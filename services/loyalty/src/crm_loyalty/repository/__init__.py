@@ -4,8 +4,9 @@ Split by responsibility: members' books (``accounts``: lock, lots, ledger rows, 
 birthdays, agents' allowances, erasure), ``orders`` (orders, points spent on them, rolling spend,
 win-backs), ``programme`` (its versions and the periodic jobs' scans), ``merges``, ``reads``
 (what the API shows, the metrics' totals), ``rewards`` (the reward catalogue), ``reports`` (the
-liability), ``rules`` (the earning rules' grants, referrals and fingerprints) and ``bonuses`` (bonus
-points granted by reference, for campaigns). Set-based:
+liability), ``rules`` (the earning rules' grants, referrals and fingerprints), ``bonuses`` (bonus
+points granted by reference, for campaigns) and ``adjustment_requests`` (adjustments waiting for a
+supervisor). Set-based:
 multi-row ``unnest`` statements, one round trip per kind of row. Repositories never commit.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from crm_loyalty.domain.members import Member, Spent
 from crm_loyalty.repository.accounts import AccountsSql
+from crm_loyalty.repository.adjustment_requests import AdjustmentRequestsSql
 from crm_loyalty.repository.bonuses import BonusesSql
 from crm_loyalty.repository.coupons import CouponsSql
 from crm_loyalty.repository.merges import MergesSql
@@ -27,5 +29,5 @@ __all__ = ["LoyaltyRepository", "Member", "Spent"]
 
 
 class LoyaltyRepository(AccountsSql, OrdersSql, ProgrammeSql, MergesSql, ReadsSql, RewardsSql, CouponsSql,
-                        ReportsSql, RulesSql, BonusesSql):
+                        ReportsSql, RulesSql, BonusesSql, AdjustmentRequestsSql):
     """The loyalty database, on one connection (``LoyaltyRepository(conn)``)."""

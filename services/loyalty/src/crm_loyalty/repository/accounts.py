@@ -112,6 +112,11 @@ _ERASE = [
             WHERE customer_id = ANY(CAST(:ids AS text[])) AND actor IS NOT NULL AND reason <> :erased"""),
     text("""UPDATE redemptions SET reason = NULL
             WHERE customer_id = ANY(CAST(:ids AS text[])) AND reason IS NOT NULL"""),
+    # Adjustment requests: the words agents and supervisors wrote; a pending one is withdrawn.
+    text("""UPDATE adjustment_requests
+            SET reason = :erased, note = CASE WHEN note IS NULL THEN NULL ELSE :erased END,
+                status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END
+            WHERE customer_id = ANY(CAST(:ids AS text[]))"""),
     # Derived from the e-mail, phone and payment means: personal data too (the referral guard).
     text("DELETE FROM member_fingerprints WHERE customer_id = ANY(CAST(:ids AS text[]))"),
 ]

@@ -145,6 +145,31 @@ class AdjustmentRead(BaseModel):
     debt_after: int
 
 
+class AdjustmentDecision(_Body):
+    approve: bool
+    note: Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)] | None = None
+
+
+class AdjustmentRequestRead(BaseModel):
+    request_id: str
+    customer_id: str
+    points: int
+    reason: str
+    ticket_id: str | None
+    requested_by: str
+    requested_at: datetime
+    status: Literal["pending", "approved", "rejected", "cancelled"]
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    entry_id: int | None = Field(description="The ledger entry an approval made.")
+
+
+class AdjustmentRequestPage(BaseModel):
+    items: list[AdjustmentRequestRead]
+    next_cursor: str | None
+
+
 class ProgrammeRead(BaseModel):
     version: int
     effective_from: datetime

@@ -26,6 +26,18 @@ _SLA = text(f"""
            count(*) FILTER (WHERE reopened_count > 0) AS reopened,
            count(*) FILTER (WHERE resolved_at IS NOT NULL OR reopened_count > 0) AS ever_resolved
     FROM tickets WHERE {_WINDOW}""")
+# The same SLA figures per assignee (agent) and per group (team): the first response is the
+# assignee's or the group's, as the ticket stands now (a ticket moved to another agent counts for them).
+_SLA_BY = {dimension: text(f"""
+    SELECT {dimension} AS key, count(*) AS tickets,
+           count(*) FILTER (WHERE first_response_at IS NOT NULL OR fr_breached_at IS NOT NULL) AS fr_measured,
+           count(*) FILTER (WHERE first_response_at IS NOT NULL AND fr_breached_at IS NULL
+                            AND first_response_at <= first_response_due_at) AS fr_met,
+           count(*) FILTER (WHERE resolved_at IS NOT NULL OR res_breached_at IS NOT NULL) AS res_measured,
+           count(*) FILTER (WHERE resolved_at IS NOT NULL AND res_breached_at IS NULL
+                            AND (resolution_due_at IS NULL OR resolved_at <= resolution_due_at)) AS res_met
+    FROM tickets WHERE {_WINDOW}
+    GROUP BY {dimension} ORDER BY {dimension} NULLS LAST""") for dimension in ("assignee", "group_id")}
 _CSAT_BY = {dimension: text(f"""
     SELECT c.{dimension} AS key, count(*) AS n, avg(c.score) AS average,
            avg(CASE WHEN c.score >= 4 THEN 1.0 ELSE 0.0 END) AS satisfied,
@@ -75,6 +87,14 @@ class ReportRows(Bound):
 
     async def sla_figures(self, since: datetime, until: datetime) -> Any:
         return (await self.connection.execute(_SLA, {"since": since, "until": until})).one()
+
+    async def sla_by(self, dimension: str, since: datetime, until: datetime) -> list[Any]:
+        """SLA figures of tickets opened in the window, by ``assignee`` or ``group_id``."""
+        return list(await self.connection.execute(_SLA_BY[dimension], {"since": since, "until": until}))
+
+    async def backlog_by_priority(self) -> dict[str, int]:
+        """Tickets not resolved or closed now, by priority (whenever they were opened)."""
+        return {row.priority: row.n for row in await self.connection.execute(_OPEN)}
 
     async def csat_by(self, dimension: str, since: datetime, until: datetime) -> list[Any]:
         """Ratings of tickets opened in the window, by ``agent`` or ``group_id``."""

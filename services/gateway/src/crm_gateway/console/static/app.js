@@ -33,7 +33,7 @@ function allowed(route) { return identity && route.roles.includes(identity.role)
 
 function homeOf() {
   const first = routes.find((r) => r.nav && allowed(r) && !r.path.includes(":"));
-  return first ? `#${first.path}` : "#/";
+  return first ? `#${first.path}` : null;
 }
 
 function renderChrome() {
@@ -51,11 +51,15 @@ function renderChrome() {
   const nav = clear(document.getElementById("nav"));
   if (!identity) return;
   const current = location.hash.slice(1) || "/";
+  // The one menu entry of this page: the longest path that is the page or a parent of it
+  // (#/tickets/new is "New ticket", not also "Ticket queue").
+  const active = routes.filter((r) => r.nav && allowed(r) && (current === r.path || current.startsWith(`${r.path}/`)))
+    .sort((a, b) => b.path.length - a.path.length)[0];
   for (const [group, label] of NAV_GROUPS) {
     const links = routes.filter((r) => r.nav && (r.group || "agent") === group && allowed(r));
     if (!links.length) continue;
-    nav.append(h("h2", {}, t(label)), links.map((r) => h("a", {
-      href: `#${r.path}`, "aria-current": current === r.path || current.startsWith(`${r.path}/`) ? "page" : null,
+    nav.append(h("h2", {}, t(label)), ...links.map((r) => h("a", {
+      href: `#${r.path}`, "aria-current": r === active ? "page" : null,
     }, t(r.nav))));
   }
 }
@@ -65,7 +69,10 @@ async function render() {
   renderChrome();
   clear(main);
   if (!identity) return renderSignIn();
-  if (path === "/" || path === "/sign-in") return navigate(homeOf());
+  if (path === "/" || path === "/sign-in") {
+    const home = homeOf();  // a role with no screen at all gets a page saying so, not a redirect loop
+    return home ? navigate(home) : main.append(h("h1", {}, t("app.forbidden")));
+  }
   const found = match(path);
   if (!found) return main.append(h("h1", {}, t("app.not_found")));
   if (!allowed(found.route)) return main.append(h("h1", {}, t("app.forbidden")));

@@ -1,4 +1,4 @@
-// Call centre: find a customer. (The customer 360 screen is built on this in customers360.js.)
+// Call centre: find a customer. (The customer 360 screen is customer360.js.)
 import { h, t, api, ui } from "../lib/console.js";
 
 export const messages = {
@@ -14,8 +14,11 @@ export const messages = {
 
 const STAFF = ["agent", "supervisor"];
 
-// The search terms stay in this page's memory: never in the page URL (they are PII).
-async function search(main) {
+// The search terms stay in this page's memory: never in the page URL (they are PII). The last
+// search is kept (for the same user) so that "back to the search" from a 360 shows it again.
+let last = null;
+
+async function search(main, ctx) {
   const by = h("select", { name: "by" }, ["name", "email", "phone", "customer_id"].map((k) => h("option", { value: k },
     t(`customers.by.${k}`))));
   const value = h("input", { name: "value", required: true, type: "search", autocomplete: "off" });
@@ -24,6 +27,7 @@ async function search(main) {
     fields: h("div", { class: "row" }, ui.field(t("customers.by"), by), ui.field(t("customers.value"), value)),
     submitLabel: t("common.search"),
     onsubmit: async (data) => {
+      last = { subject: ctx.identity.subject, by: data.get("by"), value: data.get("value") };
       results.replaceChildren(ui.pager({
         load: (cursor) => api.get("/v1/profiles", { [data.get("by")]: data.get("value").trim(), cursor }),
         render: (items) => ui.table([
@@ -35,8 +39,13 @@ async function search(main) {
     },
   })), results);
   value.focus();
+  if (last && last.subject === ctx.identity.subject) {
+    by.value = last.by;
+    value.value = last.value;
+    main.querySelector("form").requestSubmit();
+  }
 }
 
 export const routes = [
-  { path: "/customers", nav: "customers.title", group: "agent", roles: STAFF, render: (main) => search(main) },
+  { path: "/customers", nav: "customers.title", group: "agent", roles: STAFF, render: (main, params, ctx) => search(main, ctx) },
 ];
