@@ -32,6 +32,11 @@ class ConsoleStack:
         await page.get_by_role("button", name=re.compile("^(Sign in|登录)$")).click()
         await expect(page.locator("#who")).to_contain_text(name)
 
+    @property
+    def upstreams(self) -> set[str]:
+        """The services running behind this stack's gateway."""
+        return set(getattr(self.stack, "services", None) or getattr(self.stack, "upstreams", {}))
+
     def __getattr__(self, name: str) -> Any:  # the stack's helpers: post, get, members, profiles, db…
         return getattr(self.stack, name)
 

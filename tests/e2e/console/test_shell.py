@@ -39,8 +39,22 @@ async def test_each_role_signs_in_sees_its_own_menu_and_signs_out(console, page)
         assert await page.evaluate("fetch('/v1/session').then(r => r.status)") == 401
 
 
-async def test_the_language_follows_the_browser_and_can_be_switched(console, page):
-    await console.sign_in(page, "agent", "li.na")
+async def test_keyboard_only_sign_in_and_the_language_follows_the_browser_and_can_be_switched(console, page):
+    # The keyboard alone: the name field has the focus, Enter signs in, and the menu is reachable.
+    await page.goto(console.url)
+    await expect(page.get_by_label("Your name (user id)")).to_be_focused()
+    await page.keyboard.type("li.na")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#who")).to_contain_text("li.na")
+    # The first screen puts the focus where the work starts; the menu is reached back with Shift+Tab.
+    await expect(page.get_by_label("Search for")).to_be_focused()
+    reached = []
+    for _ in range(12):
+        await page.keyboard.press("Shift+Tab")
+        reached.append(await page.evaluate("document.activeElement.textContent"))
+        if reached[-1] == "Find a customer":
+            break
+    assert reached[-1] == "Find a customer", reached
     nav = page.get_by_role("navigation", name="Main")
     await expect(nav.get_by_role("link", name="Find a customer")).to_be_visible()  # the browser's en-US
     await page.get_by_label("Language").select_option("zh-CN")

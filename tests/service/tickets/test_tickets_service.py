@@ -242,3 +242,37 @@ async def test_an_agent_records_the_csat_answer_given_on_the_phone_marked_as_the
             "until": (datetime.now(UTC) + timedelta(days=1)).isoformat()})).json()
     assert report["csat_by_agent"] == [
         {"agent": "ann", "responses": 1, "average": 2.0, "satisfied_share": 0.0, "agent_recorded": 1}]
+
+
+async def test_the_queue_filters_unassigned_tickets_and_those_due_soon(tickets):
+    await tickets.setup_queue("filter-desk", ["returns"], "round_robin", ["ann"])
+    async with tickets.service.client() as http:
+        queued = await tickets.open(http, new_customer_id(), category="returns")  # assigned by the queue
+        loose = await tickets.open(http, new_customer_id(), category="delivery")  # no queue: nobody
+        answered = await tickets.open(http, new_customer_id(), category="delivery")
+        await http.post(f"/v1/tickets/{answered['ticket_id']}/comments", json={"body": "On it"}, headers=key())
+        waiting = await tickets.open(http, new_customer_id(), category="delivery")
+        await http.post(f"/v1/tickets/{waiting['ticket_id']}/comments", json={"body": "A photo?"}, headers=key())
+        await tickets.move(http, waiting["ticket_id"], "pending_customer")  # resolution clock paused
+
+        async def ids(**params) -> set[str]:
+            answer = await http.get("/v1/tickets", params={"status": "active", "limit": 200, **params})
+            assert answer.status_code == 200, answer.text
+            return {t["ticket_id"] for t in answer.json()["items"]}
+        mine = {t["ticket_id"] for t in (queued, loose, answered, waiting)}
+        unassigned = await ids(unassigned="true") & mine
+        first_due = datetime.fromisoformat(loose["sla"]["first_response"]["due_at"])
+        resolution_due = datetime.fromisoformat(answered["sla"]["resolution"]["due_at"])
+        before_any = await ids(due_before=(first_due - timedelta(minutes=1)).isoformat()) & mine
+        first_only = await ids(due_before=(first_due + timedelta(minutes=1)).isoformat()) & mine
+        later = await ids(due_before=(resolution_due + timedelta(days=30)).isoformat()) & mine
+        both = await http.get("/v1/tickets", params={"unassigned": "true", "assignee": "ann"})
+        naive = await http.get("/v1/tickets", params={"due_before": "2026-12-01T10:00:00"})
+    assert queued["assignee"] == "ann" and loose["assignee"] is None
+    assert unassigned == {loose["ticket_id"], answered["ticket_id"], waiting["ticket_id"]}
+    assert before_any == set()
+    # Due within the first response's time: those not yet answered (the answered and the waiting
+    # ones have met theirs, and the waiting one's resolution clock is paused).
+    assert first_only == {queued["ticket_id"], loose["ticket_id"]}
+    assert later == {queued["ticket_id"], loose["ticket_id"], answered["ticket_id"]}
+    assert both.status_code == 422 and naive.status_code == 422

@@ -72,6 +72,10 @@ async def list_tickets(uow: ReadUow, identity: CurrentIdentity,
                        assignee: Annotated[str | None, Query(max_length=100)] = None,
                        group_id: Annotated[str | None, Query(max_length=100)] = None,
                        priority: Annotated[str | None, Query(max_length=20)] = None,
+                       unassigned: Annotated[bool, Query(description="Only tickets without an assignee")] = False,
+                       due_before: Annotated[datetime | None, Query(description=(
+                           "Only tickets with an SLA clock still to stop (running, or breached and not yet met) "
+                           "due before this time: the queue of what breaches soon"))] = None,
                        cursor: Annotated[str | None, Query(max_length=200)] = None,
                        limit: Annotated[int, Query(ge=1, le=200)] = 50) -> TicketPage:
     """Tickets, newest first, filtered; cursor-paginated. Customers see only their own (pass
@@ -80,6 +84,8 @@ async def list_tickets(uow: ReadUow, identity: CurrentIdentity,
     if identity.role is Role.CUSTOMER:
         if customer_id != identity.customer_id:
             raise Forbidden("a customer may only list their own tickets")
+    if due_before is not None and due_before.tzinfo is None:
+        raise Problem(422, "Unprocessable Content", "due_before must carry a timezone")
     before = None
     if cursor:
         try:
@@ -89,7 +95,7 @@ async def list_tickets(uow: ReadUow, identity: CurrentIdentity,
             raise Problem(422, "Unprocessable Content", "cursor is not one this API gave out") from None
     rows, after = await usecases.list_tickets(uow, customer_id=customer_id, statuses=usecases.statuses_of(status),
                                               assignee=assignee, group_id=group_id, priority=priority, before=before,
-                                              limit=limit)
+                                              limit=limit, unassigned=unassigned, due_before=due_before)
     items = [ticket_read(row, identity) for row in rows]
     next_cursor = f"{items[-1].created_at.isoformat()}|{items[-1].ticket_id}" if after else None
     return TicketPage(items=items, next_cursor=next_cursor)

@@ -19,6 +19,12 @@ _LIST = text(f"""
       AND (CAST(:assignee AS text) IS NULL OR assignee = :assignee)
       AND (CAST(:group_id AS text) IS NULL OR group_id = :group_id)
       AND (CAST(:priority AS text) IS NULL OR priority = :priority)
+      AND (NOT :unassigned OR assignee IS NULL)
+      -- A clock still to stop (running, or breached and not yet met) that is due before the time:
+      -- the first response until it is given, the resolution until it is reached, unless paused.
+      AND (CAST(:due_before AS timestamptz) IS NULL OR (status IN ('new', 'open', 'pending_customer') AND (
+           (first_response_at IS NULL AND first_response_due_at < :due_before)
+           OR (resolved_at IS NULL AND resolution_left_s IS NULL AND resolution_due_at < :due_before))))
       AND (created_at, ticket_id) < (:before_at, :before_id)
     ORDER BY created_at DESC, ticket_id DESC LIMIT :limit""")
 _INSERT_COMMENT = text("""
@@ -59,10 +65,11 @@ class TicketRows(Bound):
 
     async def list_tickets(self, *, customer_id: str | None, statuses: list[str] | None, assignee: str | None,
                            group_id: str | None, priority: str | None, before_at: datetime, before_id: str,
-                           limit: int) -> list[Any]:
+                           limit: int, unassigned: bool = False, due_before: datetime | None = None) -> list[Any]:
         return list(await self.connection.execute(_LIST, {
             "customer_id": customer_id, "statuses": statuses, "assignee": assignee, "group_id": group_id,
-            "priority": priority, "before_at": before_at, "before_id": before_id, "limit": limit}))
+            "priority": priority, "before_at": before_at, "before_id": before_id, "limit": limit,
+            "unassigned": unassigned, "due_before": due_before}))
 
     async def record_history(self, ticket_id: str, actor: str, action: str, changes: dict[str, Any],
                              at: datetime) -> None:

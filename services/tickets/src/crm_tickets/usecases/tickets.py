@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from crm_shared.errors import RuleViolation
+
 from crm_tickets.domain.events import csat_submitted
 from crm_tickets.domain.policy import ACTIVE
 from crm_tickets.domain.workflow import AlreadyRated, NotResolved
@@ -33,12 +35,17 @@ def statuses_of(status: str | None) -> list[str] | None:
 
 async def list_tickets(uow: Uow, *, customer_id: str | None, statuses: list[str] | None, assignee: str | None,
                        group_id: str | None, priority: str | None, before: tuple[datetime, str] | None,
-                       limit: int) -> tuple[list[Any], tuple[datetime, str] | None]:
-    """Newest first; the page and where the next one starts (None at the end)."""
+                       limit: int, unassigned: bool = False,
+                       due_before: datetime | None = None) -> tuple[list[Any], tuple[datetime, str] | None]:
+    """Newest first; the page and where the next one starts (None at the end). ``unassigned``: no
+    assignee only; ``due_before``: only tickets with a clock still to stop due before then."""
+    if unassigned and assignee is not None:
+        raise RuleViolation("ask for an assignee or for unassigned tickets, not both", code="unprocessable-content")
     before_at, before_id = before or (datetime.max.replace(tzinfo=UTC), "")
     rows = await uow.repo.list_tickets(customer_id=customer_id, statuses=statuses, assignee=assignee,
                                        group_id=group_id, priority=priority, before_at=before_at,
-                                       before_id=before_id or "\uffff", limit=limit + 1)
+                                       before_id=before_id or "\uffff", limit=limit + 1, unassigned=unassigned,
+                                       due_before=due_before)
     page = rows[:limit]
     return page, (page[-1].created_at, page[-1].ticket_id) if len(rows) > limit else None
 
