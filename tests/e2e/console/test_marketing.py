@@ -136,12 +136,15 @@ async def test_a_marketer_builds_a_one_shot_email_campaign_sends_it_and_reads_it
     await _open(page, console, "/campaigns")
     row = page.get_by_role("row").filter(has_text="Points reminder, December")
     await expect(row).to_contain_text(re.compile("Active|Completed"))
-    # The marketer sees the reward catalogue; segments, churn scores and pools are staff's, and said so.
+    # The marketer sees the reward catalogue and the churn distribution; churn scores and pools are staff's.
     await _open(page, console, "/marketing/rewards")
     await expect(page.get_by_role("note")).to_contain_text("Coupon pools are readable by staff only")
     await _open(page, console, "/marketing/churn")
     await expect(page.get_by_role("note")).to_contain_text("for staff only")
-    await expect(page.locator("table")).to_have_count(0)  # no scores of any customer
+    # The distribution (aggregates) is there, and no customer's score: no at-risk list, no customer id.
+    await expect(page.locator("figure[data-chart=churn-levels]")).to_have_count(1)
+    await expect(page.get_by_role("region", name="Valuable customers at risk")).to_have_count(0)
+    assert "c-" not in await page.locator("main").inner_text()
 
 
 async def test_a_campaign_above_the_approval_size_waits_and_a_supervisor_reads_risk_and_approves(
@@ -174,13 +177,11 @@ async def test_a_campaign_above_the_approval_size_waits_and_a_supervisor_reads_r
     await wait_until(scored, timeout_s=30, what="three customers scored by the churn service")
     await wait_until(levels_projected, timeout_s=30, what="their churn levels projected by campaigns")
     await _open(page, console, "/marketing/churn")
-    await page.get_by_role("button", name="Count customers by level").click()
-    await expect(page.locator("figure[data-chart=churn-levels] table tbody tr")).to_have_count(4)
-    sizes = [(await console.get(f"/v1/audiences/console-churn-{level}/estimate"))["size"]
-             for level in ("low", "medium", "high")]
-    everyone = (await console.get("/v1/audiences/console-churn-all/estimate"))["size"]
-    assert sum(sizes) == everyone == 3
-    assert await _chart_numbers(page, "churn-levels") == [*sizes, 0]
+    await expect(page.locator("figure[data-chart=churn-levels] table tbody tr")).to_have_count(3)
+    spread = await console.get("/v1/churn/distribution")  # as the marketer, like the page
+    assert spread["customers"] == 3
+    assert await _chart_numbers(page, "churn-levels") == [level["customers"] for level in spread["by_level"]]
+    assert await _chart_numbers(page, "churn-scores") == [b["customers"] for b in spread["score_bins"]]
 
     await page.locator("#churn-level").select_option("")
     at_risk = await console.get("/v1/churn/customers", headers=SUPERVISOR, limit=25)

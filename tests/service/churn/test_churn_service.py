@@ -7,10 +7,12 @@ import itertools
 import uuid
 from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
 
 import numpy as np
 import pytest
 from crm_churn.domain.model import PRIOR_VERSION, auc
+from crm_shared.auth import Identity, Role
 from crm_shared.events.catalogue import TOPIC_CHURN, TOPIC_INTERACTIONS, TOPIC_ORDERS, TOPIC_PROFILE, TOPIC_TICKETS
 from crm_shared.events.envelope import CloudEvent
 
@@ -202,6 +204,25 @@ async def test_customers_at_risk_are_listed_by_value_at_risk_in_pages(churn):
     assert values == sorted(values, reverse=True)
     assert [i["score"] for i in by_score] == sorted((i["score"] for i in by_score), reverse=True)
     assert {i["level"] for i in by_score} == {"high"}  # the 100 highest scores of 600 customers
+
+
+    # The distribution: the same scores counted per level and in ten bins, value at risk summed.
+    rows = await churn.database.fetch("SELECT level, score, currency, value_at_risk FROM churn_scores")
+    async with churn.service.client(Identity(subject="m-1", role=Role.MARKETER)) as http:
+        spread = (await http.get("/v1/churn/distribution")).json()
+    async with churn.service.client(Identity(subject="c-1", role=Role.CUSTOMER, customer_id="c-1")) as http:
+        assert (await http.get("/v1/churn/distribution")).status_code == 403
+    assert spread["customers"] == len(rows)
+    levels = {r["level"]: r for r in spread["by_level"]}
+    for level in ("low", "medium", "high"):
+        own = [r for r in rows if r["level"] == level]
+        assert levels[level]["customers"] == len(own)
+        assert {c: Decimal(v) for c, v in levels[level]["value_at_risk"].items()} == {
+            c: sum(r["value_at_risk"] for r in own if r["currency"] == c) for c in {r["currency"] for r in own}
+            if c is not None}
+    assert [b["customers"] for b in spread["score_bins"]] == [
+        sum(1 for r in rows if min(int(r["score"] * 10), 9) == b) for b in range(10)]
+    assert spread["score_bins"][0]["from"] == 0.0 and spread["score_bins"][9]["to"] == 1.0
 
 
 async def test_before_the_first_fit_the_prior_scores_and_a_refit_needs_enough_history(churn):

@@ -161,6 +161,8 @@ EXPECTED = {
     ("POST", "/v1/campaigns/{campaign_id}/pause"): {"marketer", "supervisor"},
     ("POST", "/v1/campaigns/{campaign_id}/resume"): {"marketer", "supervisor"},
     # The second pair of eyes: a marketer prepares a campaign, a supervisor approves it.
+    # Aggregates naming no customer: marketers size campaigns with them.
+    ("GET", "/v1/churn/distribution"): {"agent", "supervisor", "service", "marketer"},
     ("POST", "/v1/campaigns/{campaign_id}/approve"): {"supervisor"},
     ("GET", "/v1/campaigns/{campaign_id}/results"): {"marketer", "supervisor"},
     ("GET", "/v1/campaigns/{campaign_id}/messages"): {"marketer", "supervisor"},

@@ -109,7 +109,8 @@ async def test_sign_out_clears_both_cookies(gateway_stack):
 REFUSED_SIGN_INS = [{"role": "customer", "name": "c-1"}, {"role": "service", "name": "erp"},
                     {"role": "admin", "name": "x"}, {"role": "agent", "name": ""}, {"role": "agent", "name": "a" * 61},
                     {"role": "agent", "name": "apikey:x"}, {"role": "agent", "name": "li na"}, {"role": "agent"},
-                    {"role": "agent", "name": "li.na", "scope": "pii:read"}]
+                    {"role": "agent", "name": "li.na", "scope": "pii:read"},
+                    {"role": "supervisor", "name": "s", "pii": True}, {"role": "marketer", "name": "m", "pii": True}]
 
 
 async def test_dev_sign_in_is_for_staff_roles_and_plain_names_only(gateway_stack):
@@ -120,7 +121,11 @@ async def test_dev_sign_in_is_for_staff_roles_and_plain_names_only(gateway_stack
             assert response.status_code == 422, (body, response.text)
             assert "set-cookie" not in response.headers, body
         for role in ("agent", "supervisor", "marketer"):
-            assert (await http.post("/v1/session/dev", json={"role": role, "name": "A.b_c-9"})).status_code == 200
+            signed_in = await http.post("/v1/session/dev", json={"role": role, "name": "A.b_c-9"})
+            assert signed_in.status_code == 200 and signed_in.json()["scopes"] == []
+        # An agent with the PII permission, as an identity provider would grant it by a scope.
+        trusted = await http.post("/v1/session/dev", json={"role": "agent", "name": "li.na", "pii": True})
+    assert trusted.status_code == 200 and trusted.json()["scopes"] == ["pii:read"]
 
 
 # The harness lets tests run jobs "as of" another time; production refuses that setting.

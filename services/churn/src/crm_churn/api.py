@@ -13,7 +13,7 @@ from crm_shared.uow import uow_dependency
 from fastapi import APIRouter, Path, Query, Request
 
 from crm_churn.repository import ChurnRepository
-from crm_churn.schemas import ChurnScorePage, ChurnScoreRead, Level, ModelRead, RefitRead
+from crm_churn.schemas import ChurnScorePage, ChurnScoreRead, DistributionRead, Level, ModelRead, RefitRead
 from crm_churn.usecases import queries
 from crm_churn.usecases import refit as refitting
 
@@ -58,6 +58,18 @@ async def list_scores(uow: ReadUow, identity: CurrentIdentity,
         last = items[-1]
         next_cursor = f"{getattr(last, sort)}|{last.customer_id}"
     return ChurnScorePage(items=items, next_cursor=next_cursor)
+
+
+# Aggregates, naming no customer: marketers size their win-back work with them too.
+DISTRIBUTION_READERS = READERS | {Role.MARKETER}
+
+
+@router.get("/distribution", response_model=DistributionRead, response_model_by_alias=True)
+async def get_distribution(uow: ReadUow, identity: CurrentIdentity) -> DistributionRead:
+    """How churn risk is spread over the scored customers: customers and value at risk per level,
+    and the scores in ten bins. Staff, marketers and integrations with ``churn:read``."""
+    identity.authorize(DISTRIBUTION_READERS, scope="churn:read")
+    return DistributionRead.model_validate(await queries.distribution(uow))
 
 
 @router.get("/model", response_model=ModelRead)

@@ -60,3 +60,23 @@ class RefitRead(ModelRead):
     rescored: int
     level_changes: int
     rescore_s: float
+
+
+class LevelShare(BaseModel):
+    level: Level
+    customers: int
+    value_at_risk: dict[str, Decimal] = Field(description="Score × 12-month spend, summed, per currency.")
+
+
+class ScoreBin(BaseModel):
+    from_: float = Field(alias="from", serialization_alias="from")
+    to: float
+    customers: int
+
+    model_config = {"populate_by_name": True}
+
+
+class DistributionRead(BaseModel):
+    customers: int = Field(description="Scored customers (those with a paid order).")
+    by_level: list[LevelShare]
+    score_bins: list[ScoreBin] = Field(description="Scores in ten equal-width bins, [from, to).")

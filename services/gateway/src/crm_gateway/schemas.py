@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class PartRead(BaseModel):
@@ -104,6 +104,15 @@ class DevSignIn(BaseModel):
     role: Literal["agent", "supervisor", "marketer"] = Field(description="The console's staff roles only.")
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,60}$", description="Becomes the token's subject.",
                       examples=["li.na"])
+    # An identity provider grants an agent the PII permission by a scope; the dev sign-in lets one try both.
+    pii: bool = Field(False, description="Give an agent the pii:read scope (reveal PII, audited). "
+                                         "Supervisors always may; marketers never.")
+
+    @model_validator(mode="after")
+    def _pii_for_agents_only(self) -> DevSignIn:
+        if self.pii and self.role != "agent":
+            raise ValueError("pii applies to agents only: supervisors always may reveal, marketers never")
+        return self
 
 
 class SessionRead(BaseModel):

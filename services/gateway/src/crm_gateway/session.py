@@ -55,6 +55,7 @@ async def dev_sign_in(body: DevSignIn, request: Request, response: Response) -> 
         raise Problem(404, "Not Found", "the dev sign-in is off here")
     token = mint_user_token(secret=settings.jwt_secret.get_secret_value(), issuer=settings.jwt_issuer,
                             audience=settings.jwt_audience, role=body.role, subject=body.name,
+                            scopes=("pii:read",) if body.pii else (),
                             ttl_s=DEV_SESSION_TTL_S, algorithm=settings.verification_algorithms[0])
     identity, expires = await resources.authenticator.tokens.verify_with_expiry(token)
     csrf = resources.authenticator.csrf.token_for(token)

@@ -67,6 +67,9 @@ _BY_LEVEL = text("SELECT level, count(*) AS n FROM churn_scores GROUP BY level")
 # A customer without a paid order has no currency, and no value at risk either.
 _AT_RISK = text("SELECT level, currency, sum(value_at_risk) AS at_risk FROM churn_scores "
                 "WHERE currency IS NOT NULL GROUP BY level, currency")
+# The distribution: scores in ten equal-width bins (the last one closed), and the model they came from.
+_HISTOGRAM = text("""SELECT LEAST(floor(score * 10)::int, 9) AS bin, count(*) AS n FROM churn_scores
+                     GROUP BY 1 ORDER BY 1""")
 _MODEL_REPORT = text("SELECT version, kind, report, trained_at FROM churn_models ORDER BY trained_at DESC LIMIT 1")
 
 
@@ -138,6 +141,12 @@ class ScoreStatements:
 
     async def release_refit_lock(self) -> None:
         await self._db.execute(_UNLOCK, {"k": _REFIT_LOCK})
+
+    async def distribution(self) -> dict[str, Any]:
+        """Customers by level, value at risk by level and currency, and scores in ten bins."""
+        return {"by_level": {row.level: row.n for row in await self._db.execute(_BY_LEVEL)},
+                "at_risk": [(row.level, row.currency, row.at_risk) for row in await self._db.execute(_AT_RISK)],
+                "bins": {row.bin: row.n for row in await self._db.execute(_HISTOGRAM)}}
 
     async def metrics_snapshot(self) -> dict[str, Any]:
         """Customers by level, value at risk by level and currency, the model in force."""

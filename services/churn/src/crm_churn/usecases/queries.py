@@ -44,3 +44,20 @@ async def model_in_force(uow: Uow, horizon_days: float) -> dict[str, Any]:
     prior = prior_model(horizon_days)
     return {"version": prior.version, "kind": "prior", "params": prior.params(),
             "report": {"holdout": None, "note": "no fit yet: the CDNOW estimates of the 2005 paper"}}
+
+
+LEVELS = ("low", "medium", "high")
+
+
+async def distribution(uow: Uow) -> dict[str, Any]:
+    """How risk is spread over the scored customers: per level the customers and the value at risk
+    (per currency), and the scores in ten bins. Aggregates only: no customer is named."""
+    found = await uow.repo.distribution()
+    at_risk: dict[str, dict[str, Decimal]] = {}
+    for level, currency, value in found["at_risk"]:
+        at_risk.setdefault(level, {})[currency] = value
+    return {"customers": sum(found["by_level"].values()),
+            "by_level": [{"level": level, "customers": found["by_level"].get(level, 0),
+                          "value_at_risk": at_risk.get(level, {})} for level in LEVELS],
+            "score_bins": [{"from": b / 10, "to": (b + 1) / 10, "customers": found["bins"].get(b, 0)}
+                           for b in range(10)]}

@@ -259,6 +259,10 @@ ROUTES: tuple[Route, ...] = (
           timeout_s=2.0),
     Route("GET", "/v1/churn/customers", STAFF_AND_SERVICE, upstream="churn", scope="churn:read", timeout_s=5.0),
     Route("GET", "/v1/churn/model", STAFF_AND_SERVICE, upstream="churn", scope="churn:read", timeout_s=2.0),
+    # How risk is spread (counts and value per level, score bins): aggregates naming no customer,
+    # so marketers read them too, to size their win-back campaigns.
+    Route("GET", "/v1/churn/distribution", STAFF_AND_SERVICE | {Role.MARKETER}, upstream="churn",
+          scope="churn:read", timeout_s=5.0),
     # Fits the model and rescores every customer before answering: long on a large base
     # (bench/churn.py, docs/benchmarks.md), hence its own timeout.
     Route("POST", "/v1/churn/model/refit", SUPERVISOR, upstream="churn", timeout_s=600.0),

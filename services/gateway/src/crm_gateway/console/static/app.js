@@ -101,10 +101,16 @@ async function renderSignIn(note) {
                    ["agent", "marketer", "supervisor"].map((r) => h("option", { value: r }, t(`role.${r}`))));
     const name = h("input", { name: "name", id: "signin-name", required: true, autocomplete: "username",
                               pattern: "[A-Za-z0-9._\\-]{1,60}", value: "" });
+    // An agent may reveal PII only with the pii:read scope, which an identity provider grants; here, a box.
+    const pii = h("input", { type: "checkbox", name: "pii", id: "signin-pii" });
+    const piiRow = h("label", { class: "row" }, pii, t("signin.pii"));
+    role.addEventListener("change", () => { piiRow.hidden = role.value !== "agent"; pii.checked = false; });
     card.append(h("p", { class: "muted" }, t("signin.dev_note")), ui.form({
-      fields: [ui.field(t("signin.role"), role), ui.field(t("signin.name"), name)], submitLabel: t("signin.submit"),
+      fields: [ui.field(t("signin.role"), role), ui.field(t("signin.name"), name), piiRow],
+      submitLabel: t("signin.submit"),
       onsubmit: async (data) => {
-        await api.post("/v1/session/dev", { role: data.get("role"), name: data.get("name") });
+        await api.post("/v1/session/dev", { role: data.get("role"), name: data.get("name"),
+                                            pii: data.get("role") === "agent" && pii.checked });
         await boot();
       },
     }));

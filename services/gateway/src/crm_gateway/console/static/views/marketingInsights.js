@@ -1,8 +1,8 @@
 // Marketing: who the customers are. Segments with their sizes (the profile API: staff only, so a
-// supervisor's screen), the churn risk distribution (counted through campaign audiences, which a
-// marketer may estimate) and the valuable-at-risk list with its reasons (the churn API: staff only).
+// supervisor's screen), the churn risk distribution (the churn API's aggregates, for marketers too)
+// and the valuable-at-risk list with its reasons (customers' scores: staff only).
 // Customer ids and counts only, never a name or an address.
-import { h, t, api, ui, formatDate, formatMoney, formatNumber, ApiError } from "../lib/console.js";
+import { h, t, api, ui, formatDate, formatMoney, formatNumber } from "../lib/console.js";
 
 const RFM = ["champions", "loyal", "potential", "new", "at_risk", "cannot_lose", "hibernating", "lost"];
 const RFM_RULES = { cannot_lose: "R ≤ 2, F ≥ 4, M ≥ 4", champions: "R ≥ 4, F ≥ 4, M ≥ 4", loyal: "R ≥ 3, F ≥ 3",
@@ -21,8 +21,8 @@ export const messages = {
     "marketing.segments.grid_gap": "A 5×5 R×F grid of customers and value needs per-score counts, which the API does not "
       + "expose yet: the named RFM segments are shown instead.",
     "marketing.churn": "Churn risk", "marketing.churn.distribution": "Customers by churn risk level",
-    "marketing.churn.count": "Count customers by level", "marketing.churn.unscored": "No level yet",
-    "marketing.churn.count_note": "Counted by campaign audiences (one per level, created once: {ids}); no personal data.",
+    "marketing.churn.scored_total": "{n} customers scored (those with a paid order).",
+    "marketing.churn.scores": "Customers by risk score",
     "marketing.churn.at_risk": "Valuable customers at risk", "marketing.churn.level": "Level",
     "marketing.churn.any": "Any level", "marketing.churn.sort": "Order by", "marketing.churn.sort.value_at_risk": "Value at risk",
     "marketing.churn.sort.score": "Score", "marketing.churn.customer": "Customer id", "marketing.churn.score": "Score",
@@ -30,8 +30,8 @@ export const messages = {
     "marketing.churn.reasons": "Reasons", "marketing.churn.scored": "Scored",
     "marketing.churn.model": "Model in force", "marketing.churn.version": "Version", "marketing.churn.kind": "Kind",
     "marketing.churn.trained": "Trained", "marketing.churn.auc": "Holdout AUC",
-    "marketing.churn.role_note": "The churn API (the scores, their reasons and the model) is for staff only: a "
-      + "marketer sees the distribution, and targets a level in an audience.",
+    "marketing.churn.role_note": "Customers' scores, their reasons and the model are for staff only: a marketer "
+      + "sees the distribution, and targets a level in an audience.",
     "marketing.churn.show": "Show",
   },
   "zh-CN": {
@@ -42,8 +42,8 @@ export const messages = {
     "marketing.segments.role_note": "分群人数来自客户档案接口，仅员工可读。营销人员请在受众中使用分群名称：受众估算会给出人数。",
     "marketing.segments.grid_gap": "5×5 的 R×F 客户与价值网格需要按分数统计的人数，接口尚未提供：此处显示 RFM 命名分群。",
     "marketing.churn": "流失风险", "marketing.churn.distribution": "各流失风险等级的客户数",
-    "marketing.churn.count": "按等级统计客户", "marketing.churn.unscored": "尚无等级",
-    "marketing.churn.count_note": "通过营销受众统计（每个等级一个，只创建一次：{ids}）；不含个人数据。",
+    "marketing.churn.scored_total": "已评分客户 {n} 位（有付款订单的客户）。",
+    "marketing.churn.scores": "各风险分数段的客户数",
     "marketing.churn.at_risk": "有流失风险的高价值客户", "marketing.churn.level": "等级",
     "marketing.churn.any": "所有等级", "marketing.churn.sort": "排序", "marketing.churn.sort.value_at_risk": "风险价值",
     "marketing.churn.sort.score": "分数", "marketing.churn.customer": "客户 ID", "marketing.churn.score": "分数",
@@ -90,37 +90,23 @@ async function segments(main, params, ctx) {
   });
 }
 
-// One audience per churn level (and one with no filter, for everybody), under fixed ids: created
-// the first time, estimated every time. The campaigns API is the one a marketer may count with.
-const COUNTERS = [["all", {}], ...LEVELS.map((level) => [level, { churn_levels: [level] }])];
-const counterId = (key) => `console-churn-${key}`;
-
-async function counted(key, definition) {
-  const id = counterId(key);
-  try {
-    await api.post("/v1/audiences", { audience_id: id, name: `Churn level: ${key} (console)`, definition });
-  } catch (error) {
-    if (!(error instanceof ApiError && error.status === 409)) throw error;  // 409: made before
-  }
-  return (await api.get(`/v1/audiences/${id}/estimate`)).size;
-}
-
-function distribution() {
-  const out = h("div", { "aria-live": "polite" });
-  const button = h("button", { type: "button", onclick: async () => {
-    button.disabled = true;
-    out.replaceChildren();
-    await ui.load(out, async () => {
-      const sizes = Object.fromEntries(await Promise.all(COUNTERS.map(async ([key, d]) => [key, await counted(key, d)])));
-      const scored = LEVELS.reduce((sum, level) => sum + sizes[level], 0);
-      return ui.chart("bar", { labels: [...LEVELS.map((l) => t(`marketing.churn.${l}`)), t("marketing.churn.unscored")],
-        datasets: [{ label: t("marketing.segments.members"), data: [...LEVELS.map((l) => sizes[l]), Math.max(0, sizes.all - scored)] }] },
-      { id: "churn-levels", title: t("marketing.churn.distribution") });
-    });
-    button.disabled = false;
-  } }, t("marketing.churn.count"));
+// How risk is spread, from the churn API's aggregates (no customer named, so marketers read them too).
+async function distribution() {
+  const spread = await api.get("/v1/churn/distribution");
+  const levels = spread.by_level;
+  const money = (values) => Object.entries(values).map(([currency, v]) => formatMoney(v, currency)).join(" · ") || "—";
   return h("section", { class: "card", "aria-labelledby": "dist-title" }, h("h2", { id: "dist-title" }, t("marketing.churn.distribution")),
-    button, h("p", { class: "muted" }, t("marketing.churn.count_note", { ids: COUNTERS.map(([k]) => counterId(k)).join(", ") })), out);
+    h("p", { class: "muted" }, t("marketing.churn.scored_total", { n: formatNumber(spread.customers) })),
+    h("div", { class: "grid" },
+      ui.chart("bar", { labels: levels.map((l) => t(`marketing.churn.${l.level}`)),
+        datasets: [{ label: t("marketing.segments.members"), data: levels.map((l) => l.customers) }] },
+      { id: "churn-levels", title: t("marketing.churn.distribution") }),
+      ui.chart("bar", { labels: spread.score_bins.map((b) => `${b.from.toFixed(1)}–${b.to.toFixed(1)}`),
+        datasets: [{ label: t("marketing.segments.members"), data: spread.score_bins.map((b) => b.customers) }] },
+      { id: "churn-scores", title: t("marketing.churn.scores") })),
+    ui.table([{ key: "level", label: t("marketing.churn.level"), render: (r) => t(`marketing.churn.${r.level}`) },
+      { key: "customers", label: t("marketing.segments.members"), num: true },
+      { key: "value_at_risk", label: t("marketing.churn.value_at_risk"), render: (r) => money(r.value_at_risk) }], levels));
 }
 
 function reasons(row) {
@@ -170,7 +156,9 @@ function model() {
 }
 
 async function churn(main, params, ctx) {
-  main.append(h("h1", {}, t("marketing.churn")), distribution());
+  const spread = h("div", {});
+  main.append(h("h1", {}, t("marketing.churn")), spread);
+  await ui.load(spread, distribution);
   if (staff(ctx)) main.append(atRisk(), model());
   else main.append(h("p", { class: "card muted", role: "note" }, t("marketing.churn.role_note")));
 }
