@@ -1,7 +1,8 @@
 """The marketer's screens in Chromium against the whole stack: a marketer builds a one-shot e-mail
 campaign on screen (audience and its estimate, a template in two languages with its preview, a
 control share of 0), sends it, the e-mails reach the SMTP server, and the results screen shows the
-numbers the API gives (the counts and the chart's data table). A supervisor then reads the segments,
+numbers the API gives (the counts and the chart's data table), and, once a supervisor has refreshed
+the segments, the segments screen's RFM grid equals the API's. A supervisor then reads the segments,
 the churn risk distribution and the valuable-at-risk list, and approves a campaign that waits for it."""
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ async def test_a_marketer_builds_a_one_shot_email_campaign_sends_it_and_reads_it
     await _open(page, console, "/campaigns")
     row = page.get_by_role("row").filter(has_text="Points reminder, December")
     await expect(row).to_contain_text(re.compile("Active|Completed"))
-    # The marketer sees the reward catalogue; segments, churn scores and pools are staff's, and said so.
+    # The marketer sees the reward catalogue; churn scores and coupon pools are staff's, and said so.
     await _open(page, console, "/marketing/rewards")
     await expect(page.get_by_role("note")).to_contain_text("Coupon pools are readable by staff only")
     await _open(page, console, "/marketing/churn")
