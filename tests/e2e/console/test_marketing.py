@@ -1,24 +1,27 @@
 """The marketer's screens in Chromium against the whole stack: a marketer builds a one-shot e-mail
 campaign on screen (audience and its estimate, a template in two languages with its preview, a
 control share of 0), sends it, the e-mails reach the SMTP server, and the results screen shows the
-numbers the API gives (the counts and the chart's data table). A supervisor then reads the segments,
+numbers the API gives (the counts and the chart's data table), and, once a supervisor has refreshed
+the segments, the segments screen's RFM grid equals the API's. A supervisor then reads the segments,
 the churn risk distribution and the valuable-at-risk list, and approves a campaign that waits for it."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_shared.events.catalogue import TOPIC_CUSTOMERS, TOPIC_ORDERS
 from playwright.async_api import expect
 
-from tests.harness.campaigns import SUPERVISOR, registration
+from tests.harness.campaigns import AGENT, SUPERVISOR, registration
 from tests.harness.console import start_console_stack
 from tests.harness.events import order_event
 from tests.harness.infra import wait_until
 
 STAGES = ("sent", "delivered", "opened", "clicked", "unsubscribed")
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 async def _open(page, console, path: str) -> None:
@@ -145,6 +148,39 @@ async def test_a_marketer_builds_a_one_shot_email_campaign_sends_it_and_reads_it
     await expect(page.locator("figure[data-chart=churn-levels]")).to_have_count(1)
     await expect(page.get_by_role("region", name="Valuable customers at risk")).to_have_count(0)
     assert "c-" not in await page.locator("main").inner_text()
+
+    # Segment sizes and the RFM grid are aggregates a marketer reads: customers with orders of their
+    # own (recent and old, once and often), scored by a supervisor's refresh through the API.
+    buyers = {f"c-rfm-{uuid.uuid4().hex[:6]}-{i}": orders
+              for i, orders in enumerate([(1, 2, 3), (5,), (40, 60), (200,)])}
+    await broker.publish(TOPIC_ORDERS, [
+        order_event("paid", c, f"o-{uuid.uuid4().hex[:8]}", amount=f"{30 * (n + 1)}.00", at=NOW - timedelta(days=days))
+        for c, orders in buyers.items() for n, days in enumerate(orders)])
+
+    async def ordered() -> bool:
+        async with console.client(AGENT) as http:
+            for c, orders in buyers.items():
+                answer = await http.get(f"/v1/profiles/{c}")
+                if answer.status_code != 200 or answer.json()["order_count"] != len(orders):
+                    return False
+        return True
+    await wait_until(ordered, timeout_s=30, what="the buyers' orders in their profiles")
+    assert (await console.post("/v1/segments/refresh", {}, headers=SUPERVISOR, expect=200))["scored"] == len(buyers)
+    await _open(page, console, "/marketing/segments")
+    cells = page.locator("figure[data-chart=rfm-grid] table tbody td")
+    await expect(cells).to_have_count(25)
+    grid = await console.get("/v1/segments/rfm-grid")  # as the marketer
+    assert grid["customers"] == len(buyers)
+    shown = await cells.evaluate_all(
+        "cells => cells.map(c => [+c.dataset.r, +c.dataset.f, +c.dataset.value, c.dataset.amount])")
+    assert shown == [[c["r"], c["f"], c["customers"], c["value"]] for c in grid["cells"]]
+    assert [r for r, _, _, _ in shown[::5]] == [5, 4, 3, 2, 1] and [f for _, f, _, _ in shown[:5]] == [1, 2, 3, 4, 5]
+    segments = {s["segment_id"]: s["members"] for s in await console.get("/v1/segments")}
+    rfm = ["champions", "loyal", "potential", "new", "at_risk", "cannot_lose", "hibernating", "lost"]
+    assert await _chart_numbers(page, "rfm-segments") == [segments.get(f"rfm:{n}", 0) for n in rfm]
+    assert sum(segments.get(f"rfm:{n}", 0) for n in rfm) == len(buyers)
+    await expect(page.get_by_role("note")).to_have_count(0)  # no "staff only" note for segments
+    await page.screenshot(path=str(browser_artifacts / "marketing-segments.png"), full_page=True)
 
 
 async def test_a_campaign_above_the_approval_size_waits_and_a_supervisor_reads_risk_and_approves(

@@ -61,10 +61,13 @@ EXPECTED = {
     ("GET", "/v1/profiles/{customer_id}/duplicates"): {"agent", "supervisor"},
     ("POST", "/v1/profiles/{customer_id}/merge"): {"supervisor"},
     ("POST", "/v1/profiles/{customer_id}/unmerge"): {"supervisor"},
-    ("GET", "/v1/segments"): {"agent", "supervisor"},
+    # Segment definitions and sizes, and the RFM grid, are aggregates (no customer id, no PII):
+    # marketers plan audiences with them. The members list customers: staff only.
+    ("GET", "/v1/segments"): {"agent", "supervisor", "marketer"},
+    ("GET", "/v1/segments/rfm-grid"): {"agent", "supervisor", "marketer"},
     ("POST", "/v1/segments"): {"supervisor"},
     ("POST", "/v1/segments/refresh"): {"supervisor"},
-    ("GET", "/v1/segments/{segment_id}"): {"agent", "supervisor"},
+    ("GET", "/v1/segments/{segment_id}"): {"agent", "supervisor", "marketer"},
     ("PUT", "/v1/segments/{segment_id}"): {"supervisor"},
     ("DELETE", "/v1/segments/{segment_id}"): {"supervisor"},
     ("GET", "/v1/segments/{segment_id}/members"): {"agent", "supervisor"},

@@ -44,6 +44,14 @@ def test_a_path_matches_its_route_with_parameters_and_unknown_paths_do_not():
     assert table.match("GET", "/v1/nothing").route is None
 
 
+def test_the_rfm_grid_is_its_own_route_not_a_segment_named_rfm_grid():
+    table = RouteTable()
+    assert table.match("GET", "/v1/segments/rfm-grid").route.path == "/v1/segments/rfm-grid"
+    assert table.match("GET", "/v1/segments/rfm:loyal").params == {"segment_id": "rfm:loyal"}
+    # Only GET: a supervisor's PUT or DELETE of that path still names a (custom) segment id.
+    assert table.match("PUT", "/v1/segments/rfm-grid").route.path == "/v1/segments/{segment_id}"
+
+
 def test_a_known_path_with_another_method_reports_the_allowed_methods():
     match = RouteTable().match("PUT", "/v1/events")
     assert match.route is None and match.allowed_methods == ("POST",)
@@ -257,6 +265,8 @@ MARKETING_ROUTES = {
     ("GET", "/v1/campaigns/{campaign_id}/messages"): {"marketer", "supervisor"},
     ("GET", "/v1/campaign-contacts"): {"agent", "supervisor", "marketer", "service"},
 }
+# Aggregates of the profile's segments (definitions, sizes, the RFM grid): no customer id, no PII.
+SEGMENT_AGGREGATES = {("GET", "/v1/segments"), ("GET", "/v1/segments/{segment_id}"), ("GET", "/v1/segments/rfm-grid")}
 APPROVE = ("POST", "/v1/campaigns/{campaign_id}/approve")
 PUBLIC_ROUTES = {("GET", "/v1/public/unsubscribe/{token}"), ("POST", "/v1/public/unsubscribe/{token}"),
                  ("POST", "/v1/public/delivery-status")}
@@ -277,11 +287,12 @@ def _may(identity: Identity, route) -> bool:
 
 def test_a_marketer_is_refused_every_route_but_the_marketing_ones():
     allowed = {(r.method, r.path) for r in ROUTES if not r.public and _may(MARKETER, r)}
-    assert allowed == set(MARKETING_ROUTES) | {WHO_AM_I}
+    assert allowed == set(MARKETING_ROUTES) | SEGMENT_AGGREGATES | {WHO_AM_I}
     assert not _may(MARKETER, next(r for r in ROUTES if (r.method, r.path) == APPROVE))
-    # In particular nothing that shows a customer's data: profiles, the 360, loyalty, tickets, churn.
+    # In particular nothing that shows a customer's data: profiles, the 360, loyalty, tickets, churn,
+    # a segment's members.
     for path in ("/v1/customers/c-1", "/v1/profiles/c-1", "/v1/profiles", "/v1/loyalty/accounts/c-1",
-                 "/v1/tickets", "/v1/churn/customers/c-1", "/v1/segments"):
+                 "/v1/tickets", "/v1/churn/customers/c-1", "/v1/segments/rfm:loyal/members"):
         assert not _may(MARKETER, RouteTable().match("GET", path).route), path
 
 

@@ -222,6 +222,22 @@ class SegmentRead(BaseModel):
     updated_at: datetime | None = None
 
 
+class RfmGridCell(BaseModel):
+    r: int = Field(description="Recency score, 1–5 (5: bought most recently).")
+    f: int = Field(description="Frequency score, 1–5.")
+    customers: int = Field(description="Customers with these two scores (erased customers not counted).")
+    value: str = Field(description="Their net spend (paid minus refunded) in `currency`, as a decimal string.")
+
+
+class RfmGridRead(BaseModel):
+    currency: str = Field(description="ISO 4217: the RFM currency (RFM_CURRENCY), the only one counted in `value`.")
+    scored_at: datetime | None = Field(description="The latest RFM score in the grid; null before the first refresh.")
+    customers: int = Field(description="Customers with RFM scores, in all 25 cells.")
+    value: str = Field(description="Their net spend in `currency`.")
+    cells: list[RfmGridCell] = Field(description="All 25 cells (empty ones as zeros): R from 5 down to 1, "
+                                                 "and within each R, F from 1 to 5.")
+
+
 class SegmentMember(BaseModel):
     customer_id: str
     entered_at: datetime | None = None

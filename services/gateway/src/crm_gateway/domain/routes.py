@@ -21,6 +21,9 @@ from crm_gateway.domain.ingest import EVENT_SCOPES
 STAFF_AND_SERVICE = frozenset({Role.AGENT, Role.SUPERVISOR, Role.SERVICE})
 # Campaigns are run by marketers and supervisors, and by integrations with the campaigns scopes.
 MARKETING_AND_SERVICE = MARKETING | {Role.SERVICE}
+# Segment definitions, their sizes and the RFM grid are aggregates (counts and sums, no customer id,
+# no PII): marketers read them to plan audiences. A segment's members list customers: staff only.
+SEGMENT_AGGREGATES = STAFF | {Role.MARKETER}
 NOBODY: frozenset[Role] = frozenset()  # the roles of a public route: none is asked for
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Every role, written out: the console's session is for anyone signed in, whatever their role.
@@ -153,10 +156,12 @@ ROUTES: tuple[Route, ...] = (
           timeout_s=10.0),
     Route("POST", "/v1/profiles/{customer_id}/unmerge", SUPERVISOR, upstream="profile",
           customer_param="customer_id", timeout_s=10.0),
-    Route("GET", "/v1/segments", STAFF, upstream="profile", timeout_s=2.0),
+    Route("GET", "/v1/segments", SEGMENT_AGGREGATES, upstream="profile", timeout_s=2.0),
+    # A static path: looked up before the /v1/segments/{segment_id} patterns below.
+    Route("GET", "/v1/segments/rfm-grid", SEGMENT_AGGREGATES, upstream="profile", timeout_s=5.0),
     Route("POST", "/v1/segments", SUPERVISOR, upstream="profile", timeout_s=30.0),
     Route("POST", "/v1/segments/refresh", SUPERVISOR, upstream="profile", timeout_s=120.0),
-    Route("GET", "/v1/segments/{segment_id}", STAFF, upstream="profile", timeout_s=2.0),
+    Route("GET", "/v1/segments/{segment_id}", SEGMENT_AGGREGATES, upstream="profile", timeout_s=2.0),
     Route("PUT", "/v1/segments/{segment_id}", SUPERVISOR, upstream="profile", timeout_s=30.0),
     Route("DELETE", "/v1/segments/{segment_id}", SUPERVISOR, upstream="profile", timeout_s=5.0),
     Route("GET", "/v1/segments/{segment_id}/members", STAFF, upstream="profile", timeout_s=5.0),

@@ -9,12 +9,15 @@ from crm_shared.problems import PROBLEM_BASE, Problem
 from fastapi import Path, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from crm_profile.api.common import PROBLEM, STAFF, SUPERVISOR, ReadUow, Uow, resources, segments_router
+from crm_profile.api.common import PROBLEM, STAFF, SUPERVISOR, ReadUow, Role, Uow, resources, segments_router
 from crm_profile.api.views import rfm_segment_read, segment_read
+from crm_profile.domain.events import format_amount
 from crm_profile.domain.segments import RFM_SEGMENTS, CompiledRule, Rule
 from crm_profile.jobs import refresh_segments_now
 from crm_profile.schemas import (
     RefreshRead,
+    RfmGridCell,
+    RfmGridRead,
     SegmentCreate,
     SegmentMember,
     SegmentMemberPage,
@@ -22,6 +25,10 @@ from crm_profile.schemas import (
     SegmentUpdate,
 )
 from crm_profile.usecases import segment_definitions as definitions
+
+# Segment definitions, their sizes and the RFM grid are aggregates (counts and sums, no customer
+# id, no PII): marketers plan audiences with them. The members of a segment list customers: staff only.
+AGGREGATE_READERS = STAFF | {Role.MARKETER}
 
 
 def _rule(raw: dict) -> Rule:
@@ -38,10 +45,24 @@ def _rule(raw: dict) -> Rule:
 @segments_router.get("", response_model=list[SegmentRead])
 async def list_segments(uow: ReadUow, identity: CurrentIdentity) -> list[SegmentRead]:
     """The RFM segments (``rfm:<name>``) and the custom segments, with their member counts."""
-    identity.authorize(STAFF)
+    identity.authorize(AGGREGATE_READERS)
     rows, sizes = await definitions.list_segments(uow)
     return [rfm_segment_read(f"rfm:{name}", sizes.get(f"rfm:{name}", 0)) for name in RFM_SEGMENTS] + \
         [segment_read(row, sizes.get(row["segment_id"], 0)) for row in rows]
+
+
+# Declared before /{segment_id}, which would otherwise take "rfm-grid" for a segment's id.
+@segments_router.get("/rfm-grid", response_model=RfmGridRead)
+async def rfm_grid(request: Request, uow: ReadUow, identity: CurrentIdentity) -> RfmGridRead:
+    """Customers and their net spend per recency × frequency score (the 25 cells of a 5×5 grid,
+    empty ones as zeros), as the last refresh scored them; erased customers are left out."""
+    identity.authorize(AGGREGATE_READERS)
+    currency = resources(request).rfm_currency
+    grid = await definitions.rfm_grid(uow, currency)
+    return RfmGridRead(currency=currency, scored_at=grid.scored_at, customers=grid.customers,
+                       value=format_amount(grid.value),
+                       cells=[RfmGridCell(r=c.r, f=c.f, customers=c.customers, value=format_amount(c.value))
+                              for c in grid.cells])
 
 
 @segments_router.post("", status_code=201, response_model=SegmentRead,
@@ -80,7 +101,7 @@ async def refresh_now(request: Request, identity: CurrentIdentity) -> RefreshRea
 @segments_router.get("/{segment_id}", response_model=SegmentRead, responses={404: PROBLEM})
 async def get_segment(uow: ReadUow, identity: CurrentIdentity,
                       segment_id: str = Path(max_length=100)) -> SegmentRead:
-    identity.authorize(STAFF)
+    identity.authorize(AGGREGATE_READERS)
     row, members = await definitions.get_segment(uow, segment_id)
     return rfm_segment_read(segment_id, members) if row is None else segment_read(row, members)
 

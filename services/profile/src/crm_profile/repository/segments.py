@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -82,6 +83,17 @@ _SIZES = text("""
 
 
 _CUSTOMERS = text("SELECT count(*) FROM customers")
+# The marketer's R×F grid: customers and their net spend (in the RFM currency, as M counts it) per
+# pair of scores; erased customers are left out, as from the segment sizes. Only the cells that
+# have customers come back (the use case fills in the rest).
+_RFM_GRID = text("""
+    SELECT c.rfm_r AS r, c.rfm_f AS f, count(*) AS customers,
+           COALESCE(sum(s.amount - s.refunded), 0) AS value, max(c.rfm_scored_at) AS scored_at
+    FROM customers c
+    LEFT JOIN customer_spend s ON s.customer_id = c.customer_id AND s.currency = :currency
+    WHERE c.rfm_r IS NOT NULL AND c.rfm_f IS NOT NULL AND c.erased_at IS NULL
+    GROUP BY c.rfm_r, c.rfm_f
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +103,17 @@ class RfmChange:
     customer_id: str
     old_segment: str | None
     segment: str
+
+
+@dataclass(frozen=True, slots=True)
+class RfmCell:
+    """Customers with recency score ``r`` and frequency score ``f``, their net spend, when last scored."""
+
+    r: int
+    f: int
+    customers: int
+    value: Decimal
+    scored_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +172,11 @@ class SegmentRepository:
     async def segment_sizes(self) -> dict[str, int]:
         """Members per segment: ``rfm:<name>`` (erased customers not counted) and every custom one."""
         return {row.segment_id: row.members for row in await self.connection.execute(_SIZES)}
+
+    async def rfm_grid(self, currency: str) -> list[RfmCell]:
+        """The R×F cells that have customers (not erased), with their net spend in ``currency``."""
+        rows = await self.connection.execute(_RFM_GRID, {"currency": currency})
+        return [RfmCell(row.r, row.f, row.customers, row.value, row.scored_at) for row in rows]
 
     async def customer_count(self) -> int:
         """Customers in the archive (erased ones too)."""

@@ -1,14 +1,18 @@
-"""The custom segments staff define: members are computed at once and kept current as events arrive."""
+"""The custom segments staff define (members are computed at once and kept current as events arrive),
+every segment's size, and the RFM grid of recency × frequency scores."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from crm_shared.errors import ConflictError, NotFoundError, RuleViolation
 from crm_shared.uow import UnitOfWork
 
 from crm_profile.domain.segments import RFM_SEGMENTS
 from crm_profile.repository import ProfileRepository
+from crm_profile.repository.segments import RfmCell
 from crm_profile.usecases.segments import refresh_segments
 
 Uow = UnitOfWork[ProfileRepository]
@@ -72,3 +76,20 @@ async def members_page(uow: Uow, segment_id: str, *, after: str, limit: int) -> 
                                                                                        str | None]:
     rows = await uow.repo.members_page(segment_id, after=after, limit=limit + 1)
     return rows[:limit], rows[limit - 1][0] if len(rows) > limit else None
+
+
+class RfmGrid(NamedTuple):
+    cells: list[RfmCell]  # all 25, recency score 5 down to 1, then frequency score 1 to 5
+    customers: int
+    value: Decimal
+    scored_at: datetime | None  # the latest score in the grid; None before the first refresh
+
+
+async def rfm_grid(uow: Uow, currency: str) -> RfmGrid:
+    """Customers and their net spend per pair of recency and frequency scores: every one of the 25
+    cells, empty ones as zeros, so a chart of it always has the same shape."""
+    found = {(cell.r, cell.f): cell for cell in await uow.repo.rfm_grid(currency)}
+    cells = [found.get((r, f)) or RfmCell(r, f, 0, Decimal(0)) for r in range(5, 0, -1) for f in range(1, 6)]
+    scored = [cell.scored_at for cell in cells if cell.scored_at is not None]
+    return RfmGrid(cells, sum(cell.customers for cell in cells), sum((cell.value for cell in cells), Decimal(0)),
+                   max(scored, default=None))

@@ -1,6 +1,6 @@
-// Marketing: who the customers are. Segments with their sizes (the profile API: staff only, so a
-// supervisor's screen), the churn risk distribution (the churn API's aggregates, for marketers too)
-// and the valuable-at-risk list with its reasons (customers' scores: staff only).
+// Marketing: who the customers are. Segments with their sizes and the RFM grid (the profile API's
+// aggregates, which marketers may read), the churn risk distribution (the churn API's aggregates, for
+// marketers too) and the valuable-at-risk list with its reasons (customers' scores: staff only).
 // Customer ids and counts only, never a name or an address.
 import { h, t, api, ui, formatDate, formatMoney, formatNumber } from "../lib/console.js";
 
@@ -16,10 +16,13 @@ export const messages = {
     "marketing.segments.custom": "Custom segments", "marketing.segments.id": "Segment id", "marketing.segments.name": "Name",
     "marketing.segments.members": "Customers", "marketing.segments.rule": "Rule", "marketing.segments.updated": "Updated",
     "marketing.segments.rules_title": "How RFM names customers (scores 1–5: recency, frequency, money)",
-    "marketing.segments.role_note": "Segment sizes come from the profile API, which only staff may read. As a marketer, "
-      + "use the segment names in an audience: its estimate gives the size.",
-    "marketing.segments.grid_gap": "A 5×5 R×F grid of customers and value needs per-score counts, which the API does not "
-      + "expose yet: the named RFM segments are shown instead.",
+    "marketing.grid.heading": "RFM grid",
+    "marketing.grid.title": "Customers and value by recency (R) and frequency (F)",
+    "marketing.grid.r": "Recency score (R)", "marketing.grid.f": "Frequency score (F)",
+    "marketing.grid.corner": "R \\ F", "marketing.grid.row": "R {r}", "marketing.grid.col": "F {f}",
+    "marketing.grid.cell": "R {r}, F {f}: {customers} customers, {value}",
+    "marketing.grid.note": "{customers} scored customers, net spend {value} (only {currency} counts); scored {at}. "
+      + "Bubble size: customers. Erased customers and those with no order are not counted.",
     "marketing.churn": "Churn risk", "marketing.churn.distribution": "Customers by churn risk level",
     "marketing.churn.scored_total": "{n} customers scored (those with a paid order).",
     "marketing.churn.scores": "Customers by risk score",
@@ -39,8 +42,13 @@ export const messages = {
     "marketing.segments.custom": "自定义分群", "marketing.segments.id": "分群 ID", "marketing.segments.name": "名称",
     "marketing.segments.members": "客户数", "marketing.segments.rule": "规则", "marketing.segments.updated": "更新时间",
     "marketing.segments.rules_title": "RFM 如何命名客户（1–5 分：最近购买、频率、金额）",
-    "marketing.segments.role_note": "分群人数来自客户档案接口，仅员工可读。营销人员请在受众中使用分群名称：受众估算会给出人数。",
-    "marketing.segments.grid_gap": "5×5 的 R×F 客户与价值网格需要按分数统计的人数，接口尚未提供：此处显示 RFM 命名分群。",
+    "marketing.grid.heading": "RFM 网格",
+    "marketing.grid.title": "按最近购买（R）和购买频率（F）统计的客户数与价值",
+    "marketing.grid.r": "最近购买得分（R）", "marketing.grid.f": "购买频率得分（F）",
+    "marketing.grid.corner": "R \\ F", "marketing.grid.row": "R {r}", "marketing.grid.col": "F {f}",
+    "marketing.grid.cell": "R {r}，F {f}：{customers} 位客户，{value}",
+    "marketing.grid.note": "已评分客户 {customers} 位，净消费 {value}（仅计 {currency}）；评分时间 {at}。"
+      + "气泡大小表示客户数。已删除的客户和尚无订单的客户不计入。",
     "marketing.churn": "流失风险", "marketing.churn.distribution": "各流失风险等级的客户数",
     "marketing.churn.scored_total": "已评分客户 {n} 位（有付款订单的客户）。",
     "marketing.churn.scores": "各风险分数段的客户数",
@@ -63,22 +71,60 @@ function rfmRules() {
     Object.entries(RFM_RULES).map(([name, rule]) => ({ name: t(`marketing.rfm.${name}`), id: `rfm:${name}`, rule }))));
 }
 
-async function segments(main, params, ctx) {
+// The 5×5 grid as a Chart.js bubble chart (x: F, y: R, area: customers) and, for screen readers and
+// tests, a table of the same numbers: rows R 5..1, columns F 1..5, each cell's data-value the
+// customers (data-amount the net spend). ui.chart's table has one row per label and one column per
+// dataset, which is not a grid's shape, so the figure is built here.
+function rfmGrid(grid) {
+  const money = (value) => formatMoney(value, grid.currency);
+  const at = (r, f) => grid.cells.find((c) => c.r === r && c.f === f) || { r, f, customers: 0, value: "0" };
+  const scores = [1, 2, 3, 4, 5];
+  const canvas = h("canvas", { role: "img", "aria-label": t("marketing.grid.title") });
+  const table = h("table", { class: "rfm-grid" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("marketing.grid.corner")),
+      scores.map((f) => h("th", { scope: "col", class: "num" }, t("marketing.grid.col", { f }))))),
+    h("tbody", {}, [...scores].reverse().map((r) => h("tr", {}, h("th", { scope: "row" }, t("marketing.grid.row", { r })),
+      scores.map((f) => {
+        const cell = at(r, f);
+        return h("td", { class: "num", "data-r": r, "data-f": f, "data-value": cell.customers, "data-amount": cell.value },
+          formatNumber(cell.customers), h("br", {}), h("small", { class: "muted" }, money(cell.value)));
+      })))));
+  const figure = h("figure", { class: "chart", "data-chart": "rfm-grid" }, h("figcaption", {}, t("marketing.grid.title")),
+    canvas, table, h("p", { class: "muted" }, t("marketing.grid.note", { customers: formatNumber(grid.customers),
+      value: money(grid.value), currency: grid.currency, at: formatDate(grid.scored_at) })));
+  const largest = Math.max(1, ...grid.cells.map((c) => c.customers));
+  const points = grid.cells.filter((c) => c.customers > 0).map((c) => ({ x: c.f, y: c.r,
+    r: 4 + 20 * Math.sqrt(c.customers / largest), customers: c.customers, value: c.value }));
+  // Scores 1..5 only as ticks; the half-score margins keep the outer bubbles inside the plot.
+  const axis = (title, label) => ({ min: 0.5, max: 5.5, title: { display: true, text: title },
+    afterBuildTicks: (scale) => { scale.ticks = scores.map((value) => ({ value })); },
+    ticks: { callback: (value) => label(value) } });
+  requestAnimationFrame(() => {
+    if (!window.Chart || !canvas.isConnected) return;
+    figure.chart = new window.Chart(canvas, { type: "bubble",
+      data: { datasets: [{ label: t("marketing.segments.members"), data: points }] },
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
+        scales: { x: axis(t("marketing.grid.f"), (f) => t("marketing.grid.col", { f })),
+                  y: axis(t("marketing.grid.r"), (r) => t("marketing.grid.row", { r })) },
+        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (item) => t("marketing.grid.cell", {
+          r: item.raw.y, f: item.raw.x, customers: formatNumber(item.raw.customers), value: money(item.raw.value) }) } } } } });
+  });
+  return figure;
+}
+
+async function segments(main) {
   main.append(h("h1", {}, t("marketing.segments")));
-  if (!staff(ctx)) {
-    main.append(h("p", { class: "card muted", role: "note" }, t("marketing.segments.role_note")), rfmRules());
-    return;
-  }
   await ui.load(main, async () => {
-    const all = await api.get("/v1/segments");
+    const [all, grid] = await Promise.all([api.get("/v1/segments"), api.get("/v1/segments/rfm-grid")]);
     const bySize = Object.fromEntries(all.map((s) => [s.segment_id, s.members]));
     const custom = all.filter((s) => !s.segment_id.startsWith("rfm:"));
     return h("div", {},
+      h("section", { class: "card", "aria-labelledby": "grid-title" }, h("h2", { id: "grid-title" }, t("marketing.grid.heading")),
+        rfmGrid(grid)),
       h("section", { class: "card", "aria-labelledby": "rfm-title" }, h("h2", { id: "rfm-title" }, t("marketing.segments.rfm")),
         ui.chart("bar", { labels: RFM.map((n) => t(`marketing.rfm.${n}`)),
           datasets: [{ label: t("marketing.segments.members"), data: RFM.map((n) => bySize[`rfm:${n}`] ?? 0) }] },
-        { id: "rfm-segments", title: t("marketing.segments.rfm") }),
-        h("p", { class: "muted" }, t("marketing.segments.grid_gap"))),
+        { id: "rfm-segments", title: t("marketing.segments.rfm") })),
       rfmRules(),
       h("section", { class: "card", "aria-labelledby": "custom-title" }, h("h2", { id: "custom-title" }, t("marketing.segments.custom")),
         custom.length ? ui.table([
