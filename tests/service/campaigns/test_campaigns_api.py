@@ -134,8 +134,15 @@ async def test_a_campaign_round_trip_its_rules_and_a_large_audience_waits_for_a_
     async with campaigns.client() as http:
         changed = await http.put("/v1/campaigns/spring", json={**settings, "name": "Spring sale", "version": 1})
         assert changed.status_code == 200 and changed.json()["version"] == 2, changed.text
-        assert [c["campaign_id"] for c in (await http.get("/v1/campaigns", params={"status": "draft"})).json()] \
-            == [triggered["campaign_id"], "spring"]
+        assert [c["campaign_id"] for c in (await http.get("/v1/campaigns", params={"status": "draft"})).json()[
+            "items"]] == [triggered["campaign_id"], "spring"]
+        # Page by page with the cursor: each campaign once, newest first.
+        first = (await http.get("/v1/campaigns", params={"status": "draft", "limit": 1})).json()
+        second = (await http.get("/v1/campaigns", params={"status": "draft", "limit": 1,
+                                                          "cursor": first["next_cursor"]})).json()
+        bad = await http.get("/v1/campaigns", params={"cursor": "not-a-cursor"})
+        assert [c["campaign_id"] for c in first["items"] + second["items"]] == [triggered["campaign_id"], "spring"]
+        assert second["next_cursor"] is None and bad.status_code == 422
     activated = await campaigns.post("/v1/campaigns/spring/activate")
     assert activated.status_code == 200, activated.text
     assert activated.json()["status"] == "awaiting_approval"

@@ -258,3 +258,18 @@ async def test_a_tier_with_a_birthday_pool_gets_one_personal_code_a_year(loyalty
                 if n.data["kind"] == "birthday_greeting"]
     for code in codes:
         assert (await coupon(loyalty, code["coupon_id"]))["issued_by"] == "birthday"
+
+
+async def test_the_pools_are_listed_page_by_page_each_once(loyalty):
+    made = sorted([await make_pool(loyalty, discount_kind="percent", percent="10") for _ in range(5)])
+    seen, cursor, pages = [], None, 0
+    async with loyalty.service.client(SUPERVISOR) as http:
+        while True:
+            page = (await http.get("/v1/loyalty/coupon-pools",
+                                   params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+            seen += [p["pool_id"] for p in page["items"]]
+            pages += 1
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    assert seen == made and pages == 3

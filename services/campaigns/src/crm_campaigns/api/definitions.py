@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from crm_campaigns.api.common import ReadUow, Uow, resources
 from crm_campaigns.schemas.audiences import AudienceCreate, AudienceRead, AudienceUpdate, EstimateRead
-from crm_campaigns.schemas.campaigns import CampaignCreate, CampaignRead, CampaignUpdate
+from crm_campaigns.schemas.campaigns import CampaignCreate, CampaignPage, CampaignRead, CampaignUpdate
 from crm_campaigns.schemas.templates import PreviewRead, PreviewRequest, TemplateCreate, TemplateRead, TemplateUpdate
 from crm_campaigns.usecases import definitions
 
@@ -172,12 +172,14 @@ async def create_campaign(body: CampaignCreate, request: Request, uow: Uow, iden
     return await _once(request, uow, identity, key, 201, act)
 
 
-@router.get("/campaigns", response_model=list[CampaignRead])
+@router.get("/campaigns", response_model=CampaignPage, responses={422: _PROBLEM})
 async def list_campaigns(uow: ReadUow, identity: CurrentIdentity, limit: Limit = 100,
                          status: Literal["draft", "awaiting_approval", "active", "paused", "completed"] | None = None,
-                         ) -> list[CampaignRead]:
+                         cursor: Annotated[str | None, Query(max_length=200)] = None) -> CampaignPage:
+    """Campaigns, newest first, a page at a time (``next_cursor``), optionally of one status."""
     identity.authorize(MANAGERS, scope=READ)
-    return [CampaignRead.model_validate(r) for r in await uow.repo.campaigns(status, limit)]
+    rows, next_cursor = await definitions.list_campaigns(uow, status=status, cursor=cursor, limit=limit)
+    return CampaignPage(items=[CampaignRead.model_validate(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignRead, responses={404: _PROBLEM})

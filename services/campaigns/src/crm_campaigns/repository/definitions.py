@@ -59,8 +59,10 @@ _CAMPAIGN_STATUS = text("""
     WHERE campaign_id = :campaign_id RETURNING *""")
 _CAMPAIGN = text("SELECT * FROM campaigns WHERE campaign_id = :campaign_id")
 _CAMPAIGN_FOR_UPDATE = text("SELECT * FROM campaigns WHERE campaign_id = :campaign_id FOR UPDATE")
-_CAMPAIGNS = text("""SELECT * FROM campaigns WHERE CAST(:status AS text) IS NULL OR status = :status
-                     ORDER BY created_at DESC, campaign_id LIMIT :limit""")
+_CAMPAIGNS = text("""
+    SELECT * FROM campaigns WHERE (CAST(:status AS text) IS NULL OR status = :status)
+      AND (CAST(:after_at AS timestamptz) IS NULL OR (created_at, campaign_id) < (:after_at, :after_id))
+    ORDER BY created_at DESC, campaign_id DESC LIMIT :limit""")
 
 
 def _dumped(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,5 +137,8 @@ class DefinitionsSql(Sql):
     async def campaign(self, campaign_id: str, *, lock: bool = False) -> dict[str, Any] | None:
         return await self._one(_CAMPAIGN_FOR_UPDATE if lock else _CAMPAIGN, {"campaign_id": campaign_id})
 
-    async def campaigns(self, status: str | None, limit: int) -> list[dict[str, Any]]:
-        return await self._all(_CAMPAIGNS, {"status": status, "limit": limit})
+    async def campaigns(self, status: str | None, limit: int,
+                        after: tuple[datetime, str] | None = None) -> list[dict[str, Any]]:
+        after_at, after_id = after or (None, "")
+        return await self._all(_CAMPAIGNS, {"status": status, "limit": limit, "after_at": after_at,
+                                            "after_id": after_id})

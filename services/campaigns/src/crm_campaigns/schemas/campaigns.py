@@ -178,6 +178,11 @@ class MessageRead(BaseModel):
     unsubscribed_at: datetime | None
 
 
+class CampaignPage(BaseModel):
+    items: list[CampaignRead]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")
+
+
 class MessagePage(BaseModel):
     items: list[MessageRead]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")

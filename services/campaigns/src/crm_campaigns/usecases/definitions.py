@@ -25,6 +25,7 @@ from crm_campaigns.domain.templates import (
     render,
     validate,
 )
+from crm_campaigns.usecases.pages import after_of, cursor_of
 
 if TYPE_CHECKING:
     from crm_shared.uow import UnitOfWork
@@ -232,3 +233,11 @@ async def resume(uow: Uow, campaign_id: str, *, approval_threshold: int, at: dat
     status = after_activation(campaign["estimated_size"], approval_threshold,
                               approved=campaign["approved_by"] is not None)
     return await uow.repo.set_campaign_status(campaign_id, status, at=at)
+
+
+async def list_campaigns(uow: Uow, *, status: str | None, cursor: str | None,
+                         limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of campaigns, newest first, and the cursor of the next (None: the last)."""
+    rows = await uow.repo.campaigns(status, limit + 1, after=after_of(cursor) if cursor else None)
+    page = rows[:limit]
+    return page, (cursor_of(page[-1]["created_at"], page[-1]["campaign_id"]) if len(rows) > limit else None)

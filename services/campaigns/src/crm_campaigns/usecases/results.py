@@ -8,17 +8,14 @@ service's ``VALUE_CURRENCY``): amounts in different currencies do not add up.
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from dataclasses import asdict
-from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from crm_shared.errors import RuleViolation
-
 from crm_campaigns.domain.lift import GroupOutcome, lift
 from crm_campaigns.usecases.definitions import get_campaign
+from crm_campaigns.usecases.pages import after_of, cursor_of
 
 if TYPE_CHECKING:
     from crm_shared.uow import UnitOfWork
@@ -72,32 +69,15 @@ async def results(uow: Uow, campaign_id: str, *, currency: str) -> dict[str, Any
 
 # -- pages -----------------------------------------------------------------------------------------
 
-def _cursor(row: dict[str, Any]) -> str:
-    raw = f"{row['created_at'].isoformat()}|{row['message_id']}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, message_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        raise RuleViolation("the cursor is not one this service gave", code="invalid-cursor") from None
-    if moment.tzinfo is None:
-        raise RuleViolation("the cursor is not one this service gave", code="invalid-cursor")
-    return moment, message_id
-
-
 async def campaign_messages(uow: Uow, campaign_id: str, *, status: str | None, cursor: str | None,
                             limit: int) -> tuple[list[dict[str, Any]], str | None]:
     """A page of the campaign's messages, newest first, and the cursor of the next (None: the last)."""
     await get_campaign(uow, campaign_id)
-    after = _after(cursor) if cursor else None
+    after = after_of(cursor) if cursor else None
     rows = await uow.repo.campaign_messages(campaign_id, status=status, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (_cursor(rows[-1]) if more else None)
+    return rows, (cursor_of(rows[-1]["created_at"], rows[-1]["message_id"]) if more else None)
 
 
 async def customer_contacts(uow: Uow, customer_id: str, limit: int) -> list[dict[str, Any]]:

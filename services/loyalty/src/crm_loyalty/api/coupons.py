@@ -23,6 +23,7 @@ from crm_loyalty.schemas.coupons import (
     CouponIssue,
     CouponIssueRead,
     CouponPoolCreate,
+    CouponPoolPage,
     CouponPoolRead,
     CouponPoolSettings,
     CouponRead,
@@ -66,12 +67,15 @@ async def create_pool(body: CouponPoolCreate, request: Request, uow: Uow, identi
     return answer
 
 
-@router.get("/coupon-pools", response_model=list[CouponPoolRead])
+@router.get("/coupon-pools", response_model=CouponPoolPage)
 async def list_pools(uow: ReadUow, identity: CurrentIdentity,
-                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[CouponPoolRead]:
-    """The coupon pools, newest first, with how many codes were issued and uses applied (staff)."""
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     cursor: Annotated[str | None, Query(max_length=100)] = None) -> CouponPoolPage:
+    """The coupon pools by id, with how many codes were issued and uses applied (staff),
+    cursor-paginated (pass ``next_cursor`` back as ``cursor``)."""
     identity.authorize(STAFF)
-    return [CouponPoolRead.model_validate(row) for row in await coupons.list_pools(uow, limit)]
+    rows, next_cursor = await coupons.list_pools(uow, limit, cursor or "")
+    return CouponPoolPage(items=[CouponPoolRead.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
 @router.get("/coupon-pools/{pool_id}", response_model=CouponPoolRead, responses={404: _PROBLEM})

@@ -42,7 +42,7 @@ _UPDATE_POOL = text("""
 """)
 _POOL = text(f"{_POOL_SELECT} WHERE pool_id = :pool_id")
 _POOL_FOR_UPDATE = text(f"{_POOL_SELECT} WHERE pool_id = :pool_id FOR UPDATE")
-_POOLS = text(f"{_POOL_SELECT} ORDER BY created_at DESC, pool_id LIMIT :limit")
+_POOLS = text(f"{_POOL_SELECT} WHERE pool_id > :after ORDER BY pool_id LIMIT :limit")
 _LOCK_POOLS = text(f"{_POOL_SELECT} WHERE pool_id = ANY(CAST(:ids AS text[])) ORDER BY pool_id FOR UPDATE")
 _COUNT_ISSUED = text("UPDATE coupon_pools SET issued_count = issued_count + :count WHERE pool_id = :pool_id")
 _INSERT_COUPONS = text("""
@@ -130,8 +130,8 @@ class CouponsSql(Sql):
         row = (await self.conn.execute(_POOL_FOR_UPDATE if lock else _POOL, {"pool_id": pool_id})).first()
         return dict(row._mapping) if row is not None else None
 
-    async def pools(self, limit: int) -> list[dict[str, Any]]:
-        return [dict(row._mapping) for row in await self.conn.execute(_POOLS, {"limit": limit})]
+    async def pools(self, limit: int, after: str = "") -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in await self.conn.execute(_POOLS, {"limit": limit, "after": after})]
 
     async def lock_pools(self, pool_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """These pools, locked in id order."""

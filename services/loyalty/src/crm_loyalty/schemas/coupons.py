@@ -85,6 +85,11 @@ class CouponPoolRead(BaseModel):
     updated_at: datetime
 
 
+
+class CouponPoolPage(BaseModel):
+    items: list[CouponPoolRead]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")
+
 class CouponIssue(_Body):
     customer_id: CustomerIdField | None = Field(None, description="Personal codes (one use each, this "
                                                                   "customer's only); omit for generic codes.")

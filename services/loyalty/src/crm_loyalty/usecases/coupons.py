@@ -101,8 +101,11 @@ async def get_pool(uow: Uow, pool_id: str) -> dict[str, Any]:
     return row
 
 
-async def list_pools(uow: Uow, limit: int) -> list[dict[str, Any]]:
-    return await uow.repo.pools(limit)
+async def list_pools(uow: Uow, limit: int, after: str = "") -> tuple[list[dict[str, Any]], str | None]:
+    """A page of pools by id (as the reward catalogue is), and the cursor of the next (None: the last)."""
+    rows = await uow.repo.pools(limit + 1, after)
+    page = rows[:limit]
+    return page, (page[-1]["pool_id"] if len(rows) > limit else None)
 
 
 # -- issuing and revoking --------------------------------------------------------------------------

@@ -35,7 +35,6 @@ export const messages = {
     "marketing.action.done": "Campaign {id}: {status}",
     "marketing.col.message": "Message", "marketing.col.customer": "Customer id", "marketing.col.channel": "Channel",
     "marketing.col.locale": "Language", "marketing.col.sent_at": "Sent",
-    "marketing.list_note": "The campaigns API lists up to {limit} campaigns, newest first (it has no cursor).",
     "marketing.rfm.champions": "Champions", "marketing.rfm.loyal": "Loyal", "marketing.rfm.potential": "Potential",
     "marketing.rfm.new": "New", "marketing.rfm.at_risk": "At risk", "marketing.rfm.cannot_lose": "Cannot lose",
     "marketing.rfm.hibernating": "Hibernating", "marketing.rfm.lost": "Lost",
@@ -68,7 +67,6 @@ export const messages = {
     "marketing.action.done": "活动 {id}：{status}",
     "marketing.col.message": "消息", "marketing.col.customer": "客户 ID", "marketing.col.channel": "渠道",
     "marketing.col.locale": "语言", "marketing.col.sent_at": "发送时间",
-    "marketing.list_note": "活动接口按创建时间倒序最多列出 {limit} 个活动（没有分页游标）。",
     "marketing.rfm.champions": "冠军客户", "marketing.rfm.loyal": "忠诚客户", "marketing.rfm.potential": "潜力客户",
     "marketing.rfm.new": "新客户", "marketing.rfm.at_risk": "流失风险", "marketing.rfm.cannot_lose": "不能失去",
     "marketing.rfm.hibernating": "休眠客户", "marketing.rfm.lost": "已流失",
@@ -76,7 +74,7 @@ export const messages = {
   },
 };
 
-const LIST_LIMIT = 100;
+const LIST_LIMIT = 25;
 const statusBadge = (status) => ui.badge(t(`marketing.status.${status}`),
   { active: "ok", completed: "ok", awaiting_approval: "warning", paused: "warning" }[status] || "");
 const percent = (rate) => (rate === null || rate === undefined ? null : Math.round(rate * 10000) / 100);
@@ -88,8 +86,8 @@ async function campaignList(main) {
                    STATUSES.map((s) => h("option", { value: s }, t(`marketing.status.${s}`))));
   const results = h("div", {});
   const draw = () => results.replaceChildren(ui.pager({
-    // GET /v1/campaigns answers a list (newest first, up to limit) rather than a page: one page, no cursor.
-    load: async () => ({ items: await api.get("/v1/campaigns", { status: filter.value, limit: LIST_LIMIT }), next_cursor: null }),
+    // Newest first, a page at a time with the API's cursor.
+    load: (cursor) => api.get("/v1/campaigns", { status: filter.value, limit: LIST_LIMIT, cursor }),
     render: (items) => ui.table([
       { key: "name", label: t("marketing.col.name"),
         render: (row) => h("a", { href: `#/campaigns/${encodeURIComponent(row.campaign_id)}` }, row.name) },
@@ -103,7 +101,7 @@ async function campaignList(main) {
   main.append(h("div", { class: "row heading" }, h("h1", {}, t("marketing.campaigns")),
     h("a", { class: "button", href: "#/campaigns/new" }, t("marketing.campaigns.new"))),
   h("div", { class: "card" }, ui.field(t("marketing.campaigns.filter"), filter),
-    h("p", { class: "muted" }, t("marketing.list_note", { limit: LIST_LIMIT })), results));
+    results));
   draw();
 }
 

@@ -15,7 +15,6 @@ export const messages = {
     "marketing.pools.min_spend": "Minimum spend", "marketing.pools.validity": "Valid", "marketing.pools.issued": "Issued",
     "marketing.pools.used": "Used", "marketing.pools.days": "{days} days after issue",
     "marketing.pools.role_note": "Coupon pools are readable by staff only: ask a supervisor for the pool id to use in a coupon action.",
-    "marketing.pools.limit_note": "The loyalty API lists up to {limit} pools, newest first (it has no cursor).",
     "marketing.rewards.read_only": "Read-only: supervisors keep rewards and pools.",
   },
   "zh-CN": {
@@ -29,12 +28,11 @@ export const messages = {
     "marketing.pools.min_spend": "最低消费", "marketing.pools.validity": "有效期", "marketing.pools.issued": "已发放",
     "marketing.pools.used": "已使用", "marketing.pools.days": "发放后 {days} 天",
     "marketing.pools.role_note": "优惠券池仅员工可读：请向主管索取券池 ID 用于优惠券动作。",
-    "marketing.pools.limit_note": "积分接口按创建时间倒序最多列出 {limit} 个券池（没有分页游标）。",
     "marketing.rewards.read_only": "只读：奖励和券池由主管维护。",
   },
 };
 
-const POOL_LIMIT = 100;
+const POOL_LIMIT = 25;
 const window_ = (from, until) => (from || until ? `${formatDate(from, false)} – ${formatDate(until, false)}` : "—");
 
 function catalogue() {
@@ -63,11 +61,10 @@ function discount(pool) {
 }
 
 function pools() {
-  const card = h("section", { class: "card", "aria-labelledby": "pools-title" }, h("h2", { id: "pools-title" }, t("marketing.pools")),
-    h("p", { class: "muted" }, t("marketing.pools.limit_note", { limit: POOL_LIMIT })));
+  const card = h("section", { class: "card", "aria-labelledby": "pools-title" }, h("h2", { id: "pools-title" }, t("marketing.pools")));
   card.append(ui.pager({
-    // GET /v1/loyalty/coupon-pools answers a list (newest first, up to limit): one page.
-    load: async () => ({ items: await api.get("/v1/loyalty/coupon-pools", { limit: POOL_LIMIT }), next_cursor: null }),
+    // By pool id, a page at a time with the API's cursor.
+    load: (cursor) => api.get("/v1/loyalty/coupon-pools", { limit: POOL_LIMIT, cursor }),
     render: (items) => ui.table([
       { key: "pool_id", label: t("marketing.pools.id"), render: (row) => h("code", {}, row.pool_id) },
       { key: "name", label: t("marketing.rewards.name") },

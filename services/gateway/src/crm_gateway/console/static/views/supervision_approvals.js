@@ -48,8 +48,8 @@ export const messages = {
   },
 };
 
-// GET /v1/campaigns answers a plain list (up to `limit`, no cursor): one page for the pager.
-const WAITING = { status: "awaiting_approval", limit: 100 };
+// The campaigns waiting for a supervisor, a page at a time with the API's cursor.
+const WAITING = { status: "awaiting_approval", limit: 25 };
 
 async function approve(campaign, refresh) {
   const size = formatNumber(campaign.estimated_size);
@@ -126,7 +126,7 @@ function requestsTable(items, refresh) {
 async function approvals(main) {
   const list = h("div", {});
   const refresh = () => list.replaceChildren(ui.pager({
-    load: async () => ({ items: await api.get("/v1/campaigns", WAITING), next_cursor: null }),
+    load: (cursor) => api.get("/v1/campaigns", { ...WAITING, cursor }),
     render: (items) => campaignsTable(items, refresh), empty: t("supervision.approvals.none") }));
   const requests = h("div", {});
   const refreshRequests = () => requests.replaceChildren(ui.pager({
