@@ -266,6 +266,8 @@ MARKETING_ROUTES = {
     ("GET", "/v1/campaign-contacts"): {"agent", "supervisor", "marketer", "service"},
 }
 # Aggregates of the profile's segments (definitions, sizes, the RFM grid): no customer id, no PII.
+# How churn risk is spread (counts and value per level): an aggregate too.
+CHURN_DISTRIBUTION = ("GET", "/v1/churn/distribution")
 SEGMENT_AGGREGATES = {("GET", "/v1/segments"), ("GET", "/v1/segments/{segment_id}"), ("GET", "/v1/segments/rfm-grid")}
 APPROVE = ("POST", "/v1/campaigns/{campaign_id}/approve")
 PUBLIC_ROUTES = {("GET", "/v1/public/unsubscribe/{token}"), ("POST", "/v1/public/unsubscribe/{token}"),
@@ -287,7 +289,7 @@ def _may(identity: Identity, route) -> bool:
 
 def test_a_marketer_is_refused_every_route_but_the_marketing_ones():
     allowed = {(r.method, r.path) for r in ROUTES if not r.public and _may(MARKETER, r)}
-    assert allowed == set(MARKETING_ROUTES) | SEGMENT_AGGREGATES | {WHO_AM_I}
+    assert allowed == set(MARKETING_ROUTES) | SEGMENT_AGGREGATES | {WHO_AM_I, CHURN_DISTRIBUTION}
     assert not _may(MARKETER, next(r for r in ROUTES if (r.method, r.path) == APPROVE))
     # In particular nothing that shows a customer's data: profiles, the 360, loyalty, tickets, churn,
     # a segment's members.

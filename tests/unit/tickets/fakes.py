@@ -76,9 +76,16 @@ class InMemoryTicketsRepository:
         return Row(copy.deepcopy(self.tickets[ticket_id]))
 
     async def list_tickets(self, *, customer_id, statuses, assignee, group_id, priority, before_at, before_id,
-                           limit) -> list[Row]:
+                           limit, unassigned=False, due_before=None) -> list[Row]:
+        def due_soon(t) -> bool:  # the repository's SQL: a clock still to stop, due before then
+            return t["status"] in ("new", "open", "pending_customer") and (
+                (t["first_response_at"] is None and t["first_response_due_at"] < due_before)
+                or (t["resolved_at"] is None and t.get("resolution_left_s") is None
+                    and t["resolution_due_at"] is not None and t["resolution_due_at"] < due_before))
         rows = [t for t in self.tickets.values()
                 if (customer_id is None or t["customer_id"] == customer_id)
+                and (not unassigned or t["assignee"] is None)
+                and (due_before is None or due_soon(t))
                 and (statuses is None or t["status"] in statuses)
                 and (assignee is None or t["assignee"] == assignee)
                 and (group_id is None or t["group_id"] == group_id)

@@ -327,4 +327,6 @@ adjustment_requests = Table(
     Column("decided_by", Text),
     Column("decided_at", DateTime(True)),
     Column("note", Text),
-    Column("entry_id", BigInteger))
+    Column("entry_id", BigInteger),
+    Index("adjustment_requests_pending", "seq", postgresql_where=sa.text("status = 'pending'")),
+    Index("adjustment_requests_customer", "customer_id"))
